@@ -1,0 +1,279 @@
+"""``Client``: where the data lives, and the start/stop of everything that uses it.
+
+Owns configuration (a URL, dataClay-style arguments, or the ``DC_*`` environment variables;
+default ``sqlite:///claystore.db``), the SQLAlchemy engine, schema creation at start, the
+active-client context variables (through :class:`~claystore.orm.context.ObjectContext`), and
+the client-level API (``get_backends``, ...).
+
+Configuration order: the ``url`` argument; else ``host``/``port``/``username``/``password``/
+``database`` arguments (PostgreSQL); else ``DC_URL``; else ``DC_HOST``, ``DC_PORT``,
+``DC_USERNAME``, ``DC_PASSWORD``, ``DC_DATABASE``; else the SQLite default.  The dataset comes
+from ``dataset``, else ``DC_DATASET``, else ``"default"``.  The password never appears in
+``repr``, messages or logs.
+
+Called by users; creates the ORM context.  Nothing in ``orm``/``datastore``/``dialects``
+imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from claystore.dialects import dialect_for, translate_error
+from claystore.dialects.base import EngineSupport
+from claystore.errors import ClientNotStartedError, ConfigurationError
+from claystore.orm import backends as backend_registry
+from claystore.orm.context import ObjectContext
+from claystore.orm.mapping import metadata
+from claystore.orm.system import system_metadata
+
+__all__ = ["DEFAULT_URL", "Client"]
+
+DEFAULT_URL = "sqlite:///claystore.db"
+DEFAULT_DATASET = "default"
+DEFAULT_PORT = 5432
+
+log = logging.getLogger("claystore")
+
+
+def _postgres_url(
+    host: str,
+    port: Any,
+    username: str | None,
+    password: str | None,
+    database: str | None,
+) -> URL:
+    try:
+        port_number = int(port) if port not in (None, "") else DEFAULT_PORT
+    except (TypeError, ValueError):
+        msg = f"port must be a number, not {port!r}"
+        raise ConfigurationError(msg) from None
+    return URL.create(
+        "postgresql+psycopg",
+        username=username or None,
+        password=password or None,
+        host=host,
+        port=port_number,
+        # like libpq: the database defaults to the user's name
+        database=database or username or "postgres",
+    )
+
+
+def _normalise(url: URL) -> URL:
+    """Pin PostgreSQL URLs to psycopg 3 (the driver claystore depends on)."""
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def resolve_url(
+    url: str | URL | None,
+    *,
+    host: str | None,
+    port: Any,
+    username: str | None,
+    password: str | None,
+    database: str | None,
+    environ: Mapping[str, str],
+) -> URL:
+    """The database URL from arguments, then environment, then the default."""
+    if url is not None and (host is not None or port is not None):
+        msg = "give either a URL or host/port arguments, not both"
+        raise ConfigurationError(msg)
+    try:
+        if url is not None:
+            return _normalise(make_url(url))
+        if host is not None:
+            return _postgres_url(host, port, username, password, database)
+        if environ.get("DC_URL"):
+            return _normalise(make_url(environ["DC_URL"]))
+        if environ.get("DC_HOST"):
+            return _postgres_url(
+                environ["DC_HOST"],
+                port if port is not None else environ.get("DC_PORT"),
+                username or environ.get("DC_USERNAME"),
+                password or environ.get("DC_PASSWORD"),
+                database or environ.get("DC_DATABASE"),
+            )
+    except sa.exc.ArgumentError as exc:
+        msg = f"not a database URL: {exc}"
+        raise ConfigurationError(msg) from None
+    return make_url(DEFAULT_URL)
+
+
+class Client:
+    """A connection to a claystore database (and, later, its other backends).
+
+    ``Client()`` reads the ``DC_*`` environment variables or uses ``sqlite:///claystore.db``;
+    ``Client("postgresql+psycopg://user:pw@host/db")`` takes a URL;
+    ``Client(host=..., port=..., username=..., password=..., dataset=...)`` connects to
+    PostgreSQL the dataClay way.  Use it as a context manager, or call :meth:`start` and
+    :meth:`stop`; it can be started again after it stops.
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        host: str | None = None,
+        port: int | str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        dataset: str | None = None,
+        database: str | None = None,
+        lock_timeout: float = 60.0,
+        echo: bool = False,
+        engine_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        environ = os.environ
+        self._url = resolve_url(
+            url,
+            host=host,
+            port=port,
+            username=username,
+            password=password,
+            database=database,
+            environ=environ,
+        )
+        self.dataset: str = dataset or environ.get("DC_DATASET") or DEFAULT_DATASET
+        self.username: str | None = self._url.username
+        if lock_timeout <= 0:
+            msg = f"lock_timeout must be a positive number of seconds, not {lock_timeout!r}"
+            raise ConfigurationError(msg)
+        self.lock_timeout = float(lock_timeout)
+        self._echo = echo
+        self._engine_options = dict(engine_options or {})
+        self._support: EngineSupport = dialect_for(self._url)
+        self._engine: Engine | None = None
+        self._context: ObjectContext | None = None
+        self._token: Any = None
+
+    # -- description ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database URL with the password hidden."""
+        return self._url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        status = "open" if self.is_open else "closed"
+        return f"Client({self.url!r}, dataset={self.dataset!r}) [{status}]"
+
+    @property
+    def is_open(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._context is not None and self._context.is_open
+
+    @property
+    def is_closed(self) -> bool:
+        """True when the client is not started."""
+        return not self.is_open
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for plain SQLAlchemy work on the same database)."""
+        if self._engine is None:
+            msg = "the client is not started; call client.start() first"
+            raise ClientNotStartedError(msg)
+        return self._engine
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        """The model classes' tables (``claystore.metadata``)."""
+        return metadata
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Connect, create missing tables, and make this the active client.  Idempotent."""
+        if self.is_open:
+            return self
+        options: dict[str, Any] = {"echo": self._echo, **self._support.engine_options()}
+        options.update(self._engine_options)
+        engine = sa.create_engine(self._url, **options)
+        self._support.configure(engine, lock_timeout=self.lock_timeout)
+        try:
+            with engine.connect() as conn:
+                self._support.begin(conn, write=True, lock_timeout=self.lock_timeout)
+                self._support.lock_schema(conn)
+                system_metadata.create_all(conn, checkfirst=True)
+                default_backend = backend_registry.ensure_default(conn)
+                conn.commit()
+        except sa.exc.SQLAlchemyError as exc:
+            engine.dispose()
+            raise translate_error(exc, self._url) from None
+        context = self._context
+        if context is None:  # the same context across restarts: its objects stay usable
+            context = ObjectContext(
+                engine,
+                self._support,
+                dataset=self.dataset,
+                username=self.username,
+                default_backend_id=default_backend,
+                lock_timeout=self.lock_timeout,
+                owner=self,
+            )
+        else:
+            context.reopen(engine, default_backend_id=default_backend)
+        try:
+            context.ensure_tables()
+        except Exception:
+            context.deactivate()
+            engine.dispose()
+            raise
+        self._engine = engine
+        self._context = context
+        self._token = context.activate()
+        log.info("claystore client started on %s (dataset %s)", self.url, self.dataset)
+        return self
+
+    def stop(self) -> None:
+        """Disconnect.  Objects keep their values in memory; using them needs a restart."""
+        context = self._context
+        if context is not None and context.is_open:
+            context.deactivate(self._token)
+            self._token = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+            log.info("claystore client stopped on %s", self.url)
+
+    close = stop
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _require_context(self) -> ObjectContext:
+        if self._context is None or not self._context.is_open:
+            msg = "the client is not started; call client.start() or use `with client:`"
+            raise ClientNotStartedError(msg)
+        return self._context
+
+    # -- backends ------------------------------------------------------------------------------
+
+    def get_backends(self) -> dict[UUID, backend_registry.BackendInfo]:
+        """Every backend, by id (``list(client.get_backends())`` gives the ids)."""
+        context = self._require_context()
+        with context.connection() as conn:
+            return backend_registry.list_backends(conn, self.url)
+
+    async def a_get_backends(self) -> dict[UUID, backend_registry.BackendInfo]:
+        """Coroutine form of :meth:`get_backends`."""
+        return await asyncio.to_thread(self.get_backends)

@@ -1,0 +1,49 @@
+"""PostgreSQL (psycopg 3): the production engine.
+
+Owns the row lock (``SELECT ... FOR UPDATE OF <root table>``), the per-transaction lock
+timeout (``SET LOCAL lock_timeout``), and short reads in autocommit mode (one round trip, no
+transaction to end).
+
+Called through :func:`claystore.dialects.base.dialect_for`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from typing_extensions import override
+
+from claystore.dialects.base import EngineSupport
+
+# advisory lock key for CREATE TABLE between processes ("claystor" in ASCII)
+_SCHEMA_LOCK_KEY = 0x636C_6179_7374_6F72
+
+
+class Support(EngineSupport):
+    """PostgreSQL engine support."""
+
+    name = "postgresql"
+
+    @override
+    def engine_options(self) -> dict[str, Any]:
+        return {"pool_size": 8, "max_overflow": 24, "pool_pre_ping": True}
+
+    @override
+    def begin(self, conn: Connection, *, write: bool, lock_timeout: float) -> None:
+        conn.begin()
+        if write:
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+
+    @override
+    def reader(self, conn: Connection) -> Connection:
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @override
+    def lock_schema(self, conn: Connection) -> None:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+
+    @override
+    def lock_rows(self, statement: sa.Select[Any], table: sa.Table) -> sa.Select[Any]:
+        return statement.with_for_update(of=table)

@@ -1,0 +1,227 @@
+"""The one exception hierarchy of claystore.
+
+Every error claystore raises derives from :class:`ClaystoreError`.  Each subclass also mixes in
+the built-in exception a caller would naturally catch (``KeyError``, ``TypeError``,
+``ConnectionError`` ...), so ``except TypeError`` keeps working in ported code.
+
+dataClay's exception names and messages are kept because users match on them
+(``AliasAlreadyExistError``: "Alias <dataset>/<name> already exists", ...).
+
+Driver errors never reach users untranslated: :func:`claystore.dialects.base.translate_error`
+turns them into :class:`DatabaseError` subclasses that keep the driver error as ``.orig``.
+Everything in the package raises from here; nothing here imports the rest of the package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+__all__ = [
+    "AliasAlreadyExistError",
+    "AliasDoesNotExistError",
+    "AlreadyExistError",
+    "BackendDoesNotExistError",
+    "ClaystoreError",
+    "ClientClosedError",
+    "ClientNotStartedError",
+    "ConfigurationError",
+    "CursorError",
+    "DatabaseConnectionError",
+    "DatabaseError",
+    "DatastoreError",
+    "DatastoreTypeError",
+    "DoesNotExistError",
+    "FieldTypeError",
+    "IntegrityError",
+    "InvalidKeyError",
+    "LockTimeoutError",
+    "MappingError",
+    "MissingFieldError",
+    "ObjectDoesNotExistError",
+    "ObjectInUseError",
+    "ObjectIsNotVersionError",
+    "ObjectNotRegisteredError",
+    "QueryError",
+    "ReferenceNotPersistentError",
+    "SchemaMismatchError",
+    "SymlinkCycleError",
+    "UnsupportedTypeError",
+    "VersionConflictError",
+]
+
+
+class ClaystoreError(Exception):
+    """Root of every error claystore raises."""
+
+
+# -- configuration and model definition ------------------------------------------------------
+
+
+class ConfigurationError(ClaystoreError, ValueError):
+    """The client (or a backend) was configured with values that cannot work."""
+
+
+class UnsupportedTypeError(ClaystoreError, TypeError):
+    """A model field's annotation names a type claystore cannot store.
+
+    Raised when the class is defined (or, for a forward reference, when it is first resolved),
+    never at flush time.  The message names the class, the field and the annotation.
+    """
+
+
+class MappingError(ClaystoreError, TypeError):
+    """A model class cannot be mapped to a table (reserved name, table already taken, ...)."""
+
+
+class FieldTypeError(ClaystoreError, TypeError):
+    """A value of the wrong type was assigned to a persisted field; nothing was written."""
+
+
+class MissingFieldError(ClaystoreError, ValueError):
+    """A NOT NULL field has no value and the class gives no default; nothing was written."""
+
+
+class ReferenceNotPersistentError(ClaystoreError, ValueError):
+    """A non-recursive make_persistent found a reference to an object that is not persistent."""
+
+
+# -- dataClay's object errors (names and messages kept) --------------------------------------
+
+
+class AlreadyExistError(ClaystoreError):
+    """Something that must be unique already exists."""
+
+
+class AliasAlreadyExistError(AlreadyExistError):
+    """An alias is already taken in its dataset."""
+
+    def __init__(self, alias: str, dataset: str) -> None:
+        self.alias = alias
+        self.dataset = dataset
+        super().__init__(f"Alias {dataset}/{alias} already exists")
+
+
+class DoesNotExistError(ClaystoreError, LookupError):
+    """Something that was asked for does not exist."""
+
+
+class AliasDoesNotExistError(DoesNotExistError, KeyError):
+    """No object carries this alias in this dataset."""
+
+    def __init__(self, alias: str, dataset: str) -> None:
+        self.alias = alias
+        self.dataset = dataset
+        super().__init__(f"Alias {dataset}/{alias} does not exist")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ObjectDoesNotExistError(DoesNotExistError, KeyError):
+    """No stored object has this id (it was never stored, or it was deleted)."""
+
+    def __init__(self, object_id: UUID | str, detail: str = "") -> None:
+        self.object_id = object_id
+        message = f"Object {object_id} does not exist"
+        super().__init__(f"{message}: {detail}" if detail else message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class BackendDoesNotExistError(DoesNotExistError, KeyError):
+    """No backend is registered under this id or name."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        super().__init__(f"Backend {backend} does not exist")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ObjectNotRegisteredError(ClaystoreError):
+    """The operation needs a persistent object, and this one is not registered."""
+
+    def __init__(self, object_ref: Any) -> None:
+        self.object_ref = object_ref
+        super().__init__(f"Object {object_ref} is not registered!")
+
+
+class ObjectIsNotVersionError(ClaystoreError):
+    """consolidate_version() was called on an object that is not a version."""
+
+    def __init__(self, object_id: UUID | str) -> None:
+        self.object_id = object_id
+        super().__init__(f"Object {object_id} is not a version!")
+
+
+class VersionConflictError(ClaystoreError):
+    """An ancestor changed after the version was taken; consolidation wrote nothing."""
+
+
+class ObjectInUseError(ClaystoreError, RuntimeError):
+    """The object belongs to a unit of work that another thread has open."""
+
+
+# -- client and database ---------------------------------------------------------------------
+
+
+class ClientNotStartedError(ClaystoreError, RuntimeError):
+    """An operation needs a started client and none is active in this context."""
+
+
+class ClientClosedError(ClientNotStartedError):
+    """The client an object belongs to has been stopped."""
+
+
+class SchemaMismatchError(ClaystoreError):
+    """The database's tables do not match the model classes."""
+
+
+class DatabaseError(ClaystoreError):
+    """A database operation failed; ``orig`` holds the driver's exception."""
+
+    def __init__(self, message: str, orig: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.orig = orig
+
+
+class DatabaseConnectionError(DatabaseError, ConnectionError):
+    """The database cannot be reached (wrong host/port, server down, bad credentials)."""
+
+
+class IntegrityError(DatabaseError):
+    """The database refused a write that breaks a constraint."""
+
+
+class LockTimeoutError(DatabaseError, TimeoutError):
+    """A lock could not be taken in time (the object or database is held by another writer)."""
+
+
+# -- queries and the datastore API -----------------------------------------------------------
+
+
+class QueryError(ClaystoreError, ValueError):
+    """A query cannot be evaluated (unknown field, unsupported operator or value)."""
+
+
+class DatastoreError(ClaystoreError):
+    """A datastore operation failed."""
+
+
+class SymlinkCycleError(DatastoreError, RecursionError):
+    """Following datastore symlinks led back to a key already visited."""
+
+
+class DatastoreTypeError(DatastoreError, TypeError):
+    """A datastore was given a value of a type it refuses (bytes as a key, a non-str file value)."""
+
+
+class InvalidKeyError(DatastoreError, ValueError):
+    """A key's text cannot be used here (a '/' in an instance name, '..' as a file name)."""
+
+
+class CursorError(DatastoreError, RuntimeError):
+    """A query cursor was iterated twice, or changed after its iteration began."""

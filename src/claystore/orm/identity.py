@@ -1,0 +1,89 @@
+"""The identity map of one client context, and object ids.
+
+Owns the rule "one stored object is one Python object while it is alive" across the threads of
+a client: a weak-valued map from object id to object, shared by every thread of the context
+(SQLAlchemy's identity map belongs to one session and one thread; claystore objects are
+handles that any thread of the client may use, as in dataClay).  Entries vanish when the
+program drops its last reference.
+
+Also owns :func:`new_object_id`: time-ordered UUIDs (version 7 layout), so primary-key indexes
+grow at the right end instead of splitting pages at random.
+
+Called by the loaders and the transaction.  No I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from typing import Any
+from uuid import UUID
+
+
+class IdentityMap:
+    """Weak map ``object id -> object`` for one client context (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._objects: weakref.WeakValueDictionary[UUID, Any] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def get(self, object_id: UUID) -> Any | None:
+        """The live object with this id, or None."""
+        return self._objects.get(object_id)
+
+    def add(self, object_id: UUID, obj: Any) -> Any:
+        """Register ``obj`` unless another live object already has the id; return the winner."""
+        with self._lock:
+            existing = self._objects.get(object_id)
+            if existing is not None:
+                return existing
+            self._objects[object_id] = obj
+            return obj
+
+    def add_many(self, pairs: list[tuple[UUID, Any]]) -> None:
+        """Register freshly created objects (their ids are new, so none can exist yet)."""
+        with self._lock:
+            self._objects.update(pairs)
+
+    def discard(self, object_id: UUID) -> None:
+        """Forget the object with this id (deleted, or insert rolled back)."""
+        with self._lock:
+            self._objects.pop(object_id, None)
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def clear(self) -> None:
+        """Forget every object."""
+        with self._lock:
+            self._objects.clear()
+
+
+_last_ms = 0
+_counter = 0
+_id_lock = threading.Lock()
+
+
+def new_object_id() -> UUID:
+    """A new time-ordered UUID (RFC 9562 version 7: 48-bit ms timestamp, then random bits).
+
+    Ids made in the same millisecond by this process still increase (a 12-bit counter).
+    """
+    global _last_ms, _counter  # noqa: PLW0603 - the monotonic clock is process state
+    with _id_lock:
+        now = time.time_ns() // 1_000_000
+        if now <= _last_ms:
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms += 1
+                _counter = 0
+            now = _last_ms
+        else:
+            _last_ms = now
+            _counter = 0
+        counter = _counter
+    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    value = (now & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
+    return UUID(int=value)

@@ -1,0 +1,207 @@
+"""Codecs for JSON fields: containers of scalars stored in one JSON (JSONB) column.
+
+Owns turning a container annotation (``list[float]``, ``dict[str, set[date]]``,
+``tuple[int, str]``, bare ``list``/``dict``) into three functions: *check* (validate and
+normalise an assigned value, raising ``TypeError`` with the reason), *encode* (to a JSON
+document) and *decode* (back to the annotated Python types: tuples stay tuples, sets stay sets,
+dates stay dates).
+
+Called by :mod:`claystore.orm.fields` when a field is read.  Does no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Literal, Union
+
+from claystore.orm import types as sqltypes
+
+Codec = tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any], Any]]
+
+_NONE_TYPE = type(None)
+_JSON_NATIVE = (str, int, float, bool)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _check_native(value: Any) -> Any:
+    """Accept what JSON holds natively (for bare ``list``/``dict`` and ``Any`` elements)."""
+    if value is None or isinstance(value, _JSON_NATIVE):
+        return value
+    if isinstance(value, list | tuple):
+        return [_check_native(v) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                msg = f"JSON object keys must be str, got {type(key).__name__} {key!r}"
+                raise TypeError(msg)
+            out[key] = _check_native(item)
+        return out
+    kinds = "str, int, float, bool, None, list, dict"
+    msg = f"{type(value).__name__} {value!r:.60} is not JSON ({kinds})"
+    raise TypeError(msg)
+
+
+def _sorted_for_set(items: list[Any]) -> list[Any]:
+    try:
+        return sorted(items)
+    except TypeError:
+        return sorted(items, key=repr)
+
+
+def build_codec(annotation: Any, resolve: Callable[[Any], Any]) -> Codec:  # noqa: PLR0911
+    """Return (check, encode, decode) for a JSON-stored annotation, or raise ``TypeError``."""
+    annotation = resolve(annotation)
+    if annotation is typing.Any or annotation is object:
+        return _check_native, _identity, _identity
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return build_codec(annotation.__origin__, resolve)
+    if origin in (Union, types.UnionType):
+        members = [resolve(a) for a in typing.get_args(annotation)]
+        rest = [m for m in members if m is not _NONE_TYPE]
+        if len(rest) != 1 or len(rest) == len(members):
+            msg = f"only `X | None` unions can sit inside a container, not {annotation!r}"
+            raise TypeError(msg)
+        return _optional(build_codec(rest[0], resolve))
+    if sqltypes.is_scalar_type(annotation):
+        return _scalar(annotation)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+
+        def check_literal(value: Any) -> Any:
+            if value not in choices:
+                msg = f"{value!r} is not one of {choices!r}"
+                raise TypeError(msg)
+            return value
+
+        return check_literal, _identity, _identity
+    container = origin if origin is not None else annotation
+    args = [resolve(a) for a in typing.get_args(annotation)]
+    if container in (list, set, frozenset):
+        item = build_codec(args[0], resolve) if args else (_check_native, _identity, _identity)
+        return _sequence(container, item)
+    if container is tuple:
+        if not args or (len(args) == 2 and args[1] is Ellipsis):
+            item = build_codec(args[0], resolve) if args else (_check_native, _identity, _identity)
+            return _sequence(tuple, item)
+        return _fixed_tuple([build_codec(a, resolve) for a in args])
+    if container is dict:
+        key_type = args[0] if args else str
+        if not (sqltypes.is_scalar_type(key_type) and key_type not in (bytes, float)):
+            msg = f"dict keys must be a scalar such as str, int, UUID or an Enum, not {key_type!r}"
+            raise TypeError(msg)
+        value = build_codec(args[1], resolve) if args else (_check_native, _identity, _identity)
+        return _mapping(key_type, value)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):  # pragma: no cover
+        return _scalar(annotation)
+    name = getattr(annotation, "__name__", repr(annotation))
+    msg = f"{name} cannot be stored inside a container"
+    raise TypeError(msg)
+
+
+def _scalar(python_type: Any) -> Codec:
+    def check(value: Any) -> Any:
+        if value is None:
+            msg = "None is not allowed here (annotate the element `X | None`)"
+            raise TypeError(msg)
+        return sqltypes.check_scalar(python_type, value)
+
+    if python_type in (str, int, bool):
+        return check, _identity, _identity
+
+    def encode(value: Any) -> Any:
+        return sqltypes.encode_json_scalar(python_type, value)
+
+    def decode(value: Any) -> Any:
+        return sqltypes.decode_json_scalar(python_type, value)
+
+    return check, encode, decode
+
+
+def _optional(inner: Codec) -> Codec:
+    check_inner, encode_inner, decode_inner = inner
+
+    def check(value: Any) -> Any:
+        return None if value is None else check_inner(value)
+
+    def encode(value: Any) -> Any:
+        return None if value is None else encode_inner(value)
+
+    def decode(value: Any) -> Any:
+        return None if value is None else decode_inner(value)
+
+    return check, encode, decode
+
+
+def _sequence(container: Any, item: Codec) -> Codec:
+    check_item, encode_item, decode_item = item
+    accepted: tuple[type, ...] = {  # what an assignment may give for each container
+        list: (list,),
+        tuple: (tuple, list),
+        set: (set, frozenset),
+        frozenset: (set, frozenset),
+    }[container]
+    is_set = container in (set, frozenset)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, accepted):
+            msg = f"expected a {container.__name__}, got {type(value).__name__}"
+            raise TypeError(msg)
+        items = typing.cast("list[Any]", value)
+        return container(check_item(v) for v in items)
+
+    def encode(value: Any) -> Any:
+        encoded = [encode_item(v) for v in value]
+        return _sorted_for_set(encoded) if is_set else encoded
+
+    def decode(value: Any) -> Any:
+        return container(decode_item(v) for v in value)
+
+    return check, encode, decode
+
+
+def _fixed_tuple(items: list[Codec]) -> Codec:
+    def check(value: Any) -> Any:
+        if not isinstance(value, tuple | list) or len(value) != len(items):
+            msg = f"expected a tuple of {len(items)} items, got {value!r:.60}"
+            raise TypeError(msg)
+        return tuple(codec[0](v) for codec, v in zip(items, value, strict=True))
+
+    def encode(value: Any) -> Any:
+        return [codec[1](v) for codec, v in zip(items, value, strict=True)]
+
+    def decode(value: Any) -> Any:
+        return tuple(codec[2](v) for codec, v in zip(items, value, strict=True))
+
+    return check, encode, decode
+
+
+def _mapping(key_type: Any, value: Codec) -> Codec:
+    check_value, encode_value, decode_value = value
+
+    def check(mapping: Any) -> Any:
+        if not isinstance(mapping, dict):
+            msg = f"expected a dict, got {type(mapping).__name__}"
+            raise TypeError(msg)
+        out = {}
+        for key, item in mapping.items():
+            if key is None:
+                msg = "dict keys cannot be None"
+                raise TypeError(msg)
+            out[sqltypes.check_scalar(key_type, key)] = check_value(item)
+        return out
+
+    def encode(mapping: Any) -> Any:
+        return {sqltypes.encode_json_key(key_type, k): encode_value(v) for k, v in mapping.items()}
+
+    def decode(document: Any) -> Any:
+        return {sqltypes.decode_json_key(key_type, k): decode_value(v) for k, v in document.items()}
+
+    return check, encode, decode

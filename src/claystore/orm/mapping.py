@@ -1,0 +1,353 @@
+"""Field records -> tables and SQLAlchemy mappers.
+
+Owns :data:`metadata` (every model class's tables, for ``create_all`` and alembic
+autogenerate), the registry of model classes by table name, and :func:`map_model_class`, which
+turns a class's fields into:
+
+- a table named ``snake_case(ClassName)`` (or ``__tablename__``) with ``id`` (UUID primary
+  key), ``dc_class`` and ``dc_version`` on root classes, one column per scalar/JSON field and a
+  ``<field>_id`` column per reference;
+- for subclasses of a model class, a joined table (``id`` referencing the parent's);
+- one link table ``<table>_<field>`` per container of references
+  (``owner_id``, ``position`` or ``key``, ``target_id``);
+- an imperative SQLAlchemy mapping (polymorphic on ``dc_class``, optimistic version counter
+  ``dc_version``), so ``select(Employee).where(Employee.salary > 1000)`` works.
+
+Reference columns carry no foreign key: a referenced object may live on another backend.
+claystore keeps them consistent itself (a deleted target reads as None; its link rows go).
+
+Called by :mod:`claystore.orm.model` when a class is defined.  No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapper, column_property, registry, synonym
+
+from claystore.errors import MappingError
+from claystore.orm import types as sqltypes
+from claystore.orm.attributes import FieldAttribute
+from claystore.orm.fields import Field, FieldKind, read_fields
+from claystore.orm.system import SYSTEM_TABLE_PREFIX
+
+__all__ = [
+    "ModelInfo",
+    "info_for_table",
+    "map_model_class",
+    "mapper_registry",
+    "metadata",
+    "model_by_name",
+    "models",
+    "snake_case",
+]
+
+metadata = sa.MetaData()
+mapper_registry = registry(metadata=metadata)
+
+_lock = threading.RLock()
+_by_table: dict[str, ModelInfo] = {}
+_by_name: dict[str, list[ModelInfo]] = {}
+_generation = 0
+
+#: Names a model class may not use for a field (claystore's own API and columns).
+RESERVED_FIELD_NAMES = frozenset(
+    {
+        "id",
+        "metadata",
+        "make_persistent",
+        "is_registered",
+        "is_persistent",
+        "get_by_alias",
+        "get_by_id",
+        "add_alias",
+        "get_aliases",
+        "delete_alias",
+        "dc_put",
+        "dc_clone",
+        "dc_clone_by_alias",
+        "dc_update",
+        "dc_update_by_alias",
+        "dc_delete",
+        "move",
+        "new_version",
+        "consolidate_version",
+        "sync",
+    }
+)
+
+_SNAKE_1 = re.compile(r"(.)([A-Z][a-z]+)")
+_SNAKE_2 = re.compile(r"([a-z0-9])([A-Z])")
+
+
+def snake_case(name: str) -> str:
+    """``Employee`` -> ``employee``, ``HTTPServerLog`` -> ``http_server_log``."""
+    return _SNAKE_2.sub(r"\1_\2", _SNAKE_1.sub(r"\1_\2", name)).lower()
+
+
+@attrs.define(eq=False)
+class ModelInfo:
+    """Everything claystore knows about one model class: fields, tables, mapper."""
+
+    cls: type
+    tablename: str
+    table: sa.Table
+    parent: ModelInfo | None
+    own_fields: list[Field]
+    fields: dict[str, Field]
+    link_tables: dict[str, sa.Table]
+    mapper: Mapper[Any] | None = None
+
+    @property
+    def root(self) -> ModelInfo:
+        """The root class of the inheritance hierarchy (holds ``dc_class``/``dc_version``)."""
+        info = self
+        while info.parent is not None:
+            info = info.parent
+        return info
+
+    @property
+    def hierarchy(self) -> list[ModelInfo]:
+        """Root first, this class last."""
+        chain: list[ModelInfo] = []
+        info: ModelInfo | None = self
+        while info is not None:
+            chain.append(info)
+            info = info.parent
+        return chain[::-1]
+
+    @property
+    def column_fields(self) -> list[Field]:
+        """Fields stored in columns (scalar, JSON, reference), parents' first."""
+        return [f for f in self.fields.values() if not f.kind.is_link]
+
+    @property
+    def link_fields(self) -> list[Field]:
+        """Fields stored in link tables, parents' first."""
+        return [f for f in self.fields.values() if f.kind.is_link]
+
+    def table_of(self, field: Field) -> sa.Table:
+        """The table holding a column field (its declaring class's table)."""
+        for info in self.hierarchy:
+            if field.name in {f.name for f in info.own_fields}:
+                return info.table
+        msg = f"{field.label} is not a field of {self.cls.__name__}"
+        raise KeyError(msg)
+
+    def link_table(self, field: Field) -> sa.Table:
+        """The link table of a container-of-references field."""
+        for info in self.hierarchy:
+            if field.name in info.link_tables:
+                return info.link_tables[field.name]
+        msg = f"{field.label} has no link table in {self.cls.__name__}"
+        raise KeyError(msg)
+
+    def selectable(self) -> sa.FromClause:
+        """The root-to-leaf join of this class's tables (one row per object)."""
+        if self.mapper is not None:
+            selectable: sa.FromClause = self.mapper.persist_selectable
+            return selectable
+        return self.table  # pragma: no cover - only before mapping completes
+
+    def __repr__(self) -> str:
+        return f"<ModelInfo {self.cls.__name__} table={self.tablename}>"
+
+
+def models() -> list[ModelInfo]:
+    """All mapped model classes, in definition order."""
+    with _lock:
+        return list(_by_table.values())
+
+
+def info_for_table(tablename: str) -> ModelInfo | None:
+    """The model class whose table is ``tablename`` (the class key stored in ``dc_class``)."""
+    return _by_table.get(tablename)
+
+
+def model_by_name(name: str) -> type | None:
+    """The model class with this ``__name__``, if exactly one is defined."""
+    infos = _by_name.get(name, [])
+    return infos[0].cls if len(infos) == 1 else None
+
+
+def iter_subclass_infos(info: ModelInfo) -> Iterator[ModelInfo]:
+    """``info`` and every mapped subclass of it."""
+    for candidate in models():
+        if issubclass(candidate.cls, info.cls):
+            yield candidate
+
+
+def _model_parent(cls: type) -> ModelInfo | None:
+    parents = [b for b in cls.__bases__ if getattr(b, "_dc_info", None) is not None]
+    if len(parents) > 1:
+        names = ", ".join(b.__name__ for b in parents)
+        msg = f"{cls.__name__} inherits from several model classes ({names}); pick one"
+        raise MappingError(msg)
+    if not parents:
+        return None
+    info: ModelInfo = parents[0]._dc_info  # type: ignore[attr-defined]
+    return info
+
+
+def _check_names(cls: type, tablename: str, fields: list[Field], parent: ModelInfo | None) -> None:
+    if tablename.startswith(SYSTEM_TABLE_PREFIX):
+        msg = f"{cls.__name__}: table names starting with 'dc_' are claystore's; set __tablename__"
+        raise MappingError(msg)
+    existing = _by_table.get(tablename)
+    if existing is not None or tablename in metadata.tables:
+        other = f"{existing.cls.__module__}.{existing.cls.__qualname__}" if existing else "a table"
+        msg = (
+            f"{cls.__name__}: table {tablename!r} is already used by {other}; "
+            f"give {cls.__name__} a distinct __tablename__"
+        )
+        raise MappingError(msg)
+    inherited = dict(parent.fields) if parent else {}
+    columns: set[str] = {f.column_name for f in inherited.values() if not f.kind.is_link}
+    for field in fields:
+        name = field.name
+        if name in RESERVED_FIELD_NAMES or name.startswith(("dc_", "_dc_", "_sa_")):
+            msg = f"{cls.__name__}.{name}: the name is reserved by claystore; rename the field"
+            raise MappingError(msg)
+        if name in inherited:
+            msg = f"{cls.__name__}.{name}: redeclares a field of {parent.cls.__name__}"  # type: ignore[union-attr]
+            raise MappingError(msg)
+        if not field.kind.is_link:
+            if field.column_name in columns:
+                msg = f"{cls.__name__}.{name}: column {field.column_name!r} is used twice"
+                raise MappingError(msg)
+            columns.add(field.column_name)
+
+
+def _column_for(field: Field) -> sa.Column[Any]:
+    index = field.indexed is not None
+    unique = bool(field.indexed and field.indexed.unique)
+    if field.kind is FieldKind.REF:
+        return sa.Column(field.column_name, sa.Uuid, nullable=True, index=True)
+    if field.kind is FieldKind.JSON:
+        assert field.encode is not None
+        assert field.decode is not None
+        type_: Any = sqltypes.JSONValue(field.encode, field.decode)
+    else:
+        type_ = sqltypes.sql_type_for(field.python_type)
+    return sa.Column(
+        field.column_name,
+        type_,
+        nullable=field.nullable,
+        index=index and not unique,
+        unique=unique or None,
+    )
+
+
+def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
+    name = f"{tablename}_{field.name}"
+    if name in metadata.tables or name in _by_table:
+        msg = f"{field.label}: link table {name!r} collides with another table; rename the field"
+        raise MappingError(msg)
+    columns: list[Any] = [
+        sa.Column(
+            "owner_id", sa.Uuid, sa.ForeignKey(owner.c.id, ondelete="CASCADE"), primary_key=True
+        )
+    ]
+    if field.kind in (FieldKind.REF_LIST, FieldKind.REF_TUPLE):
+        columns.append(sa.Column("position", sa.Integer, primary_key=True))
+        columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
+    elif field.kind is FieldKind.REF_DICT:
+        columns.append(sa.Column("key", sa.String, primary_key=True))
+        columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
+    else:
+        columns.append(sa.Column("target_id", sa.Uuid, primary_key=True, index=True))
+    return sa.Table(name, metadata, *columns, comment=f"{field.label} ({field.annotation})")
+
+
+def map_model_class(cls: type) -> ModelInfo:
+    """Read ``cls``'s annotations, build its tables and map it.  Raises on bad models."""
+    with _lock:
+        parent = _model_parent(cls)
+        fields = read_fields(cls, model_by_name)
+        tablename = cls.__dict__.get("__tablename__") or snake_case(cls.__name__)
+        _check_names(cls, tablename, fields, parent)
+        columns: list[Any]
+        if parent is None:
+            columns = [
+                sa.Column("id", sa.Uuid, primary_key=True),
+                sa.Column("dc_class", sa.String(200), nullable=False),
+                sa.Column("dc_version", sa.BigInteger, nullable=False, default=1),
+            ]
+        else:
+            columns = [
+                sa.Column(
+                    "id",
+                    sa.Uuid,
+                    sa.ForeignKey(parent.table.c.id, ondelete="CASCADE"),
+                    primary_key=True,
+                )
+            ]
+        columns.extend(_column_for(f) for f in fields if not f.kind.is_link)
+        table = sa.Table(tablename, metadata, *columns, comment=f"claystore model {cls.__name__}")
+        try:
+            links = {f.name: _link_table(tablename, table, f) for f in fields if f.kind.is_link}
+        except MappingError:
+            metadata.remove(table)
+            raise
+        all_fields = dict(parent.fields) if parent else {}
+        all_fields.update((f.name, f) for f in fields)
+        info = ModelInfo(cls, tablename, table, parent, fields, all_fields, links)
+        _map(info)
+        _by_table[tablename] = info
+        _by_name.setdefault(cls.__name__, []).append(info)
+        global _generation  # noqa: PLW0603 - a counter of mapped classes, read by contexts
+        _generation += 1
+        return info
+
+
+def generation() -> int:
+    """Grows by one each time a model class is mapped (contexts compare it to create tables)."""
+    return _generation
+
+
+def _map(info: ModelInfo) -> None:
+    cls, table, parent = info.cls, info.table, info.parent
+    properties: dict[str, Any] = {}
+    for field in info.own_fields:
+        if field.kind.is_link:
+            continue
+        properties[field.key] = table.c[field.column_name]
+        properties[field.name] = synonym(field.key, descriptor=FieldAttribute(field))
+    options: dict[str, Any] = {"polymorphic_identity": info.tablename}
+    if parent is None:
+        properties["_dc_id"] = table.c.id
+        properties["_dc_class"] = table.c.dc_class
+        properties["_dc_version"] = table.c.dc_version
+        options["polymorphic_on"] = table.c.dc_class
+        options["version_id_col"] = table.c.dc_version
+    else:
+        properties["_dc_id"] = column_property(table.c.id, parent.root.table.c.id)
+        options["inherits"] = parent.cls
+    try:
+        info.mapper = mapper_registry.map_imperatively(cls, table, properties=properties, **options)
+    except sa.exc.SQLAlchemyError as exc:
+        for link in info.link_tables.values():
+            metadata.remove(link)
+        metadata.remove(table)
+        msg = f"{cls.__name__} cannot be mapped: {exc}"
+        raise MappingError(msg) from exc
+    for field in info.own_fields:
+        if field.kind.is_link:
+            setattr(cls, field.name, FieldAttribute(field))
+
+
+def resolve_all() -> None:
+    """Resolve every pending forward reference.
+
+    Raises :class:`~claystore.errors.UnsupportedTypeError` naming the first that names no
+    model class.
+    """
+    for info in models():
+        for field in info.own_fields:
+            if field.kind is FieldKind.REF or field.kind.is_link:
+                field.targets()

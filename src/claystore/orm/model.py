@@ -1,0 +1,366 @@
+"""``DataClayObject``: the base class of model classes, and the object API.
+
+Owns what a model class is (defining a subclass maps it: fields, tables, SQLAlchemy mapper —
+see :mod:`claystore.orm.mapping`) and dataClay's object API on it: ``make_persistent``,
+aliases, ``dc_put``/``dc_clone``/``dc_update``, ``dc_delete``, ``get_by_id``, metadata
+(``_dc_meta``, ``_dc_backend_id``), each with an ``a_`` coroutine twin.
+
+The methods here decide *what* to do; reading and writing go through the object's context
+(:mod:`claystore.orm.context`), inside one transaction per operation.
+
+Called by users; re-exported by :mod:`claystore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from uuid import UUID
+
+import attrs
+import sqlalchemy as sa
+
+from claystore.errors import DoesNotExistError, ObjectNotRegisteredError
+from claystore.orm import aliases, backends, loading
+from claystore.orm.context import ObjectContext, active_context
+from claystore.orm.fields import FieldKind
+from claystore.orm.mapping import ModelInfo, map_model_class
+from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
+from claystore.orm.system import dc_object
+from claystore.orm.transaction import current_transaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+T = TypeVar("T", bound="DataClayObject")
+
+
+@attrs.frozen
+class ObjectMetadata:
+    """What the registry knows about a stored object (dataClay's ``_dc_meta``)."""
+
+    id: UUID
+    class_name: str
+    dataset_name: str
+    master_backend_id: UUID
+    original_object_id: UUID | None
+    parent_object_id: UUID | None
+    versions_object_ids: tuple[UUID, ...]
+
+    @property
+    def is_version(self) -> bool:
+        """True for an object made by ``new_version()``."""
+        return self.original_object_id is not None
+
+
+def _stored_state(obj: DataClayObject) -> ObjectState:
+    state: ObjectState | None = obj.__dict__.get(STATE_ATTR)
+    if state is None or state.lifecycle is Lifecycle.DELETED:
+        raise ObjectNotRegisteredError(f"{type(obj).__name__} at {id(obj):#x}")
+    state.context.check_open()
+    return state
+
+
+def _async(method: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """The ``a_`` twin of a blocking method: runs it in a worker thread (context copied)."""
+
+    async def twin(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(method, *args, **kwargs)
+
+    twin.__name__ = f"a_{method.__name__}"
+    twin.__doc__ = f"Coroutine form of :meth:`{method.__name__}`."
+    return twin
+
+
+def _check_instance(cls: type, obj: Any, what: str) -> Any:
+    if cls is not DataClayObject and not isinstance(obj, cls):
+        msg = f"{what} names a {type(obj).__name__}, not a {cls.__name__}"
+        raise DoesNotExistError(msg)
+    return obj
+
+
+class DataClayObject:
+    """Base class of persistent model classes.
+
+    Annotated fields are stored (``name: str`` -> a column); everything else stays local.
+    Defining a subclass maps it to a table; see the README for the type map.
+    """
+
+    _dc_is_model: ClassVar[bool] = True
+    _dc_info: ClassVar[ModelInfo]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._dc_info = map_model_class(cls)
+
+    def __repr__(self) -> str:
+        state: ObjectState | None = self.__dict__.get(STATE_ATTR)
+        if state is None:
+            return f"<{type(self).__name__} (transient)>"
+        return f"<{type(self).__name__} {state.object_id} ({state.lifecycle.value})>"
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def make_persistent(
+        self, alias: str | None = None, backend_id: Any = None, recursive: bool = True
+    ) -> None:
+        """Store this object and, with ``recursive``, every transient object it references.
+
+        One transaction: everything is stored, or (on any error) nothing.  On an object that is
+        already stored it adds ``alias`` (if given).  ``backend_id`` picks the backend (an id
+        from ``client.get_backends()``, or a backend name).
+        """
+        if alias is not None:
+            aliases.check_alias(alias)
+        state: ObjectState | None = self.__dict__.get(STATE_ATTR)
+        if state is not None and state.lifecycle is not Lifecycle.DELETED:
+            context = state.context
+            context.check_open()
+            with context.transaction() as tx:
+                if backend_id is not None:
+                    target = backends.resolve(_backends(context, tx.conn), backend_id)
+                    if target != state.backend_id:  # pragma: no cover - one backend for now
+                        msg = "moving objects between backends is not supported yet"
+                        raise NotImplementedError(msg)
+                if alias is not None:
+                    aliases.add(tx.conn, state.dataset, alias, state.object_id)
+            return
+        context = active_context()
+        with context.transaction() as tx:
+            chosen: UUID | None = None
+            if backend_id is not None:
+                chosen = backends.resolve(_backends(context, tx.conn), backend_id)
+            tx.persist([self], recursive=recursive, backend_id=chosen)
+            if alias is not None:
+                aliases.add(tx.conn, context.dataset, alias, _stored_state(self).object_id)
+
+    @property
+    def is_registered(self) -> bool:
+        """True once the object is stored (and not deleted)."""
+        state: ObjectState | None = self.__dict__.get(STATE_ATTR)
+        return state is not None and state.lifecycle is not Lifecycle.DELETED
+
+    @property
+    def is_persistent(self) -> bool:
+        """Same as :attr:`is_registered`."""
+        return self.is_registered
+
+    def dc_put(self, alias: str) -> None:
+        """Store the object under ``alias`` (required), like ``make_persistent(alias)``."""
+        self.make_persistent(aliases.check_alias(alias))
+
+    def dc_delete(self) -> None:
+        """Delete the object from the database.
+
+        References to it read as None afterwards and it leaves every container of references.
+        The Python object becomes transient again, keeping the values it holds in memory.
+        """
+        state = _stored_state(self)
+        with state.context.transaction() as tx:
+            tx.delete(self, state)
+
+    # -- lookup --------------------------------------------------------------------------------
+
+    @classmethod
+    def get_by_alias(cls: type[T], alias: str, dataset: str | None = None) -> T:
+        """The object named ``alias`` in ``dataset`` (default: the client's dataset)."""
+        context = active_context()
+        with context.connection() as conn:
+            object_id = aliases.lookup(conn, dataset or context.dataset, alias)
+            obj = loading.load_object(conn, context, object_id)
+        return _check_instance(cls, obj, f"Alias {dataset or context.dataset}/{alias}")  # type: ignore[no-any-return]
+
+    @classmethod
+    def get_by_id(cls: type[T], object_id: UUID | str) -> T:
+        """The object with this id; raises ObjectDoesNotExistError."""
+        context = active_context()
+        oid = object_id if isinstance(object_id, UUID) else UUID(str(object_id))
+        with context.connection() as conn:
+            obj = loading.load_object(conn, context, oid)
+        return _check_instance(cls, obj, f"Object {oid}")  # type: ignore[no-any-return]
+
+    # -- aliases -------------------------------------------------------------------------------
+
+    def add_alias(self, alias: str) -> None:
+        """Give the stored object one more alias; raises AliasAlreadyExistError."""
+        state = _stored_state(self)
+        with state.context.transaction() as tx:
+            aliases.add(tx.conn, state.dataset, alias, state.object_id)
+
+    def get_aliases(self) -> set[str]:
+        """Every alias of the stored object."""
+        state = _stored_state(self)
+        with state.context.connection() as conn:
+            return aliases.names_of(conn, state.object_id)
+
+    @classmethod
+    def delete_alias(cls, alias: str, dataset: str | None = None) -> None:
+        """Remove an alias (the object stays); raises AliasDoesNotExistError."""
+        context = active_context()
+        with context.transaction() as tx:
+            aliases.delete(tx.conn, dataset or context.dataset, alias)
+
+    # -- get / put / update --------------------------------------------------------------------
+
+    def _field_values(self) -> dict[str, Any]:
+        """Current value of every field: stored state for a stored object, else local values
+        (unset fields left out)."""
+        state: ObjectState | None = self.__dict__.get(STATE_ATTR)
+        info = type(self)._dc_info
+        if state is None:
+            values = {}
+            for field in info.fields.values():
+                try:
+                    values[field.name] = getattr(self, field.name)
+                except AttributeError:
+                    continue
+            return values
+        context = state.context
+        context.check_open()
+        tx = current_transaction(context)
+        if tx is not None and state.object_id in tx.entries:
+            return {name: getattr(self, name) for name in info.fields}
+        with context.connection() as conn:
+            return loading.read_values(conn, context, self, state)
+
+    def dc_clone(self: T, recursive: bool = False) -> T:
+        """A transient copy of the stored object (references shared; with ``recursive``,
+        referenced objects are cloned too)."""
+        _stored_state(self)
+        clones: dict[int, Any] = {}
+        pending: list[tuple[Any, Any]] = []
+
+        def clone_of(obj: Any) -> Any:
+            if id(obj) not in clones:
+                copy = type(obj)._dc_info.mapper.class_manager.new_instance()
+                clones[id(obj)] = copy
+                pending.append((obj, copy))
+            return clones[id(obj)]
+
+        root = clone_of(self)
+        while pending:
+            source, copy = pending.pop()
+            for name, value in source._field_values().items():
+                field = type(source)._dc_info.fields[name]
+                copied = value
+                if recursive and value is not None and field.kind is FieldKind.REF:
+                    copied = clone_of(value)
+                elif recursive and field.kind.is_link:
+                    if isinstance(value, dict):
+                        copied = {k: clone_of(v) for k, v in value.items()}
+                    else:
+                        copied = type(value)(clone_of(v) for v in value)
+                setattr(copy, name, copied)
+        return root  # type: ignore[no-any-return]
+
+    @classmethod
+    def dc_clone_by_alias(cls: type[T], alias: str, recursive: bool = False) -> T:
+        """A transient copy of the object named ``alias``."""
+        return cls.get_by_alias(alias).dc_clone(recursive=recursive)
+
+    def dc_update(self, from_object: DataClayObject) -> None:
+        """Copy every field of ``from_object`` (same class) into this stored object, in one
+        transaction."""
+        state = _stored_state(self)
+        if not isinstance(from_object, type(self)):
+            msg = f"dc_update needs a {type(self).__name__}, got {type(from_object).__name__}"
+            raise TypeError(msg)
+        values = from_object._field_values()
+        with state.context.transaction():
+            for name, value in values.items():
+                setattr(self, name, value)
+
+    @classmethod
+    def dc_update_by_alias(cls, alias: str, from_object: DataClayObject) -> None:
+        """Update the object named ``alias`` from ``from_object``."""
+        cls.get_by_alias(alias).dc_update(from_object)
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    @property
+    def _dc_meta(self) -> ObjectMetadata:
+        """Registry metadata of the stored object (read fresh)."""
+        state = _stored_state(self)
+        with state.context.connection() as conn:
+            return _read_meta(conn, state)
+
+    @property
+    def _dc_backend_id(self) -> UUID:
+        """The backend holding the object's row."""
+        return _stored_state(self).backend_id
+
+    @property
+    def _dc_is_loaded(self) -> bool:
+        """True while the object is stored (kept for dataClay code that checks it)."""
+        return self.is_registered
+
+    def sync(self) -> None:
+        """Re-read the object's registry metadata (backend, dataset)."""
+        state = _stored_state(self)
+        with state.context.connection() as conn:
+            meta = _read_meta(conn, state)
+        state.backend_id = meta.master_backend_id
+        state.dataset = meta.dataset_name
+
+    # -- coroutine twins -----------------------------------------------------------------------
+
+    a_make_persistent = _async(make_persistent)
+    a_dc_put = _async(dc_put)
+    a_dc_delete = _async(dc_delete)
+    a_add_alias = _async(add_alias)
+    a_get_aliases = _async(get_aliases)
+    a_dc_clone = _async(dc_clone)
+    a_dc_update = _async(dc_update)
+    a_sync = _async(sync)
+
+    @classmethod
+    async def a_get_by_alias(cls: type[T], alias: str, dataset: str | None = None) -> T:
+        """Coroutine form of :meth:`get_by_alias`."""
+        return await asyncio.to_thread(cls.get_by_alias, alias, dataset)
+
+    @classmethod
+    async def a_get_by_id(cls: type[T], object_id: UUID | str) -> T:
+        """Coroutine form of :meth:`get_by_id`."""
+        return await asyncio.to_thread(cls.get_by_id, object_id)
+
+    @classmethod
+    async def a_delete_alias(cls, alias: str, dataset: str | None = None) -> None:
+        """Coroutine form of :meth:`delete_alias`."""
+        await asyncio.to_thread(cls.delete_alias, alias, dataset)
+
+    @classmethod
+    async def a_dc_clone_by_alias(cls: type[T], alias: str, recursive: bool = False) -> T:
+        """Coroutine form of :meth:`dc_clone_by_alias`."""
+        return await asyncio.to_thread(cls.dc_clone_by_alias, alias, recursive)
+
+    @classmethod
+    async def a_dc_update_by_alias(cls, alias: str, from_object: DataClayObject) -> None:
+        """Coroutine form of :meth:`dc_update_by_alias`."""
+        await asyncio.to_thread(cls.dc_update_by_alias, alias, from_object)
+
+
+def _backends(context: ObjectContext, conn: Connection) -> dict[UUID, backends.BackendInfo]:
+    return backends.list_backends(conn, context.dialect.describe())
+
+
+def _read_meta(conn: Connection, state: ObjectState) -> ObjectMetadata:
+    row = (
+        conn.execute(sa.select(dc_object).where(dc_object.c.id == state.object_id))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise ObjectNotRegisteredError(state.object_id)
+    versions = conn.execute(
+        sa.select(dc_object.c.id).where(dc_object.c.parent_id == state.object_id)
+    ).scalars()
+    return ObjectMetadata(
+        id=row["id"],
+        class_name=row["class_name"],
+        dataset_name=row["dataset"],
+        master_backend_id=row["backend_id"],
+        original_object_id=row["original_id"],
+        parent_object_id=row["parent_id"],
+        versions_object_ids=tuple(versions),
+    )

@@ -1,0 +1,58 @@
+"""The system tables (``dc_*``): backends, the object registry, aliases.
+
+Owns their definitions in :data:`system_metadata` (kept apart from the model classes'
+:data:`claystore.orm.mapping.metadata`, so alembic autogenerate on user models never proposes
+changes to claystore's own tables).
+
+- ``dc_backend``: one row per backend (database).  The metadata database is the default one.
+- ``dc_object``: one row per persistent object: class (its table name), dataset, the backend
+  holding its row, and version lineage (original, parent, parent's row version at branch time).
+- ``dc_alias``: aliases, unique per dataset.
+
+Called by the persistence, loading and alias modules and by the client at start.  No I/O here.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+system_metadata = sa.MetaData()
+
+SYSTEM_TABLE_PREFIX = "dc_"
+
+dc_backend = sa.Table(
+    "dc_backend",
+    system_metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("url", sa.String, nullable=True, comment="NULL: the metadata database itself"),
+    sa.Column("is_default", sa.Boolean, nullable=False, default=False),
+)
+
+dc_object = sa.Table(
+    "dc_object",
+    system_metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("class_name", sa.String(200), nullable=False, comment="table of the object's class"),
+    sa.Column("dataset", sa.String(200), nullable=False),
+    sa.Column("backend_id", sa.Uuid, nullable=False),
+    sa.Column("original_id", sa.Uuid, nullable=True, comment="set on versions: the original"),
+    sa.Column("parent_id", sa.Uuid, nullable=True, comment="set on versions: the parent"),
+    sa.Column("parent_version", sa.BigInteger, nullable=True, comment="parent's dc_version"),
+    sa.Index("ix_dc_object_original_id", "original_id"),
+    sa.Index("ix_dc_object_parent_id", "parent_id"),
+)
+
+dc_alias = sa.Table(
+    "dc_alias",
+    system_metadata,
+    sa.Column("dataset", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(500), primary_key=True),
+    sa.Column(
+        "object_id",
+        sa.Uuid,
+        sa.ForeignKey("dc_object.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Index("ix_dc_alias_object_id", "object_id"),
+)
