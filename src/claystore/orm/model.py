@@ -14,7 +14,6 @@ Called by users; re-exported by :mod:`claystore`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import UUID
 
@@ -23,12 +22,15 @@ import sqlalchemy as sa
 
 from claystore.errors import DoesNotExistError, ObjectNotRegisteredError
 from claystore.orm import aliases, backends, loading
+from claystore.orm.asynctwin import async_twin
 from claystore.orm.context import ObjectContext, active_context
 from claystore.orm.fields import FieldKind
 from claystore.orm.mapping import ModelInfo, map_model_class
-from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
+from claystore.orm.query import QueryableObject
+from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState, stored_state
 from claystore.orm.system import dc_object
 from claystore.orm.transaction import current_transaction
+from claystore.orm.versions import VersionedObject
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -54,25 +56,6 @@ class ObjectMetadata:
         return self.original_object_id is not None
 
 
-def _stored_state(obj: DataClayObject) -> ObjectState:
-    state: ObjectState | None = obj.__dict__.get(STATE_ATTR)
-    if state is None or state.lifecycle is Lifecycle.DELETED:
-        raise ObjectNotRegisteredError(f"{type(obj).__name__} at {id(obj):#x}")
-    state.context.check_open()
-    return state
-
-
-def _async(method: Callable[..., Any]) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """The ``a_`` twin of a blocking method: runs it in a worker thread (context copied)."""
-
-    async def twin(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(method, *args, **kwargs)
-
-    twin.__name__ = f"a_{method.__name__}"
-    twin.__doc__ = f"Coroutine form of :meth:`{method.__name__}`."
-    return twin
-
-
 def _check_instance(cls: type, obj: Any, what: str) -> Any:
     if cls is not DataClayObject and not isinstance(obj, cls):
         msg = f"{what} names a {type(obj).__name__}, not a {cls.__name__}"
@@ -80,7 +63,7 @@ def _check_instance(cls: type, obj: Any, what: str) -> Any:
     return obj
 
 
-class DataClayObject:
+class DataClayObject(VersionedObject, QueryableObject):
     """Base class of persistent model classes.
 
     Annotated fields are stored (``name: str`` -> a column); everything else stays local.
@@ -133,7 +116,7 @@ class DataClayObject:
                 chosen = backends.resolve(_backends(context, tx.conn), backend_id)
             tx.persist([self], recursive=recursive, backend_id=chosen)
             if alias is not None:
-                aliases.add(tx.conn, context.dataset, alias, _stored_state(self).object_id)
+                aliases.add(tx.conn, context.dataset, alias, stored_state(self).object_id)
 
     @property
     def is_registered(self) -> bool:
@@ -156,7 +139,7 @@ class DataClayObject:
         References to it read as None afterwards and it leaves every container of references.
         The Python object becomes transient again, keeping the values it holds in memory.
         """
-        state = _stored_state(self)
+        state = stored_state(self)
         with state.context.transaction() as tx:
             tx.delete(self, state)
 
@@ -184,13 +167,13 @@ class DataClayObject:
 
     def add_alias(self, alias: str) -> None:
         """Give the stored object one more alias; raises AliasAlreadyExistError."""
-        state = _stored_state(self)
+        state = stored_state(self)
         with state.context.transaction() as tx:
             aliases.add(tx.conn, state.dataset, alias, state.object_id)
 
     def get_aliases(self) -> set[str]:
         """Every alias of the stored object."""
-        state = _stored_state(self)
+        state = stored_state(self)
         with state.context.connection() as conn:
             return aliases.names_of(conn, state.object_id)
 
@@ -227,7 +210,7 @@ class DataClayObject:
     def dc_clone(self: T, recursive: bool = False) -> T:
         """A transient copy of the stored object (references shared; with ``recursive``,
         referenced objects are cloned too)."""
-        _stored_state(self)
+        stored_state(self)
         clones: dict[int, Any] = {}
         pending: list[tuple[Any, Any]] = []
 
@@ -262,7 +245,7 @@ class DataClayObject:
     def dc_update(self, from_object: DataClayObject) -> None:
         """Copy every field of ``from_object`` (same class) into this stored object, in one
         transaction."""
-        state = _stored_state(self)
+        state = stored_state(self)
         if not isinstance(from_object, type(self)):
             msg = f"dc_update needs a {type(self).__name__}, got {type(from_object).__name__}"
             raise TypeError(msg)
@@ -281,14 +264,14 @@ class DataClayObject:
     @property
     def _dc_meta(self) -> ObjectMetadata:
         """Registry metadata of the stored object (read fresh)."""
-        state = _stored_state(self)
+        state = stored_state(self)
         with state.context.connection() as conn:
             return _read_meta(conn, state)
 
     @property
     def _dc_backend_id(self) -> UUID:
         """The backend holding the object's row."""
-        return _stored_state(self).backend_id
+        return stored_state(self).backend_id
 
     @property
     def _dc_is_loaded(self) -> bool:
@@ -297,7 +280,7 @@ class DataClayObject:
 
     def sync(self) -> None:
         """Re-read the object's registry metadata (backend, dataset)."""
-        state = _stored_state(self)
+        state = stored_state(self)
         with state.context.connection() as conn:
             meta = _read_meta(conn, state)
         state.backend_id = meta.master_backend_id
@@ -305,14 +288,14 @@ class DataClayObject:
 
     # -- coroutine twins -----------------------------------------------------------------------
 
-    a_make_persistent = _async(make_persistent)
-    a_dc_put = _async(dc_put)
-    a_dc_delete = _async(dc_delete)
-    a_add_alias = _async(add_alias)
-    a_get_aliases = _async(get_aliases)
-    a_dc_clone = _async(dc_clone)
-    a_dc_update = _async(dc_update)
-    a_sync = _async(sync)
+    a_make_persistent = async_twin(make_persistent)
+    a_dc_put = async_twin(dc_put)
+    a_dc_delete = async_twin(dc_delete)
+    a_add_alias = async_twin(add_alias)
+    a_get_aliases = async_twin(get_aliases)
+    a_dc_clone = async_twin(dc_clone)
+    a_dc_update = async_twin(dc_update)
+    a_sync = async_twin(sync)
 
     @classmethod
     async def a_get_by_alias(cls: type[T], alias: str, dataset: str | None = None) -> T:

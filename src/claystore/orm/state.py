@@ -29,6 +29,8 @@ import enum
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from claystore.errors import ObjectNotRegisteredError
+
 if TYPE_CHECKING:
     from claystore.orm.context import ObjectContext
     from claystore.orm.transaction import Transaction
@@ -71,4 +73,14 @@ class ObjectState:
 def state_of(obj: Any) -> ObjectState | None:
     """The state of ``obj``, or None when it is transient."""
     state: ObjectState | None = obj.__dict__.get(STATE_ATTR)
+    return state
+
+
+def stored_state(obj: Any) -> ObjectState:
+    """The state of a stored object whose client is open; raises ObjectNotRegisteredError
+    (transient or deleted) or ClientClosedError."""
+    state: ObjectState | None = obj.__dict__.get(STATE_ATTR)
+    if state is None or state.lifecycle is Lifecycle.DELETED:
+        raise ObjectNotRegisteredError(f"{type(obj).__name__} at {id(obj):#x}")
+    state.context.check_open()
     return state
