@@ -34,6 +34,7 @@ from claystore.errors import ClientNotStartedError, ConfigurationError
 from claystore.orm import backends as backend_registry
 from claystore.orm.context import ObjectContext
 from claystore.orm.mapping import metadata
+from claystore.orm.query import query_objects
 from claystore.orm.system import system_metadata
 
 __all__ = ["DEFAULT_URL", "Client"]
@@ -265,6 +266,13 @@ class Client:
             msg = "the client is not started; call client.start() or use `with client:`"
             raise ClientNotStartedError(msg)
         return self._context
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def query(self, query: Any) -> Any:
+        """Run a datastore ``Query`` on a model class (``Query(Key("/Employee"))``) as one
+        SELECT; returns a cursor of objects."""
+        return query_objects(self._require_context(), query)
 
     # -- backends ------------------------------------------------------------------------------
 

@@ -92,12 +92,12 @@ def apply_row(obj: Any, info: ModelInfo, row: RowMapping, skip: Iterable[str] = 
         d[field.key] = value
 
 
-def _hydrate(
-    context: ObjectContext,
-    info: ModelInfo,
-    row: RowMapping,
-    meta: RowMapping,
+def hydrate(
+    context: ObjectContext, info: ModelInfo, row: RowMapping, dataset: str, backend_id: UUID
 ) -> Any:
+    """The object for a row of ``row_select(info)`` shape (labelled by field keys, with
+    ``_dc_id``, ``_dc_class``, ``_dc_version``), through the identity map: an object already
+    alive is returned as is (its memory is not overwritten)."""
     object_id: UUID = row["_dc_id"]
     existing = context.identity.get(object_id)
     if existing is not None:
@@ -108,9 +108,7 @@ def _hydrate(
     d["_dc_id"] = object_id
     d["_dc_class"] = row["_dc_class"]
     apply_row(obj, info, row)
-    d[STATE_ATTR] = ObjectState(
-        object_id, context, meta["dataset"], meta["backend_id"], Lifecycle.PERSISTENT
-    )
+    d[STATE_ATTR] = ObjectState(object_id, context, dataset, backend_id, Lifecycle.PERSISTENT)
     return context.identity.add(object_id, obj)
 
 
@@ -152,7 +150,10 @@ def load_objects(conn: Connection, context: ObjectContext, ids: Iterable[UUID]) 
             meta_by_id = {m["id"]: m for m in metas}
             rows = conn.execute(row_select(info, many=True), {"ids": list(meta_by_id)}).mappings()
             for row in rows:
-                found[row["_dc_id"]] = _hydrate(context, info, row, meta_by_id[row["_dc_id"]])
+                meta = meta_by_id[row["_dc_id"]]
+                found[row["_dc_id"]] = hydrate(
+                    context, info, row, meta["dataset"], meta["backend_id"]
+                )
     return found
 
 
