@@ -19,9 +19,15 @@ class StatementLog:
     def __len__(self) -> int:
         return len(self.statements)
 
-    def matching(self, prefix: str) -> list[str]:
-        """Statements starting with ``prefix`` (case-insensitive)."""
-        return [s for s in self.statements if s.lstrip().upper().startswith(prefix.upper())]
+    def matching(self, *prefixes: str) -> list[str]:
+        """Statements starting with one of ``prefixes`` (case-insensitive)."""
+        wanted = tuple(p.upper() for p in prefixes)
+        return [s for s in self.statements if s.lstrip().upper().startswith(wanted)]
+
+    @property
+    def inserts(self) -> list[str]:
+        """INSERT statements (bulk COPY on PostgreSQL included)."""
+        return self.matching("INSERT", "COPY")
 
 
 @contextmanager
@@ -29,11 +35,13 @@ def count_statements(engine: Engine) -> Iterator[StatementLog]:
     """Record every statement ``engine`` sends while the block runs."""
     log = StatementLog()
 
-    def record(conn: Any, clauseelement: Any, multiparams: Any, params: Any, options: Any) -> None:
-        log.statements.append(str(clauseelement))
+    def record(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        log.statements.append(statement)
 
-    event.listen(engine, "before_execute", record)
+    event.listen(engine, "before_cursor_execute", record)
     try:
         yield log
     finally:
-        event.remove(engine, "before_execute", record)
+        event.remove(engine, "before_cursor_execute", record)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ParamSpec, Self, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from claystore.orm import backends as backend_registry
 from claystore.orm.context import ObjectContext
 from claystore.orm.mapping import metadata
 from claystore.orm.query import query_objects
+from claystore.orm.session import Session, transactional
 from claystore.orm.system import system_metadata
 
 __all__ = ["DEFAULT_URL", "Client"]
@@ -44,6 +45,9 @@ DEFAULT_DATASET = "default"
 DEFAULT_PORT = 5432
 
 log = logging.getLogger("claystore")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _postgres_url(
@@ -266,6 +270,19 @@ class Client:
             msg = "the client is not started; call client.start() or use `with client:`"
             raise ClientNotStartedError(msg)
         return self._context
+
+    # -- units of work -------------------------------------------------------------------------
+
+    def session(self) -> Session:
+        """A unit of work: ``with client.session() as session: ...`` (see
+        :mod:`claystore.orm.session`): loads once, writes in batches at commit, all or nothing.
+        Inside another session it is a savepoint."""
+        return Session(self._require_context())
+
+    def transactional(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorator: run each call of ``func`` in its own session (commit on return, roll
+        back on an exception) — the session-per-request pattern for web handlers."""
+        return transactional(self.session)(func)
 
     # -- queries -------------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ __all__ = [
     "QueryError",
     "ReferenceNotPersistentError",
     "SchemaMismatchError",
+    "SessionStateError",
     "SymlinkCycleError",
     "UnsupportedTypeError",
     "VersionConflictError",
@@ -159,6 +160,10 @@ class ObjectIsNotVersionError(ClaystoreError):
 
 class VersionConflictError(ClaystoreError):
     """An ancestor changed after the version was taken; consolidation wrote nothing."""
+
+
+class SessionStateError(ClaystoreError, RuntimeError):
+    """A session was used outside its ``with`` block, or from another thread."""
 
 
 class ObjectInUseError(ClaystoreError, RuntimeError):

@@ -12,6 +12,7 @@ Knows nothing of the ORM.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +30,9 @@ class EngineSupport:
 
     def __init__(self, url: URL) -> None:
         self.url = url
+        self._plans: dict[
+            tuple[sa.Table, tuple[str, ...]], tuple[str, list[Callable[[Any], Any] | None]]
+        ] = {}
 
     def engine_options(self) -> dict[str, Any]:
         """Extra keyword arguments for ``create_engine``."""
@@ -45,6 +49,39 @@ class EngineSupport:
     def reader(self, conn: Connection) -> Connection:
         """Prepare ``conn`` for a short read that needs no transaction."""
         return conn
+
+    def insert_rows(
+        self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """INSERT many rows (tuples in ``columns`` order, Python values) as one statement.
+
+        The default sends one executemany through the driver, with SQLAlchemy's own bind
+        processors applied column by column (the same conversions Core applies, without its
+        per-row parameter dictionaries).
+        """
+        statement, processors = self._insert_plan(conn, table, tuple(columns))
+        conn.exec_driver_sql(statement, processed_rows(rows, processors))
+
+    def _insert_plan(
+        self, conn: Connection, table: sa.Table, columns: tuple[str, ...]
+    ) -> tuple[str, list[Callable[[Any], Any] | None]]:
+        key = (table, columns)
+        plan = self._plans.get(key)
+        if plan is None:
+            dialect = conn.dialect
+            preparer = dialect.identifier_preparer
+            marker = "?" if dialect.paramstyle == "qmark" else "%s"
+            statement = (
+                f"INSERT INTO {preparer.format_table(table)} "
+                f"({', '.join(preparer.quote(c) for c in columns)}) "
+                f"VALUES ({', '.join([marker] * len(columns))})"
+            )
+            processors: list[Callable[[Any], Any] | None] = [
+                table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+            ]
+            plan = (statement, processors)
+            self._plans[key] = plan
+        return plan
 
     def lock_schema(self, conn: Connection) -> None:
         """Serialise schema changes between processes for the rest of the transaction."""
@@ -63,6 +100,20 @@ class EngineSupport:
         url = self.url
         where = f"{url.host or 'localhost'}:{url.port or 'default port'}"
         return f"{url.get_backend_name()} database {url.database!r} at {where}"
+
+
+def processed_rows(
+    rows: list[tuple[Any, ...]], processors: list[Callable[[Any], Any] | None]
+) -> list[tuple[Any, ...]]:
+    """Apply bind processors column-wise (a column without one is passed through as is)."""
+    if not any(processors):
+        return rows
+    columns = list(zip(*rows, strict=True)) if rows else []
+    converted = [
+        [None if v is None else proc(v) for v in column] if proc else column
+        for column, proc in zip(columns, processors, strict=True)
+    ]
+    return list(zip(*converted, strict=True))
 
 
 def dialect_for(url: URL) -> EngineSupport:

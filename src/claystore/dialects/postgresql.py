@@ -9,16 +9,19 @@ Called through :func:`claystore.dialects.base.dialect_for`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from typing_extensions import override
 
-from claystore.dialects.base import EngineSupport
+from claystore.dialects.base import EngineSupport, processed_rows
 
 # advisory lock key for CREATE TABLE between processes ("claystor" in ASCII)
 _SCHEMA_LOCK_KEY = 0x636C_6179_7374_6F72
+# below this many rows a plain executemany is as quick as COPY
+_COPY_THRESHOLD = 200
 
 
 class Support(EngineSupport):
@@ -39,6 +42,27 @@ class Support(EngineSupport):
     @override
     def reader(self, conn: Connection) -> Connection:
         return conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @override
+    def insert_rows(
+        self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Bulk rows go through ``COPY ... FROM STDIN`` (several times faster than INSERTs);
+        statement listeners of the engine see it like any other statement."""
+        if len(rows) < _COPY_THRESHOLD:
+            super().insert_rows(conn, table, columns, rows)
+            return
+        _, processors = self._insert_plan(conn, table, tuple(columns))
+        preparer = conn.dialect.identifier_preparer
+        column_list = ", ".join(preparer.quote(c) for c in columns)
+        statement = f"COPY {preparer.format_table(table)} ({column_list}) FROM STDIN"
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        if conn.dispatch.before_cursor_execute:
+            for listener in conn.dispatch.before_cursor_execute:
+                listener(conn, cursor, statement, (), None, True)
+        with cursor.copy(statement) as copy:
+            for row in processed_rows(rows, processors):
+                copy.write_row(row)
 
     @override
     def lock_schema(self, conn: Connection) -> None:

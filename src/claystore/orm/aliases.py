@@ -29,8 +29,8 @@ def check_alias(alias: Any) -> str:
     return alias
 
 
-def add(conn: Connection, dataset: str, alias: str, object_id: UUID) -> None:
-    """Give the object ``alias`` in ``dataset``; raises :class:`AliasAlreadyExistError`."""
+def check_free(conn: Connection, dataset: str, alias: str) -> None:
+    """Raise :class:`AliasAlreadyExistError` if ``alias`` is taken in ``dataset``."""
     check_alias(alias)
     taken = conn.execute(
         sa.select(dc_alias.c.object_id).where(
@@ -39,6 +39,11 @@ def add(conn: Connection, dataset: str, alias: str, object_id: UUID) -> None:
     ).first()
     if taken is not None:
         raise AliasAlreadyExistError(alias, dataset)
+
+
+def add(conn: Connection, dataset: str, alias: str, object_id: UUID) -> None:
+    """Give the object ``alias`` in ``dataset``; raises :class:`AliasAlreadyExistError`."""
+    check_free(conn, dataset, alias)
     try:
         conn.execute(
             sa.insert(dc_alias), {"dataset": dataset, "name": alias, "object_id": object_id}

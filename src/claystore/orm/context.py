@@ -133,6 +133,57 @@ class ObjectContext:
             except sa.exc.SQLAlchemyError as exc:
                 raise self._translate(exc) from exc
 
+    def _open_write(self) -> Connection:
+        """A connection with a write transaction begun (for :class:`Transaction`)."""
+        self.check_open()
+        self.ensure_tables()
+        serial = self._serial
+        serial.__enter__()
+        try:
+            conn = self.engine.connect()
+            try:
+                self.dialect.begin(conn, write=True, lock_timeout=self.lock_timeout)
+            except BaseException:
+                conn.close()
+                raise
+        except sa.exc.SQLAlchemyError as exc:
+            serial.__exit__(None, None, None)
+            raise self._translate(exc) from exc
+        except BaseException:
+            serial.__exit__(None, None, None)
+            raise
+        return conn
+
+    def _close_write(self, conn: Connection) -> None:
+        try:
+            conn.close()
+        finally:
+            self._serial.__exit__(None, None, None)
+
+    def begin(self, *, unit_of_work: bool = False) -> Transaction:
+        """A new transaction of this thread, made current (its connection opens on first use).
+        End it with :meth:`end`."""
+        self.check_open()
+        tx = Transaction(self, self._open_write, self._close_write, unit_of_work=unit_of_work)
+        tx.token = tx.activate()
+        return tx
+
+    def end(self, tx: Transaction, *, commit: bool) -> None:
+        """Commit (or roll back) a transaction from :meth:`begin` and make it not current."""
+        try:
+            if commit:
+                try:
+                    tx.commit()
+                except BaseException:
+                    tx.rollback()
+                    raise
+            else:
+                tx.rollback()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._translate(exc) from exc
+        finally:
+            Transaction.deactivate(tx.token)
+
     @contextlib.contextmanager
     def transaction(self, *, unit_of_work: bool = False) -> Iterator[Transaction]:
         """The current transaction of this thread, or a new one committed at exit (rolled back
@@ -141,34 +192,55 @@ class ObjectContext:
         if tx is not None:
             yield tx
             return
-        self.check_open()
-        self.ensure_tables()
-        with self._serial:
-            try:
-                with self.engine.connect() as conn:
-                    self.dialect.begin(conn, write=True, lock_timeout=self.lock_timeout)
-                    tx = Transaction(self, conn, unit_of_work=unit_of_work)
-                    token = tx.activate()
-                    try:
-                        yield tx
-                        tx.commit()
-                    except BaseException:
-                        tx.rollback()
-                        raise
-                    finally:
-                        Transaction.deactivate(token)
-            except sa.exc.SQLAlchemyError as exc:
-                raise self._translate(exc) from exc
+        tx = self.begin(unit_of_work=unit_of_work)
+        try:
+            yield tx
+        except BaseException:
+            self.end(tx, commit=False)
+            raise
+        self.end(tx, commit=True)
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:
-        """The current transaction's connection if one is open here, else a reader."""
+        """The current transaction's connection if one is open here (pending changes of a unit
+        of work are flushed first, so queries see them), else a reader."""
         tx = current_transaction(self)
         if tx is not None:
+            if tx.unit_of_work:
+                tx.flush()
             yield tx.conn
             return
         with self.reader() as conn:
             yield conn
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def lookup(self, object_id: UUID) -> Any | None:
+        """The live object with this id, as the calling code should see it.
+
+        In a unit of work: its own copy, else the client's object if it can own it at once;
+        None means "load a copy".  Elsewhere: the client's object.
+        """
+        tx = current_transaction(self)
+        if tx is not None and tx.identity is not None:
+            obj = tx.identity.get(object_id)
+            if obj is not None:
+                return obj
+            obj = self.identity.get(object_id)
+            if obj is not None and obj.__dict__.get("_dc_state") is not None and tx.try_own(obj):
+                return obj
+            return None
+        return self.identity.get(object_id)
+
+    def register(self, object_id: UUID, obj: Any) -> Any:
+        """Record a freshly loaded object; returns the object callers must use."""
+        tx = current_transaction(self)
+        if tx is not None and tx.identity is not None:
+            winner = tx.identity.add(object_id, obj)
+            if winner is obj:
+                tx.adopt_loaded(obj, obj.__dict__["_dc_state"])
+            return winner
+        return self.identity.add(object_id, obj)
 
     # -- tables ------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ def referenced_objects(obj: Any) -> Iterator[tuple[str, Any]]:
     Reads the instance dict directly: it never loads anything.
     """
     d = obj.__dict__
-    for field in type(obj)._dc_info.fields.values():
+    for field in type(obj)._dc_info.ref_fields:
         kind = field.kind
         if kind is FieldKind.REF:
             target = d.get(field.name)
@@ -38,20 +38,28 @@ def referenced_objects(obj: Any) -> Iterator[tuple[str, Any]]:
                     yield field.name, target
 
 
-def collect_transient(roots: Iterable[Any], *, recursive: bool = True) -> list[Any]:
+def collect_transient(
+    roots: Iterable[Any], *, recursive: bool = True, traverse_roots: bool = False
+) -> list[Any]:
     """Every transient object reachable from ``roots`` (the transient roots included), roots
     first, each once.
 
     With ``recursive=False`` only the roots are collected, and a reference from a root to
-    another transient object raises :class:`ReferenceNotPersistentError`.
+    another transient object raises :class:`ReferenceNotPersistentError`.  With
+    ``traverse_roots`` the references of stored roots are followed too (for objects registered
+    but not written yet); only transient objects are returned.
     """
     found: list[Any] = []
     seen: set[int] = set()
     stack: list[Any] = []
     for root in roots:
-        if STATE_ATTR not in root.__dict__ and id(root) not in seen:
-            seen.add(id(root))
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        if STATE_ATTR not in root.__dict__:
             found.append(root)
+            stack.append(root)
+        elif traverse_roots:
             stack.append(root)
     if not recursive:
         for obj in found:

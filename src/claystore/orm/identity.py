@@ -66,24 +66,29 @@ _counter = 0
 _id_lock = threading.Lock()
 
 
-def new_object_id() -> UUID:
-    """A new time-ordered UUID (RFC 9562 version 7: 48-bit ms timestamp, then random bits).
-
-    Ids made in the same millisecond by this process still increase (a 12-bit counter).
-    """
-    global _last_ms, _counter  # noqa: PLW0603 - the monotonic clock is process state
+def new_object_ids(count: int) -> list[UUID]:
+    """``count`` new time-ordered ids (increasing), made in one go."""
+    global _last_ms, _counter
     with _id_lock:
-        now = time.time_ns() // 1_000_000
-        if now <= _last_ms:
-            _counter += 1
-            if _counter > 0xFFF:
-                _last_ms += 1
-                _counter = 0
-            now = _last_ms
-        else:
-            _last_ms = now
-            _counter = 0
-        counter = _counter
-    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
-    value = (now & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
-    return UUID(int=value)
+        now = max(time.time_ns() // 1_000_000, _last_ms)
+        counter = _counter + 1 if now == _last_ms else 0
+        stamps: list[int] = []
+        for _ in range(count):
+            if counter > 0xFFF:
+                now += 1
+                counter = 0
+            stamps.append((now & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62)
+            counter += 1
+        _last_ms, _counter = now, counter - 1
+    rand = os.urandom(8 * count)
+    mask = 0x3FFF_FFFF_FFFF_FFFF
+    return [
+        UUID(int=stamp | int.from_bytes(rand[8 * i : 8 * i + 8], "big") & mask)
+        for i, stamp in enumerate(stamps)
+    ]
+
+
+def new_object_id() -> UUID:
+    """A new time-ordered UUID (RFC 9562 version 7: 48-bit ms timestamp, a 12-bit counter
+    so that ids made in the same millisecond by this process still increase, random bits)."""
+    return new_object_ids(1)[0]

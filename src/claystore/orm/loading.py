@@ -99,7 +99,7 @@ def hydrate(
     ``_dc_id``, ``_dc_class``, ``_dc_version``), through the identity map: an object already
     alive is returned as is (its memory is not overwritten)."""
     object_id: UUID = row["_dc_id"]
-    existing = context.identity.get(object_id)
+    existing = context.lookup(object_id)
     if existing is not None:
         return existing
     assert info.mapper is not None
@@ -109,7 +109,7 @@ def hydrate(
     d["_dc_class"] = row["_dc_class"]
     apply_row(obj, info, row)
     d[STATE_ATTR] = ObjectState(object_id, context, dataset, backend_id, Lifecycle.PERSISTENT)
-    return context.identity.add(object_id, obj)
+    return context.register(object_id, obj)
 
 
 def load_objects(conn: Connection, context: ObjectContext, ids: Iterable[UUID]) -> dict[UUID, Any]:
@@ -117,7 +117,7 @@ def load_objects(conn: Connection, context: ObjectContext, ids: Iterable[UUID]) 
     found: dict[UUID, Any] = {}
     missing: list[UUID] = []
     for object_id in dict.fromkeys(ids):
-        obj = context.identity.get(object_id)
+        obj = context.lookup(object_id)
         if obj is not None and obj.__dict__.get(STATE_ATTR) is not None:
             found[object_id] = obj
         else:

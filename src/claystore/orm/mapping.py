@@ -21,6 +21,7 @@ Called by :mod:`claystore.orm.model` when a class is defined.  No I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterator
@@ -90,7 +91,7 @@ def snake_case(name: str) -> str:
     return _SNAKE_2.sub(r"\1_\2", _SNAKE_1.sub(r"\1_\2", name)).lower()
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, slots=False)
 class ModelInfo:
     """Everything claystore knows about one model class: fields, tables, mapper."""
 
@@ -103,7 +104,7 @@ class ModelInfo:
     link_tables: dict[str, sa.Table]
     mapper: Mapper[Any] | None = None
 
-    @property
+    @functools.cached_property
     def root(self) -> ModelInfo:
         """The root class of the inheritance hierarchy (holds ``dc_class``/``dc_version``)."""
         info = self
@@ -111,7 +112,7 @@ class ModelInfo:
             info = info.parent
         return info
 
-    @property
+    @functools.cached_property
     def hierarchy(self) -> list[ModelInfo]:
         """Root first, this class last."""
         chain: list[ModelInfo] = []
@@ -121,15 +122,20 @@ class ModelInfo:
             info = info.parent
         return chain[::-1]
 
-    @property
+    @functools.cached_property
     def column_fields(self) -> list[Field]:
         """Fields stored in columns (scalar, JSON, reference), parents' first."""
         return [f for f in self.fields.values() if not f.kind.is_link]
 
-    @property
+    @functools.cached_property
     def link_fields(self) -> list[Field]:
         """Fields stored in link tables, parents' first."""
         return [f for f in self.fields.values() if f.kind.is_link]
+
+    @functools.cached_property
+    def ref_fields(self) -> list[Field]:
+        """Reference and container-of-reference fields, parents' first."""
+        return [f for f in self.fields.values() if f.kind is FieldKind.REF or f.kind.is_link]
 
     def table_of(self, field: Field) -> sa.Table:
         """The table holding a column field (its declaring class's table)."""

@@ -114,9 +114,14 @@ class DataClayObject(VersionedObject, QueryableObject):
             chosen: UUID | None = None
             if backend_id is not None:
                 chosen = backends.resolve(_backends(context, tx.conn), backend_id)
-            tx.persist([self], recursive=recursive, backend_id=chosen)
+            if alias is not None and tx.unit_of_work:
+                aliases.check_free(tx.conn, context.dataset, alias)
+            tx.persist([self], recursive=recursive, backend_id=chosen, defer=tx.unit_of_work)
             if alias is not None:
-                aliases.add(tx.conn, context.dataset, alias, stored_state(self).object_id)
+                if tx.unit_of_work:  # written with the object, at the next flush
+                    tx.pending_aliases.append((context.dataset, alias, self))
+                else:
+                    aliases.add(tx.conn, context.dataset, alias, stored_state(self).object_id)
 
     @property
     def is_registered(self) -> bool:

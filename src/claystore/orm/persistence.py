@@ -20,15 +20,22 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from claystore.errors import MissingFieldError, ObjectDoesNotExistError, UnsupportedTypeError
+from claystore.errors import (
+    MissingFieldError,
+    ObjectDoesNotExistError,
+    UnsupportedTypeError,
+    VersionConflictError,
+)
 from claystore.orm import mapping
 from claystore.orm.fields import Field, FieldKind
-from claystore.orm.identity import new_object_id
+from claystore.orm.identity import new_object_ids
 from claystore.orm.mapping import ModelInfo, metadata, models
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
 from claystore.orm.system import dc_object
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from claystore.orm.transaction import OwnedEntry, Transaction
 
 
@@ -47,11 +54,27 @@ def _table_order(table: sa.Table) -> int:
 
 # -- insert ----------------------------------------------------------------------------------
 
+_MISSING: Any = object()
+
+# per class: [(table, column names, fields whose values follow the system columns)]
+_insert_plans: dict[ModelInfo, list[tuple[sa.Table, tuple[str, ...], list[Field]]]] = {}
+
+
+def _insert_plan(info: ModelInfo) -> list[tuple[sa.Table, tuple[str, ...], list[Field]]]:
+    plan = _insert_plans.get(info)
+    if plan is None:
+        plan = []
+        for level in info.hierarchy:
+            fields = [f for f in level.own_fields if not f.kind.is_link]
+            system = ("id", "dc_class", "dc_version") if level.parent is None else ("id",)
+            plan.append((level.table, system + tuple(f.column_name for f in fields), fields))
+        _insert_plans[info] = plan
+    return plan
+
 
 def _column_value(obj: Any, field: Field) -> Any:
+    """The value to store for an unset field: its default, None if nullable, else an error."""
     d = obj.__dict__
-    if field.key in d:
-        return d[field.key]
     if field.has_default:
         value = field.default_value()
         d[field.key] = value
@@ -75,110 +98,15 @@ def _target_id(owner: Any, field: Field, target: Any) -> UUID:
     return object_id
 
 
-def link_rows(owner_id: UUID, field: Field, owner: Any, value: Any) -> list[dict[str, Any]]:
-    """The link-table rows for one container of references."""
+def link_rows(owner_id: UUID, field: Field, owner: Any, value: Any) -> list[tuple[Any, ...]]:
+    """The link-table rows for one container of references, in link-table column order."""
     if not value:
         return []
     if field.kind is FieldKind.REF_DICT:
-        return [
-            {"owner_id": owner_id, "key": k, "target_id": _target_id(owner, field, v)}
-            for k, v in value.items()
-        ]
+        return [(owner_id, k, _target_id(owner, field, v)) for k, v in value.items()]
     if field.kind is FieldKind.REF_SET:
-        ids = {_target_id(owner, field, v) for v in value}
-        return [{"owner_id": owner_id, "target_id": t} for t in ids]
-    return [
-        {"owner_id": owner_id, "position": i, "target_id": _target_id(owner, field, v)}
-        for i, v in enumerate(value)
-    ]
-
-
-def insert_objects(tx: Transaction, objects: list[Any], *, backend_id: UUID | None = None) -> None:
-    """Store transient objects (all of them, in one go), as NEW objects of ``tx``."""
-    context = tx.context
-    infos: dict[type, ModelInfo] = {}
-    for obj in objects:
-        cls = type(obj)
-        if cls not in infos:
-            infos[cls] = cls._dc_info
-    context.ensure_tables(tx.conn)
-    # collect: check every value before anything is sent
-    columns: list[list[tuple[Field, Any]]] = []
-    for obj in objects:
-        info = infos[type(obj)]
-        values = []
-        for field in info.column_fields:
-            if field.kind is not FieldKind.REF:
-                values.append((field, _column_value(obj, field)))
-        columns.append(values)
-    dataset = context.dataset
-    backend = backend_id or context.default_backend_id
-    states: list[tuple[Any, ObjectState]] = []
-    for obj in objects:
-        state = ObjectState(new_object_id(), context, dataset, backend, Lifecycle.NEW)
-        obj.__dict__[STATE_ATTR] = state
-        states.append((obj, state))
-    try:
-        _emit_inserts(tx, infos, states, columns)
-    except BaseException:
-        for obj, _ in states:
-            obj.__dict__.pop(STATE_ATTR, None)
-        raise
-    # finalize
-    context.identity.add_many([(state.object_id, obj) for obj, state in states])
-    for obj, state in states:
-        tx.adopt_new(obj, state)
-
-
-def _emit_inserts(
-    tx: Transaction,
-    infos: dict[type, ModelInfo],
-    states: list[tuple[Any, ObjectState]],
-    columns: list[list[tuple[Field, Any]]],
-) -> None:
-    registry_rows: list[dict[str, Any]] = []
-    table_rows: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
-    for (obj, state), values in zip(states, columns, strict=True):
-        info = infos[type(obj)]
-        object_id = state.object_id
-        d = obj.__dict__
-        d["_dc_id"] = object_id
-        d["_dc_class"] = info.tablename
-        d["_dc_version"] = 1
-        registry_rows.append(
-            {
-                "id": object_id,
-                "class_name": info.tablename,
-                "dataset": state.dataset,
-                "backend_id": state.backend_id,
-            }
-        )
-        rows: dict[sa.Table, dict[str, Any]] = {}
-        for level in info.hierarchy:
-            rows[level.table] = {"id": object_id}
-        rows[info.root.table].update(dc_class=info.tablename, dc_version=1)
-        for field, value in values:
-            rows[info.table_of(field)][field.column_name] = value
-        for field in info.column_fields:
-            if field.kind is FieldKind.REF:
-                target = d.get(field.name)
-                target_id = None if target is None else _target_id(obj, field, target)
-                d[field.key] = target_id
-                rows[info.table_of(field)][field.column_name] = target_id
-        for table, row in rows.items():
-            table_rows[table].append(row)
-        for field in info.link_fields:
-            value = d.get(field.name)
-            if value is None:
-                value = field.default_value() if field.has_default else _empty(field)
-                d[field.name] = value
-            table_rows[info.link_table(field)].extend(link_rows(object_id, field, obj, value))
-    conn = tx.conn
-    conn.execute(sa.insert(dc_object), registry_rows)
-    for table in sorted(table_rows, key=_table_order):
-        rows_for_table = table_rows[table]
-        if rows_for_table:
-            conn.execute(sa.insert(table), rows_for_table)
+        return [(owner_id, t) for t in {_target_id(owner, field, v) for v in value}]
+    return [(owner_id, i, _target_id(owner, field, v)) for i, v in enumerate(value)]
 
 
 def _empty(field: Field) -> Any:
@@ -187,27 +115,158 @@ def _empty(field: Field) -> Any:
     )()
 
 
+def stage_objects(tx: Transaction, objects: list[Any], *, backend_id: UUID | None = None) -> None:
+    """Register transient objects as NEW objects of ``tx``: ids, states, identity map.
+
+    Their rows are written by :func:`insert_objects` (at once, or at the next flush of a unit
+    of work); until then they are listed in ``tx.staged``.
+    """
+    context = tx.context
+    dataset = context.dataset
+    backend = backend_id or context.default_backend_id
+    ids = new_object_ids(len(objects))
+    states = [ObjectState(i, context, dataset, backend, Lifecycle.NEW) for i in ids]
+    for obj, state in zip(objects, states, strict=True):
+        state.owner = tx
+        obj.__dict__[STATE_ATTR] = state
+    pairs = list(zip(ids, objects, strict=True))
+    context.identity.add_many(pairs)
+    tx.staged.update(pairs)
+    tx.new.extend(objects)
+
+
+def insert_objects(tx: Transaction, objects: list[Any]) -> None:
+    """Write the rows of staged objects, all in one go.
+
+    Every value is checked and every row built before the first statement is sent; then one
+    bulk INSERT per table (the registry, each class table, each link table).
+    """
+    context = tx.context
+    conn = tx.conn
+    context.ensure_tables(conn)
+    tables = _collect_inserts(objects)
+    _emit_inserts(tx, tables)
+
+
+def _collect_inserts(
+    objects: list[Any],
+) -> dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
+    tables: dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {}
+    registry: list[tuple[Any, ...]] = []
+    tables[dc_object] = (("id", "class_name", "dataset", "backend_id"), registry)
+    for obj in objects:
+        info: ModelInfo = type(obj)._dc_info
+        d = obj.__dict__
+        state: ObjectState = d[STATE_ATTR]
+        object_id = state.object_id
+        tablename = info.tablename
+        d["_dc_id"] = object_id
+        d["_dc_class"] = tablename
+        d["_dc_version"] = 1
+        registry.append((object_id, tablename, state.dataset, state.backend_id))
+        for table, columns, fields in _insert_plan(info):
+            row: list[Any] = [object_id, tablename, 1] if table is info.root.table else [object_id]
+            for field in fields:
+                if field.kind is FieldKind.REF:
+                    target = d.get(field.name)
+                    value = None if target is None else _target_id(obj, field, target)
+                    d[field.key] = value
+                else:
+                    value = d.get(field.key, _MISSING)
+                    if value is _MISSING:
+                        value = _column_value(obj, field)
+                row.append(value)
+            entry = tables.get(table)
+            if entry is None:
+                entry = tables[table] = (columns, [])
+            entry[1].append(tuple(row))
+        for field in info.link_fields:
+            value = d.get(field.name)
+            if value is None:
+                value = field.default_value() if field.has_default else _empty(field)
+                d[field.name] = value
+            link = info.link_table(field)
+            entry = tables.get(link)
+            if entry is None:
+                entry = tables[link] = (tuple(c.name for c in link.columns), [])
+            entry[1].extend(link_rows(object_id, field, obj, value))
+    return tables
+
+
+def _emit_inserts(
+    tx: Transaction, tables: dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+) -> None:
+    support = tx.context.dialect
+    conn = tx.conn
+    columns, registry = tables.pop(dc_object)
+    support.insert_rows(conn, dc_object, columns, registry)
+    for table in sorted(tables, key=_table_order):
+        columns, rows = tables[table]
+        if rows:
+            support.insert_rows(conn, table, columns, rows)
+
+
 # -- update ----------------------------------------------------------------------------------
 
 
-def update_objects(tx: Transaction, changes: list[tuple[OwnedEntry, set[str]]]) -> None:
+_Groups = dict[tuple[sa.Table, tuple[str, ...]], list[dict[str, Any]]]
+_Links = dict[sa.Table, tuple[list[UUID], list[tuple[Any, ...]]]]
+
+
+def update_objects(
+    tx: Transaction, changes: list[tuple[OwnedEntry, set[str]]], *, check_versions: bool = False
+) -> None:
     """Write changed fields: one UPDATE per (table, changed-column set), link tables rewritten
-    per owner.  Every changed object's ``dc_version`` goes up by one."""
-    groups: dict[tuple[sa.Table, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
-    link_owners: dict[sa.Table, list[UUID]] = defaultdict(list)
-    link_inserts: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
+    per owner.  Every changed object's ``dc_version`` goes up by one.
+
+    With ``check_versions``, objects loaded in this transaction are updated only if their
+    ``dc_version`` is still the one loaded; otherwise :class:`VersionConflictError`.
+    """
+    groups, links = _collect_updates(changes, check_versions=check_versions)
+    conn = tx.conn
+    for (table, keys), params in sorted(groups.items(), key=lambda g: _table_order(g[0][0])):
+        assignments: dict[Any, Any] = {
+            table.c[key[2:]]: sa.bindparam(key) for key in keys if key.startswith("v_")
+        }
+        if "dc_version" in table.c:
+            assignments[table.c.dc_version] = table.c.dc_version + 1
+        statement = sa.update(table).where(table.c.id == sa.bindparam("w_id"))
+        if "w_version" in keys:
+            statement = statement.where(table.c.dc_version == sa.bindparam("w_version"))
+        result = conn.execute(statement.values(assignments), params)
+        if result.rowcount != len(params):
+            _report_lost_rows(conn, params, changes)
+    for table, (owners, rows) in links.items():
+        conn.execute(sa.delete(table).where(table.c.owner_id.in_(owners)))
+        if rows:
+            tx.context.dialect.insert_rows(conn, table, [c.name for c in table.columns], rows)
+    for entry, _ in changes:
+        d = entry.obj.__dict__
+        if entry.loaded_version is not None:
+            entry.loaded_version += 1
+            d["_dc_version"] = entry.loaded_version
+        else:
+            d.pop("_dc_version", None)
+
+
+def _collect_updates(
+    changes: list[tuple[OwnedEntry, set[str]]], *, check_versions: bool
+) -> tuple[_Groups, _Links]:
+    groups: _Groups = defaultdict(list)
+    links: _Links = {}
     for entry, dirty in changes:
         obj = entry.obj
         info: ModelInfo = type(obj)._dc_info
         object_id = entry.state.object_id
         d = obj.__dict__
-        per_table: dict[sa.Table, dict[str, Any]] = {info.root.table: {}}
+        root = info.root.table
+        per_table: dict[sa.Table, dict[str, Any]] = {root: {}}
         for name in dirty:
             field = info.fields[name]
             if field.kind.is_link:
-                table = info.link_table(field)
-                link_owners[table].append(object_id)
-                link_inserts[table].extend(link_rows(object_id, field, obj, d.get(name)))
+                owners, rows = links.setdefault(info.link_table(field), ([], []))
+                owners.append(object_id)
+                rows.extend(link_rows(object_id, field, obj, d.get(name)))
                 continue
             if field.kind is FieldKind.REF:
                 target = d.get(name)
@@ -217,23 +276,37 @@ def update_objects(tx: Transaction, changes: list[tuple[OwnedEntry, set[str]]]) 
             per_table.setdefault(info.table_of(field), {})[f"v_{field.column_name}"] = value
         for table, values in per_table.items():
             values["w_id"] = object_id
+            if table is root and check_versions and entry.loaded_version is not None:
+                values["w_version"] = entry.loaded_version
             groups[(table, tuple(sorted(values)))].append(values)
-    conn = tx.conn
-    for (table, keys), params in sorted(groups.items(), key=lambda g: _table_order(g[0][0])):
-        assignments: dict[Any, Any] = {
-            table.c[key[2:]]: sa.bindparam(key) for key in keys if key.startswith("v_")
-        }
-        if "dc_version" in table.c:
-            assignments[table.c.dc_version] = table.c.dc_version + 1
-        statement = sa.update(table).where(table.c.id == sa.bindparam("w_id")).values(assignments)
-        result = conn.execute(statement, params)
-        if result.rowcount >= 0 and result.rowcount != len(params) and len(params) == 1:
-            raise ObjectDoesNotExistError(params[0]["w_id"], "it was deleted by someone else")
-    for table, owners in link_owners.items():
-        conn.execute(sa.delete(table).where(table.c.owner_id.in_(owners)))
-        rows = link_inserts[table]
-        if rows:
-            conn.execute(sa.insert(table), rows)
+    return groups, links
+
+
+def _report_lost_rows(
+    conn: Connection, params: list[dict[str, Any]], changes: list[tuple[OwnedEntry, set[str]]]
+) -> None:
+    """Raise the error that explains why some rows of an UPDATE were not written."""
+    ids = [p["w_id"] for p in params]
+    by_id = {e.state.object_id: (e, fields) for e, fields in changes}
+    root = type(by_id[ids[0]][0].obj)._dc_info.root.table
+    found: dict[UUID, int] = dict(
+        conn.execute(sa.select(root.c.id, root.c.dc_version).where(root.c.id.in_(ids))).all()
+    )
+    for p in params:
+        object_id = p["w_id"]
+        entry, fields = by_id[object_id]
+        name = type(entry.obj).__name__
+        if object_id not in found:
+            raise ObjectDoesNotExistError(object_id, f"the {name} was deleted by someone else")
+        if "w_version" in p and found[object_id] != p["w_version"]:
+            msg = (
+                f"{name} {object_id} was changed by someone else since this unit of work "
+                f"loaded it (version {p['w_version']} -> {found[object_id]}); not writing "
+                f"{', '.join(sorted(fields))}: reload it and apply the change again"
+            )
+            raise VersionConflictError(msg)
+    msg = "an UPDATE wrote fewer rows than expected"  # pragma: no cover
+    raise ObjectDoesNotExistError(ids[0], msg)  # pragma: no cover
 
 
 # -- delete ----------------------------------------------------------------------------------

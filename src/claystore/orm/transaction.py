@@ -2,14 +2,15 @@
 
 Owns :class:`Transaction`.  Every operation that writes runs inside one: an autocommit
 assignment (one short transaction), an activemethod (one transaction around the method, the
-object locked), and — later — an explicit unit of work.  The transaction
+object locked), and a unit of work (``client.session()``).  The transaction
 
+- opens its connection lazily, on first use (a session that never touches the database never
+  takes a lock);
 - *owns* the objects it touches (``state.owner``): an owned object is served from memory
   within the transaction, and its changes are tracked there (assignments mark a field dirty;
   in-place changes to containers are found by comparing with the value loaded, the
-  *baseline*);
-- *flushes* the changes in batches (:mod:`claystore.orm.persistence`), storing transient
-  objects that the changes made reachable;
+  *baseline*).  A unit of work also owns what it loads, in its own identity scope;
+- *flushes* the changes through :mod:`claystore.orm.unitofwork`;
 - commits, moving NEW objects to PERSISTENT and DELETED ones to transient, or rolls back,
   turning NEW objects transient again and expiring what the transaction changed in memory, so
   nothing keeps a value the database does not have.
@@ -17,7 +18,7 @@ object locked), and — later — an explicit unit of work.  The transaction
 Ownership is exclusive between transactions of one client: a transaction that needs an object
 another thread's transaction holds waits for it (up to the lock timeout).
 
-Called by :mod:`claystore.orm.context` (which opens and ends transactions).
+Called by :mod:`claystore.orm.context` (which opens and ends transactions) and the session.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from claystore.errors import LockTimeoutError, ObjectDoesNotExistError
-from claystore.orm import loading, persistence
+from claystore.orm import loading, persistence, unitofwork
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
+from claystore.orm.identity import IdentityMap
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
+from claystore.orm.unitofwork import baseline_of
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -59,25 +62,10 @@ def current_transaction(context: ObjectContext) -> Transaction | None:
     return tx
 
 
-def baseline_of(field: Field, value: Any) -> Any:
-    """A comparable copy of a container value, to find in-place changes later."""
-    if value is None:
-        return None
-    kind = field.kind
-    if kind is FieldKind.JSON:
-        assert field.encode is not None
-        return field.encode(value)
-    if kind is FieldKind.REF_DICT:
-        return {k: id(v) for k, v in value.items()}
-    if kind is FieldKind.REF_SET:
-        return frozenset(id(v) for v in value)
-    return [id(v) for v in value]
-
-
 class OwnedEntry:
     """What a transaction tracks about one object it owns."""
 
-    __slots__ = ("baseline", "dirty", "fresh", "obj", "state")
+    __slots__ = ("baseline", "dirty", "fresh", "loaded_version", "obj", "state")
 
     def __init__(self, obj: Any, state: ObjectState) -> None:
         self.obj = obj
@@ -85,22 +73,89 @@ class OwnedEntry:
         self.fresh: set[str] = set()  # fields whose memory value is current in this transaction
         self.dirty: set[str] = set()  # fields assigned and not yet flushed
         self.baseline: dict[str, Any] = {}  # container fields: value as loaded/flushed
+        self.loaded_version: int | None = None  # dc_version as loaded in this transaction
+
+    def track_all(self) -> None:
+        """Every field of the object is current (it was just inserted)."""
+        info = type(self.obj)._dc_info
+        d = self.obj.__dict__
+        self.dirty.clear()
+        for field in info.fields.values():
+            self.fresh.add(field.name)
+            if field.kind is FieldKind.JSON:
+                self.baseline[field.name] = baseline_of(field, d.get(field.key))
+            elif field.kind.is_link:
+                self.baseline[field.name] = baseline_of(field, d.get(field.name))
+
+    def changed_fields(self) -> set[str]:
+        """Fields assigned, plus containers changed in place since their baseline."""
+        dirty = set(self.dirty)
+        if self.baseline:
+            info = type(self.obj)._dc_info
+            d = self.obj.__dict__
+            for name, before in self.baseline.items():
+                if name in dirty:
+                    continue
+                field = info.fields[name]
+                current = d.get(field.name if field.kind.is_link else field.key)
+                if baseline_of(field, current) != before:
+                    dirty.add(name)
+        return dirty
+
+    def expire(self) -> None:
+        """Forget what this transaction loaded or changed (it is reloaded on use)."""
+        d = self.obj.__dict__
+        info = type(self.obj)._dc_info
+        for name in self.fresh:
+            field = info.fields.get(name)
+            if field is None:
+                continue
+            d.pop(field.key, None)
+            if field.kind is FieldKind.REF or field.kind.is_link:
+                d.pop(field.name, None)
+        self.fresh.clear()
+        self.dirty.clear()
+        self.baseline.clear()
+        self.loaded_version = None
 
 
 class Transaction:
     """An open database transaction of one client context, in one thread."""
 
     def __init__(
-        self, context: ObjectContext, conn: Connection, *, unit_of_work: bool = False
+        self,
+        context: ObjectContext,
+        opener: Callable[[], Connection],
+        closer: Callable[[Connection], None],
+        *,
+        unit_of_work: bool = False,
     ) -> None:
         self.context = context
-        self.conn = conn
         self.unit_of_work = unit_of_work
         self.thread_id = threading.get_ident()
         self.entries: dict[UUID, OwnedEntry] = {}
-        self.new: list[Any] = []
+        self.new: list[Any] = []  # inserted or staged by this transaction (lifecycle NEW)
+        self.staged: dict[UUID, Any] = {}  # NEW objects whose rows are not written yet
+        self.pending_aliases: list[tuple[str, str, Any]] = []  # (dataset, alias, object)
         self.deleted: list[Any] = []
+        self.identity: IdentityMap | None = IdentityMap() if unit_of_work else None
         self.is_active = True
+        self._opener = opener
+        self._closer = closer
+        self._conn: Connection | None = None
+        self.token: Any = None  # set by the context that made it current
+
+    @property
+    def conn(self) -> Connection:
+        """The transaction's connection (connected and begun on first use)."""
+        if self._conn is None:
+            self._conn = self._opener()
+        return self._conn
+
+    @property
+    def has_connection(self) -> bool:
+        """True once the transaction has touched the database."""
+        return self._conn is not None
 
     def activate(self) -> Any:
         """Make this the current transaction of the calling context; returns a reset token."""
@@ -120,11 +175,31 @@ class Transaction:
             self._acquire(state)
             entry = OwnedEntry(obj, state)
             self.entries[state.object_id] = entry
-            if lock:
-                self._load_columns(entry, lock=True)
-        elif lock and "_locked" not in entry.fresh:
+            if state.lifecycle is Lifecycle.NEW:  # inserted/staged by this transaction
+                entry.track_all()
+                return entry
+        if lock and "_locked" not in entry.fresh and state.object_id not in self.staged:
             self._load_columns(entry, lock=True)
         return entry
+
+    def try_own(self, obj: Any) -> bool:
+        """Own ``obj`` if no other open transaction holds it (never waits)."""
+        state: ObjectState = obj.__dict__[STATE_ATTR]
+        with self.context.ownership:
+            owner = state.owner
+            if owner is not None and owner is not self and owner.is_active:
+                return False
+            state.owner = self
+        if state.object_id not in self.entries:
+            self.entries[state.object_id] = OwnedEntry(obj, state)
+        return True
+
+    def adopt_loaded(self, obj: Any, state: ObjectState) -> None:
+        """Track an object this unit of work has just loaded (its columns are current)."""
+        state.owner = self
+        entry = OwnedEntry(obj, state)
+        self._mark_columns_fresh(entry)
+        self.entries[state.object_id] = entry
 
     def _acquire(self, state: ObjectState) -> None:
         cond = self.context.ownership
@@ -148,14 +223,19 @@ class Transaction:
         row = loading.fetch_row(self.conn, self.context, info, state.object_id, lock=lock)
         if row is None:
             raise ObjectDoesNotExistError(state.object_id, f"the {type(obj).__name__} was deleted")
-        keep = entry.dirty
-        loading.apply_row(obj, info, row, skip=keep)
-        for field in info.column_fields:
-            entry.fresh.add(field.name)
-            if field.kind is FieldKind.JSON and field.name not in keep:
-                entry.baseline[field.name] = baseline_of(field, obj.__dict__.get(field.key))
+        loading.apply_row(obj, info, row, skip=entry.dirty)
+        self._mark_columns_fresh(entry)
         if lock:
             entry.fresh.add("_locked")
+
+    @staticmethod
+    def _mark_columns_fresh(entry: OwnedEntry) -> None:
+        d = entry.obj.__dict__
+        entry.loaded_version = d.get("_dc_version")
+        for field in type(entry.obj)._dc_info.column_fields:
+            entry.fresh.add(field.name)
+            if field.kind is FieldKind.JSON and field.name not in entry.dirty:
+                entry.baseline[field.name] = baseline_of(field, d.get(field.key))
 
     # -- reading and writing owned objects ---------------------------------------------------
 
@@ -198,89 +278,36 @@ class Transaction:
     # -- storing -----------------------------------------------------------------------------
 
     def persist(
-        self, roots: list[Any], *, recursive: bool = True, backend_id: UUID | None = None
+        self,
+        roots: list[Any],
+        *,
+        recursive: bool = True,
+        backend_id: UUID | None = None,
+        defer: bool = False,
     ) -> list[Any]:
-        """Store every transient object reachable from ``roots``; returns those stored."""
+        """Store every transient object reachable from ``roots``; returns them.
+
+        With ``defer`` (a unit of work) they are registered now and written at the next flush.
+        """
         objects = collect_transient(roots, recursive=recursive)
         if objects:
-            persistence.insert_objects(self, objects, backend_id=backend_id)
+            persistence.stage_objects(self, objects, backend_id=backend_id)
+            if not defer:
+                unitofwork.write_staged(self)
         return objects
-
-    def adopt_new(self, obj: Any, state: ObjectState) -> None:
-        """Track an object this transaction has just inserted (all fields current)."""
-        state.owner = self
-        entry = OwnedEntry(obj, state)
-        info = type(obj)._dc_info
-        d = obj.__dict__
-        for field in info.fields.values():
-            entry.fresh.add(field.name)
-            if field.kind is FieldKind.JSON:
-                entry.baseline[field.name] = baseline_of(field, d.get(field.key))
-            elif field.kind.is_link:
-                entry.baseline[field.name] = baseline_of(field, d.get(field.name))
-        self.entries[state.object_id] = entry
-        self.new.append(obj)
 
     def delete(self, obj: Any, state: ObjectState) -> None:
         """Delete a stored object (its row, registry entry, aliases, and references to it)."""
+        unitofwork.flush(self)
         entry = self.own(obj, state)
         persistence.delete_objects(self, [entry])
         state.lifecycle = Lifecycle.DELETED
         entry.dirty.clear()
         self.deleted.append(obj)
 
-    def collect_changes(self) -> list[tuple[OwnedEntry, set[str]]]:
-        """Every owned object with changes to write, and the fields that changed."""
-        changes: list[tuple[OwnedEntry, set[str]]] = []
-        for entry in self.entries.values():
-            if entry.state.lifecycle is Lifecycle.DELETED:
-                continue
-            dirty = set(entry.dirty)
-            if entry.baseline:
-                info = type(entry.obj)._dc_info
-                d = entry.obj.__dict__
-                for name, before in entry.baseline.items():
-                    if name in dirty:
-                        continue
-                    field = info.fields[name]
-                    current = d.get(field.name if field.kind.is_link else field.key)
-                    if baseline_of(field, current) != before:
-                        dirty.add(name)
-            if dirty:
-                changes.append((entry, dirty))
-        return changes
-
     def flush(self) -> None:
-        """Write every pending change: new reachable objects first, then batched updates."""
-        changes = self.collect_changes()
-        if not changes:
-            return
-        roots: list[Any] = []
-        for entry, dirty in changes:
-            info = type(entry.obj)._dc_info
-            d = entry.obj.__dict__
-            for name in dirty:
-                field = info.fields[name]
-                if field.kind is FieldKind.REF:
-                    if d.get(name) is not None:
-                        roots.append(d[name])
-                elif field.kind.is_link:
-                    value = d.get(name) or ()
-                    roots.extend(value.values() if isinstance(value, dict) else value)
-        self.persist(roots)
-        persistence.update_objects(self, changes)
-        for entry, dirty in changes:
-            info = type(entry.obj)._dc_info
-            d = entry.obj.__dict__
-            for name in dirty:
-                field = info.fields[name]
-                if field.kind is FieldKind.REF:
-                    target = d.get(name)
-                    d[field.key] = None if target is None else target._dc_state.object_id
-                elif field.kind is FieldKind.JSON or field.kind.is_link:
-                    key = field.name if field.kind.is_link else field.key
-                    entry.baseline[name] = baseline_of(field, d.get(key))
-            entry.dirty.clear()
+        """Write every pending change (see :func:`claystore.orm.unitofwork.flush`)."""
+        unitofwork.flush(self)
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -294,50 +321,48 @@ class Transaction:
             yield
         except BaseException:
             nested.rollback()
-            identity = self.context.identity
-            undone = set()
-            for obj in self.new[new_mark:]:
-                state = obj.__dict__.pop(STATE_ATTR, None)
-                if state is not None:
-                    undone.add(state.object_id)
-                    identity.discard(state.object_id)
-                    self.entries.pop(state.object_id, None)
-                    _forget_columns(obj)
-            del self.new[new_mark:]
-            for obj in self.deleted[deleted_mark:]:
-                obj._dc_state.lifecycle = Lifecycle.PERSISTENT
-            del self.deleted[deleted_mark:]
-            for object_id, entry in list(self.entries.items()):
-                if object_id not in before:
-                    self.entries.pop(object_id)
-                    if entry.state.owner is self:
-                        entry.state.owner = None
-                    _expire(entry)
-                elif entry.dirty != before[object_id] or self._changed_in_place(entry):
-                    _expire(entry)
-                    entry.dirty.clear()
-                    entry.fresh.clear()
-                    entry.baseline.clear()
+            self._undo_since(new_mark, deleted_mark, before)
             raise
         else:
+            self.flush()
             if nested.is_active:
                 nested.commit()
 
-    def _changed_in_place(self, entry: OwnedEntry) -> bool:
-        info = type(entry.obj)._dc_info
-        d = entry.obj.__dict__
-        for name, before in entry.baseline.items():
-            field = info.fields[name]
-            if baseline_of(field, d.get(field.name if field.kind.is_link else field.key)) != before:
-                return True
-        return False
+    def _undo_since(self, new_mark: int, deleted_mark: int, before: dict[UUID, set[str]]) -> None:
+        identity = self.context.identity
+        self.pending_aliases.clear()  # the savepoint began with a flush: all are its own
+        for obj in self.new[new_mark:]:
+            state = obj.__dict__.pop(STATE_ATTR, None)
+            if state is not None:
+                identity.discard(state.object_id)
+                self.entries.pop(state.object_id, None)
+                self.staged.pop(state.object_id, None)
+                _forget_columns(obj)
+        del self.new[new_mark:]
+        for obj in self.deleted[deleted_mark:]:
+            obj._dc_state.lifecycle = Lifecycle.PERSISTENT
+        del self.deleted[deleted_mark:]
+        released = []
+        for object_id, entry in list(self.entries.items()):
+            if object_id not in before:
+                self.entries.pop(object_id)
+                released.append(entry.state)
+                entry.expire()
+            elif entry.dirty != before[object_id] or entry.changed_fields():
+                entry.expire()
+        with self.context.ownership:
+            for state in released:
+                if state.owner is self:
+                    state.owner = None
+            self.context.ownership.notify_all()
 
     # -- ending ------------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Flush, commit, then settle object states."""
+        """Flush, commit, then settle object states (the connection is closed)."""
         self.flush()
-        self.conn.commit()
+        if self._conn is not None:
+            self._conn.commit()
         self.is_active = False
         identity = self.context.identity
         for obj in self.new:
@@ -349,12 +374,17 @@ class Transaction:
             if state is not None:
                 identity.discard(state.object_id)
                 _forget_columns(obj)
+        if self.identity is not None:  # what this unit of work loaded joins the client's map
+            for entry in self.entries.values():
+                if entry.state.lifecycle is Lifecycle.PERSISTENT:
+                    identity.add(entry.state.object_id, entry.obj)
         self._release()
 
     def rollback(self) -> None:
         """Roll back, then undo in memory what the transaction did."""
         try:
-            self.conn.rollback()
+            if self._conn is not None:
+                self._conn.rollback()
         finally:
             self.is_active = False
             identity = self.context.identity
@@ -370,7 +400,7 @@ class Transaction:
                     continue
                 if entry.state.lifecycle is Lifecycle.DELETED:
                     entry.state.lifecycle = Lifecycle.PERSISTENT
-                _expire(entry)
+                entry.expire()
             self._release()
 
     def _release(self) -> None:
@@ -379,20 +409,14 @@ class Transaction:
             for entry in self.entries.values():
                 if entry.state.owner is self:
                     entry.state.owner = None
+            for obj in self.new:
+                state = obj.__dict__.get(STATE_ATTR)
+                if state is not None and state.owner is self:
+                    state.owner = None
             cond.notify_all()
-
-
-def _expire(entry: OwnedEntry) -> None:
-    """Drop the memory values an undone transaction touched (they are reloaded on use)."""
-    d = entry.obj.__dict__
-    info = type(entry.obj)._dc_info
-    for name in entry.fresh:
-        field = info.fields.get(name)
-        if field is None:
-            continue
-        d.pop(field.key, None)
-        if field.kind is FieldKind.REF or field.kind.is_link:
-            d.pop(field.name, None)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._closer(conn)
 
 
 def _forget_columns(obj: Any) -> None:

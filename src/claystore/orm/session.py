@@ -1,0 +1,182 @@
+"""The explicit unit of work: ``with client.session() as session:``.
+
+Owns :class:`Session`.  Inside a session, objects are loaded once and then served from memory
+(the session's own identity scope; an object the program already holds is used as is when no
+other thread's session holds it), assignments and in-place container changes are tracked, new
+objects are registered and written in batches — one INSERT per table, one UPDATE per table and
+changed-column set — before queries and at commit.  The block commits at exit or rolls back on
+an exception: the database is untouched and the objects the session changed are expired (they
+reload on next use); objects it created become transient again.  A ``session()`` opened inside
+another is a savepoint.  Activemethods called inside a session join it.
+
+Updates are optimistic: an object changed by someone else since the session loaded it raises
+:class:`~claystore.errors.VersionConflictError` at flush instead of being overwritten.
+
+Sessions belong to the thread that opened them.  Another thread reading an object a session
+holds reads committed state; writing it waits until the session ends (up to the client's lock
+timeout, then :class:`~claystore.errors.LockTimeoutError`).
+
+Also owns :func:`session_scope`, the session-per-request helper for web applications.
+
+Called by :meth:`claystore.Client.session`; works through :mod:`claystore.orm.context`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
+from uuid import UUID
+
+from claystore.errors import SessionStateError
+from claystore.orm.state import stored_state
+from claystore.orm.transaction import Transaction, current_transaction
+
+if TYPE_CHECKING:
+    from claystore.orm.context import ObjectContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Session:
+    """A unit of work on one client (see the module docstring)."""
+
+    def __init__(self, context: ObjectContext) -> None:
+        self._context = context
+        self._tx: Transaction | None = None
+        self._savepoint: contextlib.AbstractContextManager[None] | None = None
+        self._outer: Transaction | None = None
+
+    # -- block -----------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        outer = current_transaction(self._context)
+        if outer is not None:  # nested: a savepoint of the enclosing transaction
+            self._outer = outer
+            self._savepoint = outer.savepoint()
+            self._savepoint.__enter__()
+            return self
+        self._tx = self._context.begin(unit_of_work=True)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._savepoint is not None:
+            savepoint, self._savepoint = self._savepoint, None
+            savepoint.__exit__(exc_type, exc, tb)
+            return
+        tx, self._tx = self._tx, None
+        if tx is not None:
+            self._context.end(tx, commit=exc_type is None)
+
+    @property
+    def is_active(self) -> bool:
+        """True inside the session's block."""
+        return self._tx is not None or self._savepoint is not None
+
+    def _current(self) -> Transaction:
+        tx = self._tx or self._outer
+        if tx is None or not self.is_active:
+            msg = "the session is closed: use it inside its `with client.session():` block"
+            raise SessionStateError(msg)
+        if current_transaction(self._context) is not tx:
+            msg = "a session belongs to the thread that opened it; open one per thread"
+            raise SessionStateError(msg)
+        return tx
+
+    # -- managing it by hand ---------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write pending changes now (the transaction stays open)."""
+        self._current().flush()
+
+    def commit(self) -> None:
+        """Commit what the session did so far; the session goes on in a new transaction."""
+        tx = self._current()
+        if self._savepoint is not None:
+            tx.flush()
+            return
+        self._context.end(tx, commit=True)
+        self._tx = self._context.begin(unit_of_work=True)
+
+    def rollback(self) -> None:
+        """Undo what the session did so far; the session goes on in a new transaction."""
+        tx = self._current()
+        if self._savepoint is not None:
+            msg = "roll back a nested session by raising out of its block"
+            raise SessionStateError(msg)
+        self._context.end(tx, commit=False)
+        self._tx = self._context.begin(unit_of_work=True)
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def add(self, obj: Any, alias: str | None = None) -> None:
+        """Register a new object (and what it references), written at the next flush."""
+        obj.make_persistent(alias)
+
+    def add_all(self, objects: list[Any]) -> None:
+        """Register several new objects, written together at the next flush."""
+        tx = self._current()
+        tx.persist(objects, defer=True)
+
+    def delete(self, obj: Any) -> None:
+        """Delete a stored object (in this session's transaction)."""
+        obj.dc_delete()
+
+    def get(self, cls: type[R], object_id: UUID | str) -> R:
+        """The object of class ``cls`` with this id (loaded into the session)."""
+        self._current()
+        getter: Callable[[UUID | str], R] = cls.get_by_id  # type: ignore[attr-defined]
+        return getter(object_id)
+
+    def refresh(self, obj: Any) -> None:
+        """Reload the object's fields from the database (pending changes to it are lost)."""
+        tx = self._current()
+        state = stored_state(obj)
+        entry = tx.own(obj, state)
+        entry.expire()
+        tx._load_columns(entry)
+
+    def __contains__(self, obj: Any) -> bool:
+        tx = self._tx or self._outer
+        state = obj.__dict__.get("_dc_state")
+        return tx is not None and state is not None and state.object_id in tx.entries
+
+    def __repr__(self) -> str:
+        tx = self._tx or self._outer
+        count = len(tx.entries) if tx is not None else 0
+        status = "open" if self.is_active else "closed"
+        return f"<Session {status}, {count} objects>"
+
+
+@contextlib.contextmanager
+def session_scope(context: ObjectContext) -> Iterator[Session]:
+    """One session for one request: commits when the block ends, rolls back on an error."""
+    with Session(context) as session:
+        yield session
+
+
+def transactional(
+    open_session: Callable[[], contextlib.AbstractContextManager[Any]],
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator factory: run the decorated function inside ``open_session()``."""
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with open_session():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+__all__ = ["Session", "session_scope", "transactional"]
