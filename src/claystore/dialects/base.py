@@ -102,18 +102,38 @@ class EngineSupport:
         return f"{url.get_backend_name()} database {url.database!r} at {where}"
 
 
+_converters: dict[tuple[int, ...], Callable[..., tuple[Any, ...]]] = {}
+
+
+def _row_converter(width: int, positions: tuple[int, ...]) -> Callable[..., tuple[Any, ...]]:
+    """A function ``(row, *processors) -> row`` applying the processors at ``positions``
+    (generated once per shape: one tuple display per row, no per-value Python loop)."""
+    key = (width, *positions)
+    converter = _converters.get(key)
+    if converter is None:
+        names = {pos: f"p{i}" for i, pos in enumerate(positions)}
+        items = [
+            f"(None if r[{i}] is None else {names[i]}(r[{i}]))" if i in names else f"r[{i}]"
+            for i in range(width)
+        ]
+        source = f"def convert(r, {', '.join(names.values())}):\n    return ({', '.join(items)},)"
+        namespace: dict[str, Any] = {}
+        exec(source, namespace)
+        converter = namespace["convert"]
+        _converters[key] = converter
+    return converter
+
+
 def processed_rows(
     rows: list[tuple[Any, ...]], processors: list[Callable[[Any], Any] | None]
 ) -> list[tuple[Any, ...]]:
-    """Apply bind processors column-wise (a column without one is passed through as is)."""
-    if not any(processors):
+    """Apply bind processors to the columns that have one (the others pass through as is)."""
+    positions = tuple(i for i, proc in enumerate(processors) if proc is not None)
+    if not positions or not rows:
         return rows
-    columns = list(zip(*rows, strict=True)) if rows else []
-    converted = [
-        [None if v is None else proc(v) for v in column] if proc else column
-        for column, proc in zip(columns, processors, strict=True)
-    ]
-    return list(zip(*converted, strict=True))
+    converter = _row_converter(len(processors), positions)
+    procs = [processors[i] for i in positions]
+    return [converter(row, *procs) for row in rows]
 
 
 def dialect_for(url: URL) -> EngineSupport:

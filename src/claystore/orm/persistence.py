@@ -15,6 +15,7 @@ Called by :mod:`claystore.orm.transaction`.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -32,6 +33,8 @@ from claystore.orm.identity import new_object_ids
 from claystore.orm.mapping import ModelInfo, metadata, models
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
 from claystore.orm.system import dc_object
+
+NEW = Lifecycle.NEW
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -102,11 +105,16 @@ def link_rows(owner_id: UUID, field: Field, owner: Any, value: Any) -> list[tupl
     """The link-table rows for one container of references, in link-table column order."""
     if not value:
         return []
+    items = value.values() if field.kind is FieldKind.REF_DICT else value
+    try:
+        ids = [v.__dict__[STATE_ATTR].object_id for v in items]
+    except KeyError:  # pragma: no cover - collect_transient stores every reachable object
+        ids = [_target_id(owner, field, v) for v in items]
     if field.kind is FieldKind.REF_DICT:
-        return [(owner_id, k, _target_id(owner, field, v)) for k, v in value.items()]
+        return [(owner_id, k, t) for k, t in zip(value, ids, strict=True)]
     if field.kind is FieldKind.REF_SET:
-        return [(owner_id, t) for t in {_target_id(owner, field, v) for v in value}]
-    return [(owner_id, i, _target_id(owner, field, v)) for i, v in enumerate(value)]
+        return [(owner_id, t) for t in set(ids)]
+    return [(owner_id, i, t) for i, t in enumerate(ids)]
 
 
 def _empty(field: Field) -> Any:
@@ -125,10 +133,8 @@ def stage_objects(tx: Transaction, objects: list[Any], *, backend_id: UUID | Non
     dataset = context.dataset
     backend = backend_id or context.default_backend_id
     ids = new_object_ids(len(objects))
-    states = [ObjectState(i, context, dataset, backend, Lifecycle.NEW) for i in ids]
-    for obj, state in zip(objects, states, strict=True):
-        state.owner = tx
-        obj.__dict__[STATE_ATTR] = state
+    for obj, object_id in zip(objects, ids, strict=True):
+        obj.__dict__[STATE_ATTR] = ObjectState(object_id, context, dataset, backend, NEW, tx)
     pairs = list(zip(ids, objects, strict=True))
     context.identity.add_many(pairs)
     tx.staged.update(pairs)
@@ -148,48 +154,117 @@ def insert_objects(tx: Transaction, objects: list[Any]) -> None:
     _emit_inserts(tx, tables)
 
 
+_builders: dict[
+    ModelInfo, Callable[[dict[str, Any], UUID], tuple[tuple[Any, ...], ...] | None]
+] = {}
+
+
+def _ref_id(target: Any) -> UUID:
+    object_id: UUID = target.__dict__[STATE_ATTR].object_id
+    return object_id
+
+
+def _row_builder(
+    info: ModelInfo,
+) -> Callable[[dict[str, Any], UUID], tuple[tuple[Any, ...], ...] | None]:
+    """A function ``(instance dict, id) -> one row per table of the class`` generated for the
+    class (SQLAlchemy builds its populators the same way); it returns None when a field is
+    unset, and the caller then takes the slow path that applies defaults or reports it."""
+    builder = _builders.get(info)
+    if builder is not None:
+        return builder
+    lines = ["def build(d, oid):"]
+    rows: list[str] = []
+    checks: list[str] = []
+    n = 0
+    for table, _, fields in _insert_plan(info):
+        items = ["oid", repr(info.tablename), "1"] if table is info.root.table else ["oid"]
+        for field in fields:
+            var = f"v{n}"
+            n += 1
+            if field.kind is FieldKind.REF:
+                lines.append(f"    t = d.get({field.name!r})")
+                lines.append(f"    d[{field.key!r}] = {var} = None if t is None else ref(t)")
+            else:
+                lines.append(f"    {var} = d.get({field.key!r}, M)")
+                checks.append(f"{var} is M")
+            items.append(var)
+        rows.append(f"({', '.join(items)},)")
+    if checks:
+        lines.append(f"    if {' or '.join(checks)}:")
+        lines.append("        return None")
+    lines.append(f"    return ({', '.join(rows)},)")
+    namespace: dict[str, Any] = {"M": _MISSING, "ref": _ref_id}
+    exec("\n".join(lines), namespace)
+    builder = namespace["build"]
+    _builders[info] = builder
+    return builder
+
+
+def _slow_rows(obj: Any, info: ModelInfo, object_id: UUID) -> tuple[tuple[Any, ...], ...]:
+    """Rows of an object with unset fields: defaults applied, or MissingFieldError."""
+    d = obj.__dict__
+    rows = []
+    for table, _, fields in _insert_plan(info):
+        row: list[Any] = [object_id, info.tablename, 1] if table is info.root.table else [object_id]
+        for field in fields:
+            if field.kind is FieldKind.REF:
+                target = d.get(field.name)
+                value = None if target is None else _target_id(obj, field, target)
+                d[field.key] = value
+            else:
+                value = d.get(field.key, _MISSING)
+                if value is _MISSING:
+                    value = _column_value(obj, field)
+            row.append(value)
+        rows.append(tuple(row))
+    return tuple(rows)
+
+
 def _collect_inserts(
     objects: list[Any],
 ) -> dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
     tables: dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {}
     registry: list[tuple[Any, ...]] = []
     tables[dc_object] = (("id", "class_name", "dataset", "backend_id"), registry)
+    last_cls: type | None = None
     for obj in objects:
-        info: ModelInfo = type(obj)._dc_info
+        cls = type(obj)
+        if cls is not last_cls:  # objects come grouped by class more often than not
+            last_cls = cls
+            info: ModelInfo = cls._dc_info
+            build = _row_builder(info)
+            plan = _insert_plan(info)
+            targets = []
+            for table, columns, _ in plan:
+                entry = tables.get(table)
+                if entry is None:
+                    entry = tables[table] = (columns, [])
+                targets.append(entry[1].append)
+            links = []
+            for field in info.link_fields:
+                link = info.link_table(field)
+                entry = tables.get(link)
+                if entry is None:
+                    entry = tables[link] = (tuple(c.name for c in link.columns), [])
+                links.append((field, entry[1].extend))
+            tablename = info.tablename
         d = obj.__dict__
         state: ObjectState = d[STATE_ATTR]
         object_id = state.object_id
-        tablename = info.tablename
         d["_dc_id"] = object_id
         d["_dc_class"] = tablename
         d["_dc_version"] = 1
         registry.append((object_id, tablename, state.dataset, state.backend_id))
-        for table, columns, fields in _insert_plan(info):
-            row: list[Any] = [object_id, tablename, 1] if table is info.root.table else [object_id]
-            for field in fields:
-                if field.kind is FieldKind.REF:
-                    target = d.get(field.name)
-                    value = None if target is None else _target_id(obj, field, target)
-                    d[field.key] = value
-                else:
-                    value = d.get(field.key, _MISSING)
-                    if value is _MISSING:
-                        value = _column_value(obj, field)
-                row.append(value)
-            entry = tables.get(table)
-            if entry is None:
-                entry = tables[table] = (columns, [])
-            entry[1].append(tuple(row))
-        for field in info.link_fields:
+        rows = build(d, object_id) or _slow_rows(obj, info, object_id)
+        for append, row in zip(targets, rows, strict=True):
+            append(row)
+        for field, extend in links:
             value = d.get(field.name)
             if value is None:
                 value = field.default_value() if field.has_default else _empty(field)
                 d[field.name] = value
-            link = info.link_table(field)
-            entry = tables.get(link)
-            if entry is None:
-                entry = tables[link] = (tuple(c.name for c in link.columns), [])
-            entry[1].extend(link_rows(object_id, field, obj, value))
+            extend(link_rows(object_id, field, obj, value))
     return tables
 
 

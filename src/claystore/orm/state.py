@@ -58,13 +58,14 @@ class ObjectState:
         dataset: str,
         backend_id: UUID,
         lifecycle: Lifecycle = Lifecycle.PERSISTENT,
+        owner: Transaction | None = None,
     ) -> None:
         self.object_id = object_id
         self.context = context
         self.dataset = dataset
         self.backend_id = backend_id
         self.lifecycle = lifecycle
-        self.owner: Transaction | None = None
+        self.owner = owner
 
     def __repr__(self) -> str:
         return f"<ObjectState {self.object_id} {self.lifecycle.value}>"

@@ -75,7 +75,9 @@ def _reachable_roots(changes: list[tuple[OwnedEntry, set[str]]]) -> list[Any]:
 def write_staged(tx: Transaction) -> None:
     """Write the rows of every staged object (and what they reach), then pending aliases."""
     if tx.staged:
-        more = collect_transient(tx.staged.values(), traverse_roots=True)
+        # staging walked each graph already; only objects changed since can reach new ones
+        touched = [tx.entries[i].obj for i in tx.staged if i in tx.entries]
+        more = collect_transient(touched, traverse_roots=True) if touched else []
         if more:
             persistence.stage_objects(tx, more)
         objects = list(tx.staged.values())
