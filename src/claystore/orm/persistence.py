@@ -154,9 +154,8 @@ def insert_objects(tx: Transaction, objects: list[Any]) -> None:
     _emit_inserts(tx, tables)
 
 
-_builders: dict[
-    ModelInfo, Callable[[dict[str, Any], UUID], tuple[tuple[Any, ...], ...] | None]
-] = {}
+_RowBuilder = Callable[[dict[str, Any], UUID], tuple[tuple[Any, ...], ...] | None]
+_builders: dict[ModelInfo, _RowBuilder] = {}
 
 
 def _ref_id(target: Any) -> UUID:
@@ -166,7 +165,7 @@ def _ref_id(target: Any) -> UUID:
 
 def _row_builder(
     info: ModelInfo,
-) -> Callable[[dict[str, Any], UUID], tuple[tuple[Any, ...], ...] | None]:
+) -> _RowBuilder:
     """A function ``(instance dict, id) -> one row per table of the class`` generated for the
     class (SQLAlchemy builds its populators the same way); it returns None when a field is
     unset, and the caller then takes the slow path that applies defaults or reports it."""
@@ -196,9 +195,9 @@ def _row_builder(
     lines.append(f"    return ({', '.join(rows)},)")
     namespace: dict[str, Any] = {"M": _MISSING, "ref": _ref_id}
     exec("\n".join(lines), namespace)
-    builder = namespace["build"]
-    _builders[info] = builder
-    return builder
+    generated: _RowBuilder = namespace["build"]
+    _builders[info] = generated
+    return generated
 
 
 def _slow_rows(obj: Any, info: ModelInfo, object_id: UUID) -> tuple[tuple[Any, ...], ...]:

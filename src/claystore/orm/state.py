@@ -51,7 +51,7 @@ class ObjectState:
 
     __slots__ = ("backend_id", "context", "dataset", "lifecycle", "object_id", "owner")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - built in hot loops, positional on purpose
         self,
         object_id: UUID,
         context: ObjectContext,
