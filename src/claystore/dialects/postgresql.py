@@ -1,8 +1,8 @@
 """PostgreSQL (psycopg 3): the production engine.
 
-Owns the row lock (``SELECT ... FOR UPDATE OF <root table>``), the per-transaction lock
-timeout (``SET LOCAL lock_timeout``), and short reads in autocommit mode (one round trip, no
-transaction to end).
+Owns the row lock (``SELECT ... FOR UPDATE OF <root table>``), the lock timeout (set once per
+connection), bulk loads through ``COPY``, and short reads in autocommit mode (one round trip,
+no transaction to end).
 
 Called through :func:`claystore.dialects.base.dialect_for`.
 """
@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 from typing_extensions import override
 
 from claystore.dialects.base import EngineSupport, processed_rows
@@ -34,10 +35,16 @@ class Support(EngineSupport):
         return {"pool_size": 8, "max_overflow": 24, "pool_pre_ping": True}
 
     @override
-    def begin(self, conn: Connection, *, write: bool, lock_timeout: float) -> None:
-        conn.begin()
-        if write:
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+    def configure(self, engine: Engine, *, lock_timeout: float) -> None:
+        timeout_ms = int(lock_timeout * 1000)
+
+        @event.listens_for(engine, "connect")
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # once per connection, not per transaction: saves a round trip on every write
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            dbapi_connection.execute(f"SET lock_timeout = '{timeout_ms}ms'")
+            dbapi_connection.autocommit = autocommit
 
     @override
     def reader(self, conn: Connection) -> Connection:

@@ -22,10 +22,11 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from claystore.errors import MappingError, ObjectDoesNotExistError
+from claystore.orm import aliases
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.mapping import ModelInfo, info_for_table
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
-from claystore.orm.system import dc_object
+from claystore.orm.system import dc_alias, dc_object
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, RowMapping
@@ -112,8 +113,62 @@ def hydrate(
     return context.register(object_id, obj)
 
 
-def load_objects(conn: Connection, context: ObjectContext, ids: Iterable[UUID]) -> dict[UUID, Any]:
-    """The objects with these ids (missing ids — deleted objects — are left out)."""
+_REGISTRY_SELECT = sa.select(
+    dc_object.c.id, dc_object.c.class_name, dc_object.c.dataset, dc_object.c.backend_id
+).where(dc_object.c.id.in_(sa.bindparam("ids", expanding=True)))
+_meta_selects: dict[tuple[int, str], sa.Select[Any]] = {}
+
+
+def meta_select(info: ModelInfo, by: str) -> sa.Select[Any]:
+    """``row_select(info)`` joined with the registry (one query instead of two), selecting by
+    ``ids`` (expanding), or by ``alias`` + ``dataset`` through ``dc_alias``."""
+    key = (id(info), by)
+    cached = _meta_selects.get(key)
+    if cached is None:
+        root = info.root.table
+        base = row_select(info, many=True)
+        source = info.selectable().join(dc_object, dc_object.c.id == root.c.id)
+        if by == "alias":
+            source = source.join(dc_alias, dc_alias.c.object_id == root.c.id)
+            where = sa.and_(
+                dc_alias.c.dataset == sa.bindparam("dataset"),
+                dc_alias.c.name == sa.bindparam("alias"),
+            )
+        else:
+            where = root.c.id.in_(sa.bindparam("ids", expanding=True))
+        columns: list[Any] = [
+            *base.selected_columns,
+            dc_object.c.class_name.label("_dc_class_name"),
+            dc_object.c.dataset.label("_dc_dataset"),
+            dc_object.c.backend_id.label("_dc_backend_id"),
+        ]
+        cached = sa.select(*columns).select_from(source).where(where)
+        _meta_selects[key] = cached
+    return cached
+
+
+def _hydrate_meta_rows(
+    context: ObjectContext, info: ModelInfo, rows: Iterable[RowMapping], found: dict[UUID, Any]
+) -> None:
+    """Hydrate rows of :func:`meta_select` whose object is exactly of ``info``'s class."""
+    for row in rows:
+        if row["_dc_class_name"] == info.tablename:
+            found[row["_dc_id"]] = hydrate(
+                context, info, row, row["_dc_dataset"], row["_dc_backend_id"]
+            )
+
+
+def load_objects(
+    conn: Connection,
+    context: ObjectContext,
+    ids: Iterable[UUID],
+    hint: ModelInfo | None = None,
+) -> dict[UUID, Any]:
+    """The objects with these ids (missing ids — deleted objects — are left out).
+
+    ``hint``: the class they most likely are (one query for those that are exactly of it);
+    the others are found through the registry (one query, then one per class).
+    """
     found: dict[UUID, Any] = {}
     missing: list[UUID] = []
     for object_id in dict.fromkeys(ids):
@@ -122,20 +177,15 @@ def load_objects(conn: Connection, context: ObjectContext, ids: Iterable[UUID]) 
             found[object_id] = obj
         else:
             missing.append(object_id)
+    if missing and hint is not None:
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            rows = conn.execute(meta_select(hint, "ids"), {"ids": chunk}).mappings()
+            _hydrate_meta_rows(context, hint, rows, found)
+        missing = [i for i in missing if i not in found]
     for start in range(0, len(missing), _CHUNK):
         chunk = missing[start : start + _CHUNK]
-        registry = (
-            conn.execute(
-                sa.select(
-                    dc_object.c.id,
-                    dc_object.c.class_name,
-                    dc_object.c.dataset,
-                    dc_object.c.backend_id,
-                ).where(dc_object.c.id.in_(chunk))
-            )
-            .mappings()
-            .all()
-        )
+        registry = conn.execute(_REGISTRY_SELECT, {"ids": chunk}).mappings().all()
         by_class: dict[str, list[Any]] = defaultdict(list)
         for meta in registry:
             by_class[meta["class_name"]].append(meta)
@@ -157,9 +207,24 @@ def load_objects(conn: Connection, context: ObjectContext, ids: Iterable[UUID]) 
     return found
 
 
-def load_object(conn: Connection, context: ObjectContext, object_id: UUID) -> Any:
+def load_by_alias(
+    conn: Connection, context: ObjectContext, dataset: str, alias: str, hint: ModelInfo | None
+) -> Any:
+    """The object named ``alias`` (one query when it is exactly of the ``hint`` class)."""
+    if hint is not None:
+        found: dict[UUID, Any] = {}
+        rows = conn.execute(meta_select(hint, "alias"), {"dataset": dataset, "alias": alias})
+        _hydrate_meta_rows(context, hint, rows.mappings(), found)
+        if found:
+            return next(iter(found.values()))
+    return load_object(conn, context, aliases.lookup(conn, dataset, alias))
+
+
+def load_object(
+    conn: Connection, context: ObjectContext, object_id: UUID, hint: ModelInfo | None = None
+) -> Any:
     """The object with this id; raises :class:`ObjectDoesNotExistError`."""
-    obj = load_objects(conn, context, [object_id]).get(object_id)
+    obj = load_objects(conn, context, [object_id], hint).get(object_id)
     if obj is None:
         raise ObjectDoesNotExistError(object_id)
     return obj
@@ -176,9 +241,18 @@ def resolve_ref(conn: Connection, context: ObjectContext, obj: Any, field: Field
         state = cached.__dict__.get(STATE_ATTR)
         if state is not None and state.object_id == target_id:
             return cached
-    target = load_objects(conn, context, [target_id]).get(target_id)
+    target = load_objects(conn, context, [target_id], _hint(field)).get(target_id)
     d[field.name] = target
     return target
+
+
+def _hint(field: Field) -> ModelInfo | None:
+    """The class a reference most likely points to (its one declared target)."""
+    targets = field.targets()
+    if len(targets) == 1 and getattr(targets[0], "_dc_info", None) is not None:
+        info: ModelInfo = targets[0]._dc_info  # type: ignore[attr-defined]
+        return info
+    return None
 
 
 def load_link(

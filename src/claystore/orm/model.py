@@ -155,9 +155,11 @@ class DataClayObject(VersionedObject, QueryableObject):
     def get_by_alias(cls: type[T], alias: str, dataset: str | None = None) -> T:
         """The object named ``alias`` in ``dataset`` (default: the client's dataset)."""
         context = active_context()
+        aliases.check_alias(alias)
         with context.connection() as conn:
-            object_id = aliases.lookup(conn, dataset or context.dataset, alias)
-            obj = loading.load_object(conn, context, object_id)
+            obj = loading.load_by_alias(
+                conn, context, dataset or context.dataset, alias, _info(cls)
+            )
         return _check_instance(cls, obj, f"Alias {dataset or context.dataset}/{alias}")  # type: ignore[no-any-return]
 
     @classmethod
@@ -166,7 +168,7 @@ class DataClayObject(VersionedObject, QueryableObject):
         context = active_context()
         oid = object_id if isinstance(object_id, UUID) else UUID(str(object_id))
         with context.connection() as conn:
-            obj = loading.load_object(conn, context, oid)
+            obj = loading.load_object(conn, context, oid, _info(cls))
         return _check_instance(cls, obj, f"Object {oid}")  # type: ignore[no-any-return]
 
     # -- aliases -------------------------------------------------------------------------------
@@ -327,6 +329,11 @@ class DataClayObject(VersionedObject, QueryableObject):
     async def a_dc_update_by_alias(cls, alias: str, from_object: DataClayObject) -> None:
         """Coroutine form of :meth:`dc_update_by_alias`."""
         await asyncio.to_thread(cls.dc_update_by_alias, alias, from_object)
+
+
+def _info(cls: type) -> ModelInfo | None:
+    info: ModelInfo | None = cls.__dict__.get("_dc_info")
+    return info
 
 
 def _backends(context: ObjectContext, conn: Connection) -> dict[UUID, backends.BackendInfo]:
