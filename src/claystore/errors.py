@@ -39,6 +39,7 @@ __all__ = [
     "MappingError",
     "MissingFieldError",
     "ObjectDoesNotExistError",
+    "ObjectHasVersionsError",
     "ObjectInUseError",
     "ObjectIsNotVersionError",
     "ObjectNotRegisteredError",
@@ -156,6 +157,10 @@ class ObjectIsNotVersionError(ClaystoreError):
     def __init__(self, object_id: UUID | str) -> None:
         self.object_id = object_id
         super().__init__(f"Object {object_id} is not a version!")
+
+
+class ObjectHasVersionsError(ClaystoreError, RuntimeError):
+    """The object has live versions; consolidate or delete them first."""
 
 
 class VersionConflictError(ClaystoreError):

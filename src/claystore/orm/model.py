@@ -146,7 +146,7 @@ class DataClayObject(VersionedObject, QueryableObject):
         """
         state = stored_state(self)
         with state.context.transaction() as tx:
-            self._dc_check_delete(tx.conn, state)
+            self._dc_before_delete(tx.conn, state)
             tx.delete(self, state)
 
     # -- lookup --------------------------------------------------------------------------------
