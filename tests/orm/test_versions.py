@@ -14,13 +14,13 @@ import sqlalchemy as sa
 
 from claystore import Client, DataClayObject, activemethod
 from claystore.errors import (
+    ObjectHasVersionsError,
     ObjectIsNotVersionError,
     ObjectNotRegisteredError,
     VersionConflictError,
 )
 from claystore.orm.system import dc_object
 from claystore.orm.transaction import Transaction
-from claystore.orm.versions import ObjectHasVersionsError
 from tests.statements import count_statements
 
 # -- models (module level: the spawned race workers import them from here) -------------------------
