@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -93,28 +92,6 @@ def test_threads_with_their_own_handles_lose_no_increment(db_url: str, client: A
     for thread in threads:
         thread.join()
     assert Counter.get_by_alias("shared").count == 100
-
-
-def _process_worker(db_url: str, increments: int) -> None:
-    with Client(db_url):
-        counter = Counter.get_by_alias("counter")
-        for _ in range(increments):
-            counter.increment()
-
-
-@pytest.mark.slow
-def test_four_processes_lose_no_increment(db_url: str, client: Any) -> None:
-    """4 processes x 50 activemethod increments on one object end exact."""
-    counter = Counter()
-    counter.make_persistent("counter")
-    spawn = multiprocessing.get_context("spawn")
-    workers = [spawn.Process(target=_process_worker, args=(db_url, 50)) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(120)
-        assert worker.exitcode == 0
-    assert counter.count == 200
 
 
 def test_reads_from_other_threads_do_not_disturb_a_running_activemethod(client: Any) -> None:

@@ -15,6 +15,7 @@ Called by :class:`claystore.orm.transaction.Transaction`; emits through
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from claystore.orm import aliases, persistence
@@ -56,19 +57,27 @@ def collect_changes(tx: Transaction) -> list[tuple[OwnedEntry, set[str]]]:
     return changes
 
 
-def _reachable_roots(changes: list[tuple[OwnedEntry, set[str]]]) -> list[Any]:
-    roots: list[Any] = []
+def _changed_fields(
+    changes: list[tuple[OwnedEntry, set[str]]],
+) -> Iterator[tuple[OwnedEntry, dict[str, Any], Field]]:
+    """(entry, instance dict, field) for every changed field."""
     for entry, dirty in changes:
         info = type(entry.obj)._dc_info
         d = entry.obj.__dict__
         for name in dirty:
-            field = info.fields[name]
-            if field.kind is FieldKind.REF:
-                if d.get(name) is not None:
-                    roots.append(d[name])
-            elif field.kind.is_link:
-                value = d.get(name) or ()
-                roots.extend(value.values() if isinstance(value, dict) else value)
+            yield entry, d, info.fields[name]
+
+
+def _reachable_roots(changes: list[tuple[OwnedEntry, set[str]]]) -> list[Any]:
+    """The objects the changed reference fields now point to."""
+    roots: list[Any] = []
+    for _, d, field in _changed_fields(changes):
+        if field.kind is FieldKind.REF:
+            if d.get(field.name) is not None:
+                roots.append(d[field.name])
+        elif field.kind.is_link:
+            value = d.get(field.name) or ()
+            roots.extend(value.values() if isinstance(value, dict) else value)
     return roots
 
 
@@ -106,15 +115,12 @@ def flush(tx: Transaction) -> None:
     if not changes:
         return
     persistence.update_objects(tx, changes, check_versions=tx.unit_of_work)
-    for entry, dirty in changes:
-        info = type(entry.obj)._dc_info
-        d = entry.obj.__dict__
-        for name in dirty:
-            field = info.fields[name]
-            if field.kind is FieldKind.REF:
-                target = d.get(name)
-                d[field.key] = None if target is None else target._dc_state.object_id
-            elif field.kind is FieldKind.JSON or field.kind.is_link:
-                key = field.name if field.kind.is_link else field.key
-                entry.baseline[name] = baseline_of(field, d.get(key))
+    for entry, d, field in _changed_fields(changes):
+        if field.kind is FieldKind.REF:
+            target = d.get(field.name)
+            d[field.key] = None if target is None else target._dc_state.object_id
+        elif field.kind is FieldKind.JSON or field.kind.is_link:
+            key = field.name if field.kind.is_link else field.key
+            entry.baseline[field.name] = baseline_of(field, d.get(key))
+    for entry, _ in changes:
         entry.dirty.clear()
