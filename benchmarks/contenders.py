@@ -88,6 +88,11 @@ def core_insert(engine: sa.engine.Engine, rows: dict[str, list[dict[str, Any]]])
 
 
 def _driver(engine: sa.engine.Engine) -> Any:
+    """A DBAPI connection of the benchmark's engine (same pragmas/settings as the others).
+
+    On SQLite it runs in the driver's autocommit mode (claystore emits BEGIN itself), so each
+    raw contender opens its transactions explicitly where the scenario has one.
+    """
     return engine.raw_connection()
 
 
@@ -102,6 +107,7 @@ def raw_insert(engine: sa.engine.Engine, rows: dict[str, list[dict[str, Any]]]) 
                     for row in rows[key]:
                         copy.write_row(tuple(row.values()))
         else:
+            cursor.execute("BEGIN")  # claystore's engine leaves transactions to the caller
             cursor.executemany(
                 "INSERT INTO raw_company VALUES (?, ?, ?, ?)",
                 [(r["id"].hex, r["dc_class"], r["dc_version"], r["name"]) for r in rows["company"]],
@@ -252,6 +258,8 @@ def raw_bulk_update(engine: sa.engine.Engine, n: int) -> None:
     mark = "%s" if pg else "?"
     try:
         cursor = raw.cursor()
+        if not pg:
+            cursor.execute("BEGIN IMMEDIATE")
         cursor.execute(f"SELECT id, salary FROM raw_employee LIMIT {int(n)}")
         rows = cursor.fetchall()
         cursor.executemany(

@@ -133,6 +133,16 @@ class ModelInfo:
         return [f for f in self.fields.values() if f.kind.is_link]
 
     @functools.cached_property
+    def column_field_names(self) -> frozenset[str]:
+        """Names of :attr:`column_fields`."""
+        return frozenset(f.name for f in self.column_fields)
+
+    @functools.cached_property
+    def json_fields(self) -> list[Field]:
+        """Fields stored as JSON documents, parents' first."""
+        return [f for f in self.fields.values() if f.kind is FieldKind.JSON]
+
+    @functools.cached_property
     def ref_fields(self) -> list[Field]:
         """Reference and container-of-reference fields, parents' first."""
         return [f for f in self.fields.values() if f.kind is FieldKind.REF or f.kind.is_link]

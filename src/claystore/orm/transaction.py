@@ -231,10 +231,11 @@ class Transaction:
     @staticmethod
     def _mark_columns_fresh(entry: OwnedEntry) -> None:
         d = entry.obj.__dict__
+        info = type(entry.obj)._dc_info
         entry.loaded_version = d.get("_dc_version")
-        for field in type(entry.obj)._dc_info.column_fields:
-            entry.fresh.add(field.name)
-            if field.kind is FieldKind.JSON and field.name not in entry.dirty:
+        entry.fresh.update(info.column_field_names)
+        for field in info.json_fields:
+            if field.name not in entry.dirty:
                 entry.baseline[field.name] = baseline_of(field, d.get(field.key))
 
     # -- reading and writing owned objects ---------------------------------------------------
