@@ -238,3 +238,31 @@ def test_a_large_graph_commits_in_constant_statements(client: Client) -> None:
         session.add_all([head])
     assert len(log.inserts) == 2
     assert scalar(client, "SELECT count(*) FROM node") == 20_000
+
+
+def test_a_session_holds_unchanged_objects_weakly(client: Client) -> None:
+    """Objects a session loaded and nobody changed are dropped with the program's last
+    reference (memory stays bounded); changed ones are kept and written at commit."""
+    import gc
+
+    ids = []
+    for i in range(300):
+        employee = Employee(f"E{i}", 1.0)
+        employee.make_persistent()
+        ids.append(employee._dc_meta.id)
+    del employee
+    company = Company("ABC")
+    company.make_persistent("ABC")
+    del company
+    gc.collect()
+    with client.session() as session:
+        for object_id in ids:
+            assert Employee.get_by_id(object_id).name.startswith("E")  # read, then dropped
+        gc.collect()
+        tx = session._current()
+        assert len(tx.entries) < 10
+        Employee.get_by_id(ids[0]).salary = 99.0  # changed, then dropped at once
+        Company.get_by_alias("ABC").employees.append(Employee("New", 1.0))  # idem
+        gc.collect()
+    assert scalar(client, "SELECT count(*) FROM employee WHERE salary = 99.0") == 1
+    assert len(Company.get_by_alias("ABC").employees) == 1

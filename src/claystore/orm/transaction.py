@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -63,17 +64,37 @@ def current_transaction(context: ObjectContext) -> Transaction | None:
 
 
 class OwnedEntry:
-    """What a transaction tracks about one object it owns."""
+    """What a transaction tracks about one object it owns.
 
-    __slots__ = ("baseline", "dirty", "fresh", "loaded_version", "obj", "state")
+    The entry holds its object strongly, except for objects a unit of work loaded and nobody
+    has changed: those are held weakly (as SQLAlchemy's identity map does), so streaming a
+    large query through a session keeps memory bounded.  Assigning a field, or handing out a
+    container to change in place, makes the hold strong until the transaction ends.
+    """
 
-    def __init__(self, obj: Any, state: ObjectState) -> None:
-        self.obj = obj
+    __slots__ = ("_ref", "_strong", "baseline", "dirty", "fresh", "loaded_version", "state")
+
+    def __init__(self, obj: Any, state: ObjectState, ref: weakref.ref[Any] | None = None) -> None:
+        self._strong: Any = None if ref is not None else obj
+        self._ref = ref
         self.state = state
         self.fresh: set[str] = set()  # fields whose memory value is current in this transaction
         self.dirty: set[str] = set()  # fields assigned and not yet flushed
         self.baseline: dict[str, Any] = {}  # container fields: value as loaded/flushed
         self.loaded_version: int | None = None  # dc_version as loaded in this transaction
+
+    @property
+    def obj(self) -> Any:
+        """The object (None once a weakly held, unchanged object was dropped)."""
+        strong = self._strong
+        if strong is not None:
+            return strong
+        return self._ref() if self._ref is not None else None
+
+    def hold(self) -> None:
+        """Keep the object alive until the transaction ends (it has, or may get, changes)."""
+        if self._strong is None and self._ref is not None:
+            self._strong = self._ref()
 
     def track_all(self) -> None:
         """Every field of the object is current (it was just inserted)."""
@@ -90,9 +111,10 @@ class OwnedEntry:
     def changed_fields(self) -> set[str]:
         """Fields assigned, plus containers changed in place since their baseline."""
         dirty = set(self.dirty)
-        if self.baseline:
-            info = type(self.obj)._dc_info
-            d = self.obj.__dict__
+        obj = self.obj
+        if self.baseline and obj is not None:
+            info = type(obj)._dc_info
+            d = obj.__dict__
             for name, before in self.baseline.items():
                 if name in dirty:
                     continue
@@ -104,8 +126,11 @@ class OwnedEntry:
 
     def expire(self) -> None:
         """Forget what this transaction loaded or changed (it is reloaded on use)."""
-        d = self.obj.__dict__
-        info = type(self.obj)._dc_info
+        obj = self.obj
+        if obj is None:
+            return
+        d = obj.__dict__
+        info = type(obj)._dc_info
         for name in self.fresh:
             field = info.fields.get(name)
             if field is None:
@@ -195,11 +220,20 @@ class Transaction:
         return True
 
     def adopt_loaded(self, obj: Any, state: ObjectState) -> None:
-        """Track an object this unit of work has just loaded (its columns are current)."""
+        """Track an object this unit of work has just loaded (its columns are current); it is
+        held weakly until something changes it."""
         state.owner = self
-        entry = OwnedEntry(obj, state)
+        object_id = state.object_id
+        entries = self.entries
+
+        def forget(_: Any) -> None:
+            current = entries.get(object_id)
+            if current is not None and current.obj is None:
+                del entries[object_id]
+
+        entry = OwnedEntry(obj, state, weakref.ref(obj, forget))
         self._mark_columns_fresh(entry)
-        self.entries[state.object_id] = entry
+        entries[object_id] = entry
 
     def _acquire(self, state: ObjectState) -> None:
         cond = self.context.ownership
@@ -256,10 +290,14 @@ class Transaction:
                 entry.baseline[name] = baseline_of(field, value)
             else:
                 self._load_columns(entry)
-        if field.kind is FieldKind.REF:
+        kind = field.kind
+        if kind is FieldKind.REF:
             return loading.resolve_ref(self.conn, self.context, obj, field)
-        if field.kind.is_link:
+        if kind.is_link:
+            entry.hold()  # the caller may change the container in place
             return d[name]
+        if kind is FieldKind.JSON:
+            entry.hold()
         return d[field.key]
 
     def write(self, entry: OwnedEntry, field: Field, value: Any) -> None:
@@ -275,6 +313,7 @@ class Transaction:
             d[field.key] = value
         entry.fresh.add(field.name)
         entry.dirty.add(field.name)
+        entry.hold()
 
     # -- storing -----------------------------------------------------------------------------
 
@@ -316,7 +355,7 @@ class Transaction:
         database and in memory) and the transaction goes on."""
         self.flush()
         new_mark, deleted_mark = len(self.new), len(self.deleted)
-        before = {object_id: set(entry.dirty) for object_id, entry in self.entries.items()}
+        before = {object_id: set(entry.dirty) for object_id, entry in list(self.entries.items())}
         nested = self.conn.begin_nested()
         try:
             yield
@@ -345,6 +384,8 @@ class Transaction:
         del self.deleted[deleted_mark:]
         released = []
         for object_id, entry in list(self.entries.items()):
+            if entry.obj is None:
+                continue
             if object_id not in before:
                 self.entries.pop(object_id)
                 released.append(entry.state)
@@ -376,9 +417,10 @@ class Transaction:
                 identity.discard(state.object_id)
                 _forget_columns(obj)
         if self.identity is not None:  # what this unit of work loaded joins the client's map
-            for entry in self.entries.values():
-                if entry.state.lifecycle is Lifecycle.PERSISTENT:
-                    identity.add(entry.state.object_id, entry.obj)
+            for entry in list(self.entries.values()):
+                obj = entry.obj
+                if obj is not None and entry.state.lifecycle is Lifecycle.PERSISTENT:
+                    identity.add(entry.state.object_id, obj)
         self._release()
 
     def rollback(self) -> None:
@@ -396,8 +438,8 @@ class Transaction:
                     new_ids.add(state.object_id)
                     identity.discard(state.object_id)
                     _forget_columns(obj)
-            for object_id, entry in self.entries.items():
-                if object_id in new_ids:
+            for object_id, entry in list(self.entries.items()):
+                if object_id in new_ids or entry.obj is None:
                     continue
                 if entry.state.lifecycle is Lifecycle.DELETED:
                     entry.state.lifecycle = Lifecycle.PERSISTENT
@@ -407,7 +449,7 @@ class Transaction:
     def _release(self) -> None:
         cond = self.context.ownership
         with cond:
-            for entry in self.entries.values():
+            for entry in list(self.entries.values()):
                 if entry.state.owner is self:
                     entry.state.owner = None
             for obj in self.new:

@@ -46,10 +46,12 @@ def collect_changes(tx: Transaction) -> list[tuple[OwnedEntry, set[str]]]:
     """Every owned, already written object with changes, and the fields that changed."""
     changes: list[tuple[OwnedEntry, set[str]]] = []
     staged = tx.staged
-    for object_id, entry in tx.entries.items():
+    for object_id, entry in list(tx.entries.items()):
         if object_id in staged or entry.state.lifecycle is Lifecycle.DELETED:
             continue
         if not entry.dirty and not entry.baseline:
+            continue
+        if entry.obj is None:  # dropped unchanged: nothing to write
             continue
         dirty = entry.changed_fields()
         if dirty:
@@ -85,7 +87,7 @@ def write_staged(tx: Transaction) -> None:
     """Write the rows of every staged object (and what they reach), then pending aliases."""
     if tx.staged:
         # staging walked each graph already; only objects changed since can reach new ones
-        touched = [tx.entries[i].obj for i in tx.staged if i in tx.entries]
+        touched = [e.obj for i in tx.staged if (e := tx.entries.get(i)) is not None]
         more = collect_transient(touched, traverse_roots=True) if touched else []
         if more:
             persistence.stage_objects(tx, more)
