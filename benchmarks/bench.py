@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
@@ -41,7 +41,7 @@ import claystore
 from claystore import Client, DataClayObject, activemethod
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contenders  # noqa: E402 - the raw-driver and Core contenders live next to this file
+import contenders
 
 # -- the models, once per contender --------------------------------------------------------------
 
@@ -144,7 +144,9 @@ class Run:
 def bench_persist(run: Run, client: Client, engine: sa.engine.Engine) -> None:
     per_company = 100
     companies = max(1, run.objects // per_company)
-    result = run.scenario(f"persist {companies:,} companies x {per_company} employees", companies * (per_company + 1))
+    result = run.scenario(
+        f"persist {companies:,} companies x {per_company} employees", companies * (per_company + 1)
+    )
     graph = [
         BenchCompany(f"C{c}", [BenchEmployee(f"E{c}-{i}", float(i)) for i in range(per_company)])
         for c in range(companies)
@@ -153,7 +155,10 @@ def bench_persist(run: Run, client: Client, engine: sa.engine.Engine) -> None:
         session.add_all(graph)
     del graph
     orm_graph = [
-        OrmCompany(name=f"C{c}", employees=[OrmEmployee(name=f"E{c}-{i}", salary=float(i)) for i in range(per_company)])
+        OrmCompany(
+            name=f"C{c}",
+            employees=[OrmEmployee(name=f"E{c}-{i}", salary=float(i)) for i in range(per_company)],
+        )
         for c in range(companies)
     ]
     with timed(result, "SQLAlchemy ORM"), Session(engine) as session:
@@ -242,7 +247,9 @@ def bench_active(run: Run, client: Client, engine: sa.engine.Engine) -> None:
     with timed(result, "SQLAlchemy ORM"), Session(engine) as session:
         for _ in range(n):
             with session.begin():
-                row = session.get(OrmCounter, counter_id, with_for_update=True, populate_existing=True)
+                row = session.get(
+                    OrmCounter, counter_id, with_for_update=True, populate_existing=True
+                )
                 assert row is not None
                 row.count += 1
     with timed(result, "SQLAlchemy Core"):
@@ -341,8 +348,6 @@ def render(runs: list[Run], console: Console) -> str:
 
 
 def versions() -> str:
-    import psycopg
-
     return (
         f"Python {platform.python_version()}, claystore {claystore.__version__}, "
         f"SQLAlchemy {sa.__version__}, psycopg {psycopg.__version__}, "
@@ -352,14 +357,20 @@ def versions() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--objects", type=int, default=100_000)
-    parser.add_argument("--ops", type=int, default=10_000, help="lookups (reads/writes/calls use a fifth)")
+    parser.add_argument(
+        "--ops", type=int, default=10_000, help="lookups (reads/writes/calls use a fifth)"
+    )
     parser.add_argument("--quick", action="store_true", help="10,000 objects, 2,000 lookups")
     parser.add_argument("--engines", default="sqlite,postgresql")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("CLAYSTORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        default=os.environ.get(
+            "CLAYSTORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
     )
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)

@@ -45,9 +45,12 @@ core_counter = sa.Table(
     sa.Column("count", sa.BigInteger),
 )
 RAW_DDL = [
-    "CREATE TABLE raw_company (id {uuid} PRIMARY KEY, dc_class VARCHAR(200), dc_version BIGINT, name VARCHAR)",
-    "CREATE TABLE raw_employee (id {uuid} PRIMARY KEY, dc_class VARCHAR(200), dc_version BIGINT, name VARCHAR, salary DOUBLE PRECISION)",
-    "CREATE TABLE raw_company_employees (owner_id {uuid} REFERENCES raw_company(id), position INTEGER, target_id {uuid}, PRIMARY KEY (owner_id, position))",
+    "CREATE TABLE raw_company (id {uuid} PRIMARY KEY, dc_class VARCHAR(200),"
+    " dc_version BIGINT, name VARCHAR)",
+    "CREATE TABLE raw_employee (id {uuid} PRIMARY KEY, dc_class VARCHAR(200),"
+    " dc_version BIGINT, name VARCHAR, salary DOUBLE PRECISION)",
+    "CREATE TABLE raw_company_employees (owner_id {uuid} REFERENCES raw_company(id),"
+    " position INTEGER, target_id {uuid}, PRIMARY KEY (owner_id, position))",
     "CREATE INDEX ix_raw_link_target ON raw_company_employees (target_id)",
     "CREATE TABLE raw_counter (id INTEGER PRIMARY KEY, count BIGINT)",
 ]
@@ -70,11 +73,19 @@ def graph_rows(companies: int, per_company: int) -> dict[str, list[dict[str, Any
     company_rows, employee_rows, link_rows = [], [], []
     for c in range(companies):
         company_id = uuid.uuid4()
-        company_rows.append({"id": company_id, "dc_class": "company", "dc_version": 1, "name": f"C{c}"})
+        company_rows.append(
+            {"id": company_id, "dc_class": "company", "dc_version": 1, "name": f"C{c}"}
+        )
         for i in range(per_company):
             employee_id = uuid.uuid4()
             employee_rows.append(
-                {"id": employee_id, "dc_class": "employee", "dc_version": 1, "name": f"E{c}-{i}", "salary": float(i)}
+                {
+                    "id": employee_id,
+                    "dc_class": "employee",
+                    "dc_version": 1,
+                    "name": f"E{c}-{i}",
+                    "salary": float(i),
+                }
             )
             link_rows.append({"owner_id": company_id, "position": i, "target_id": employee_id})
     return {"company": company_rows, "employee": employee_rows, "link": link_rows}
@@ -101,7 +112,11 @@ def raw_insert(engine: sa.engine.Engine, rows: dict[str, list[dict[str, Any]]]) 
     try:
         cursor = raw.cursor()
         if is_pg(engine):
-            for table, key in (("raw_company", "company"), ("raw_employee", "employee"), ("raw_company_employees", "link")):
+            for table, key in (
+                ("raw_company", "company"),
+                ("raw_employee", "employee"),
+                ("raw_company_employees", "link"),
+            ):
                 columns = list(rows[key][0])
                 with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows[key]:
@@ -114,7 +129,10 @@ def raw_insert(engine: sa.engine.Engine, rows: dict[str, list[dict[str, Any]]]) 
             )
             cursor.executemany(
                 "INSERT INTO raw_employee VALUES (?, ?, ?, ?, ?)",
-                [(r["id"].hex, r["dc_class"], r["dc_version"], r["name"], r["salary"]) for r in rows["employee"]],
+                [
+                    (r["id"].hex, r["dc_class"], r["dc_version"], r["name"], r["salary"])
+                    for r in rows["employee"]
+                ],
             )
             cursor.executemany(
                 "INSERT INTO raw_company_employees VALUES (?, ?, ?)",
@@ -132,7 +150,11 @@ def count(engine: sa.engine.Engine, table: str) -> int:
 
 def some_ids(engine: sa.engine.Engine, table: str, n: int) -> list[Any]:
     with engine.connect() as conn:
-        ids = conn.execute(sa.text(f"SELECT id FROM {table} ORDER BY id LIMIT :n"), {"n": n}).scalars().all()
+        ids = (
+            conn.execute(sa.text(f"SELECT id FROM {table} ORDER BY id LIMIT :n"), {"n": n})
+            .scalars()
+            .all()
+        )
     return [i if isinstance(i, uuid.UUID) else uuid.UUID(i) for i in ids]
 
 
@@ -168,7 +190,11 @@ def raw_lookups(engine: sa.engine.Engine, ids: list[Any]) -> None:
     raw = _driver(engine)
     try:
         cursor = raw.cursor()
-        sql = "SELECT * FROM raw_employee WHERE id = %s" if is_pg(engine) else "SELECT * FROM raw_employee WHERE id = ?"
+        sql = (
+            "SELECT * FROM raw_employee WHERE id = %s"
+            if is_pg(engine)
+            else "SELECT * FROM raw_employee WHERE id = ?"
+        )
         for object_id in ids:
             cursor.execute(sql, (object_id if is_pg(engine) else object_id.hex,))
             cursor.fetchone()
@@ -182,9 +208,13 @@ def core_read_write(engine: sa.engine.Engine, n: int) -> None:
         target = conn.execute(sa.select(core_employee.c.id).limit(1)).scalar_one()
         conn.commit()
         for i in range(n):
-            conn.execute(sa.update(core_employee).where(core_employee.c.id == target).values(salary=float(i)))
+            conn.execute(
+                sa.update(core_employee).where(core_employee.c.id == target).values(salary=float(i))
+            )
             conn.commit()
-            conn.execute(sa.select(core_employee.c.salary).where(core_employee.c.id == target)).scalar_one()
+            conn.execute(
+                sa.select(core_employee.c.salary).where(core_employee.c.id == target)
+            ).scalar_one()
             conn.commit()
 
 
@@ -197,7 +227,9 @@ def raw_read_write(engine: sa.engine.Engine, n: int) -> None:
         cursor.execute("SELECT id FROM raw_employee LIMIT 1")
         target = cursor.fetchone()[0]
         for i in range(n):
-            cursor.execute(f"UPDATE raw_employee SET salary = {mark} WHERE id = {mark}", (float(i), target))
+            cursor.execute(
+                f"UPDATE raw_employee SET salary = {mark} WHERE id = {mark}", (float(i), target)
+            )
             raw.commit()
             cursor.execute(f"SELECT salary FROM raw_employee WHERE id = {mark}", (target,))
             cursor.fetchone()
@@ -213,7 +245,9 @@ def core_increments(engine: sa.engine.Engine, n: int) -> None:
             if is_pg(engine):
                 statement = statement.with_for_update()
             value = conn.execute(statement).scalar_one()
-            conn.execute(sa.update(core_counter).where(core_counter.c.id == 1).values(count=value + 1))
+            conn.execute(
+                sa.update(core_counter).where(core_counter.c.id == 1).values(count=value + 1)
+            )
 
 
 def raw_increments(engine: sa.engine.Engine, n: int) -> None:
@@ -230,7 +264,9 @@ def raw_increments(engine: sa.engine.Engine, n: int) -> None:
                 cursor.execute("SELECT count FROM raw_counter WHERE id = 1")
             value = cursor.fetchone()[0]
             cursor.execute(
-                "UPDATE raw_counter SET count = %s WHERE id = 1" if pg else "UPDATE raw_counter SET count = ? WHERE id = 1",
+                "UPDATE raw_counter SET count = %s WHERE id = 1"
+                if pg
+                else "UPDATE raw_counter SET count = ? WHERE id = 1",
                 (value + 1,),
             )
             if pg:
@@ -263,7 +299,8 @@ def raw_bulk_update(engine: sa.engine.Engine, n: int) -> None:
         cursor.execute(f"SELECT id, salary FROM raw_employee LIMIT {int(n)}")
         rows = cursor.fetchall()
         cursor.executemany(
-            f"UPDATE raw_employee SET salary = {mark}, dc_version = dc_version + 1 WHERE id = {mark}",
+            f"UPDATE raw_employee SET salary = {mark}, dc_version = dc_version + 1"
+            f" WHERE id = {mark}",
             [(salary + 1, object_id) for object_id, salary in rows],
         )
         raw.commit()

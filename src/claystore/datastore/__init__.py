@@ -33,6 +33,7 @@ from claystore.datastore.collections import (
 from claystore.datastore.directory import DirectoryDatastore, DirectoryTreeDatastore
 from claystore.datastore.filesystem import FileSystemDatastore
 from claystore.datastore.key import Key, Namespace
+from claystore.datastore.objects import ObjectDatastore
 from claystore.datastore.query import (
     Cursor,
     Filter,
@@ -55,6 +56,7 @@ from claystore.datastore.shims import (
     NestedPathDatastore,
     SymlinkDatastore,
 )
+from claystore.datastore.sql import SQLDatastore
 
 __all__ = [
     "Batch",
@@ -77,8 +79,10 @@ __all__ = [
     "NamespaceDatastore",
     "NestedPathDatastore",
     "NullDatastore",
+    "ObjectDatastore",
     "Order",
     "Query",
+    "SQLDatastore",
     "SerializerShimDatastore",
     "ShardedDatastore",
     "ShimDatastore",

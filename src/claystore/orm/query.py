@@ -1,22 +1,352 @@
-"""Model queries compiled to SQL (to be built).
+"""Model queries: ``Employee.dc_query()`` and ``client.query(Query(Key("/Employee")))``.
 
-Owns :class:`QueryableObject`, the query part of the object API, mixed into
-:class:`~claystore.orm.model.DataClayObject`.
+Owns :class:`ModelQuery` (a datastore :class:`~claystore.datastore.Query` bound to a model
+class, with a fluent ``limit(n)`` / ``offset(n)``, iteration, :meth:`~ModelQuery.count` and
+:meth:`~ModelQuery.first`), :class:`QueryableObject` (``dc_query``, mixed into
+:class:`~claystore.orm.model.DataClayObject`) and :func:`query_objects`, which runs a query
+as the one SELECT :mod:`claystore.orm.sqlquery` compiles and turns its rows into objects
+through the identity map (:func:`claystore.orm.loading.hydrate`).
+
+Results stream: outside a transaction the SELECT runs on its own connection in a read
+transaction and rows are fetched in chunks (a server-side cursor on PostgreSQL), so a result
+larger than memory can be iterated.  A query whose limit fits in one chunk is simply read on a
+short-read connection (one round trip).  Inside an open transaction (an activemethod, a unit of
+work) pending changes are flushed first and the query runs on the transaction's connection;
+its rows are then fetched at once (the connection is busy with the transaction's own work).
+
+Called by users (``dc_query``), by :meth:`claystore.Client.query` and by
+:class:`claystore.datastore.objects.ObjectDatastore`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Self, cast
+
+import sqlalchemy as sa
+
+from claystore.datastore.key import Key
+from claystore.datastore.query import Entry, Order, Query, QueryDict
+from claystore.datastore.sql import SQLCursor
+from claystore.datastore.sqlcompile import limit_of
+from claystore.dialects.base import translate_error
+from claystore.errors import MappingError, QueryError
+from claystore.orm.context import active_context
+from claystore.orm.loading import hydrate
+from claystore.orm.mapping import ModelInfo
+from claystore.orm.sqlquery import ModelPlan, compile_model_query, find_model
+from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, RowMapping
+
     from claystore.orm.context import ObjectContext
+
+__all__ = ["ModelQuery", "NoLimit", "QueryCount", "QueryableObject", "query_objects"]
+
+_CHUNK = 1000
+
+
+# -- fluent limit / offset ---------------------------------------------------------------------
+
+
+class QueryCount(int):
+    """A model query's ``limit`` or ``offset``: an int that also sets it when called, so
+    ``query.limit(10)`` chains and ``query.limit + 1`` still counts."""
+
+    _query: ModelQuery
+    _name: str
+
+    def __new__(cls, value: int, query: ModelQuery, name: str) -> Self:
+        """The count ``value``, bound to ``query``'s parameter ``name``."""
+        count = super().__new__(cls, value)
+        count._query = query
+        count._name = name
+        return count
+
+    def __call__(self, value: int | None) -> ModelQuery:
+        """Set this parameter of the query; return the query."""
+        setattr(self._query, self._name, value)
+        return self._query
+
+
+class NoLimit:
+    """A model query's ``limit`` while it has none: equal to None, falsy, above every count.
+
+    ``query.limit(10)`` sets the limit.  ``query.limit is None`` is False: use ``==``.
+    """
+
+    __slots__ = ("_query",)
+
+    def __init__(self, query: ModelQuery) -> None:
+        self._query = query
+
+    def __call__(self, value: int | None) -> ModelQuery:
+        """Set the query's limit; return the query."""
+        self._query.limit = value
+        return self._query
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, NoLimit)
+
+    def __hash__(self) -> int:
+        return hash(None)
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __le__(self, other: object) -> bool:
+        return isinstance(other, NoLimit)
+
+    def __gt__(self, other: object) -> bool:
+        return not isinstance(other, NoLimit)
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+    def __add__(self, other: object) -> NoLimit:
+        return self
+
+    __radd__ = __add__
+
+    def __repr__(self) -> str:
+        return "None"
+
+
+class _CountParameter:
+    """``limit`` / ``offset`` of :class:`ModelQuery`: stored and checked by the base
+    :class:`Query` property, read back as a callable :class:`QueryCount`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        base: property = getattr(Query, name)
+        assert base.fget is not None
+        assert base.fset is not None
+        self.read: Callable[[Query], Any] = base.fget
+        self.write: Callable[[Query, Any], None] = base.fset
+
+    def __get__(self, query: ModelQuery | None, owner: type | None = None) -> Any:
+        if query is None:
+            return self
+        value = self.read(query)
+        return NoLimit(query) if value is None else QueryCount(value, query, self.name)
+
+    def __set__(self, query: ModelQuery, value: Any) -> None:
+        self.write(query, None if isinstance(value, NoLimit) else value)
+
+
+# -- the query ---------------------------------------------------------------------------------
+
+
+class ModelQuery(Query):
+    """A datastore query bound to a model class; iterating it yields stored objects.
+
+    ``Employee.dc_query().filter("salary", ">", 1000).order("-salary").limit(10)`` -- filters
+    and orders name fields; values compare in the datastore's total order (None < bool <
+    numbers < str), NULLs first when ascending; ties are broken by id.  Iterating runs one
+    SELECT (again for each iteration); objects come back through the identity map, each as
+    its own class (subclasses included).  :meth:`count` and :meth:`first` run one statement.
+    An unknown field, a container field, or a comparison SQL cannot answer exactly raises
+    :class:`~claystore.errors.QueryError`.
+    """
+
+    limit = _CountParameter("limit")  # an int you can call: query.limit(10)
+    offset = _CountParameter("offset")
+
+    def __init__(
+        self,
+        model: type,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        offset_key: Key | str | None = None,
+        context: ObjectContext | None = None,
+    ) -> None:
+        self.model = model
+        self.info = _info_of(model)
+        self.context = context
+        super().__init__(Key(f"/{model.__name__}"), limit, offset, offset_key)
+
+    def filter(self, *args: Any) -> Self:
+        """Add a filter ``(field, op, value)``; returns this query."""
+        super().filter(*args)
+        return self
+
+    def order(self, order: str | Order) -> Self:
+        """Add an order (``"+field"``, ``"-field"``); returns this query."""
+        super().order(order)
+        return self
+
+    def copy(self) -> Self:
+        """A copy of the query (same class and client; filter and order lists copied)."""
+        return cast("Self", super().copy())
+
+    def dict(self) -> QueryDict:
+        """The query as plain data (as :meth:`Query.dict`)."""
+        data = super().dict()
+        limit = limit_of(self)
+        data.pop("limit", None)
+        if limit is not None:
+            data = {"key": data.pop("key"), "limit": limit, **data}
+        return data
+
+    @classmethod
+    def from_dict(cls, dictionary: QueryDict) -> ModelQuery:
+        """A model query from plain data; its key names the class (``/Employee``)."""
+        plain = Query.from_dict(dictionary)
+        query = cls(find_model(plain.key.name).cls, offset_key=plain.offset_key)
+        query.limit, query.offset = plain.limit, plain.offset
+        query.filters, query.orders = plain.filters, plain.orders
+        return query
+
+    def _context(self) -> ObjectContext:
+        return self.context if self.context is not None else active_context()
+
+    def cursor(self) -> SQLCursor:
+        """Run the query: a lazy cursor over the objects (``cursor.items()``: with keys)."""
+        return query_objects(self._context(), self)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.cursor())
+
+    def statement(self) -> sa.Select[Any]:
+        """The SELECT this query runs (for reading or EXPLAIN; values bound as parameters)."""
+        context = self._context()
+        return compile_model_query(self.info, self, context.dialect.name).statement
+
+    def count(self) -> int:
+        """How many objects iterating would return (limit and offset applied); one SELECT."""
+        context = self._context()
+        plan = compile_model_query(self.info, self, context.dialect.name)
+        _flush(context)
+        with context.connection() as conn:
+            return int(conn.execute(plan.count()).scalar_one())
+
+    def first(self) -> Any:
+        """The first object in the query's order, or None."""
+        single = self.copy()
+        single.limit = 1
+        return next(iter(single.cursor()), None)
 
 
 class QueryableObject:
     """Query methods of model classes."""
 
+    @classmethod
+    def dc_query(cls) -> ModelQuery:
+        """A query on this class's stored objects (subclasses included), run against the
+        active client when iterated."""
+        return ModelQuery(cls)
 
-def query_objects(context: ObjectContext, query: Any) -> Any:
-    """Run a datastore ``Query`` whose key names a model class (``Key("/Employee")``) as SQL;
-    backs ``Client.query``."""
-    raise NotImplementedError("model queries are not built yet")
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def _info_of(model: type) -> ModelInfo:
+    info = getattr(model, "_dc_info", None)
+    if not isinstance(info, ModelInfo):
+        msg = f"{model!r} is not a model class (a DataClayObject subclass)"
+        raise QueryError(msg)
+    return info
+
+
+def _model_of(query: Query) -> ModelInfo:
+    if isinstance(query, ModelQuery):
+        return query.info
+    names = query.key.list
+    if len(names) != 1 or ":" in names[0]:
+        msg = (
+            f"a model query's key names one class, like Query(Key('/Employee')), "
+            f"not {str(query.key)!r}"
+        )
+        raise QueryError(msg)
+    return find_model(names[0])
+
+
+def _flush(context: ObjectContext) -> None:
+    """Write the open transaction's pending changes, so the query sees them."""
+    tx = current_transaction(context)
+    if tx is not None:
+        tx.flush()
+
+
+def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
+    """Run a datastore ``Query`` whose key names a model class (``Key("/Employee")``) as one
+    SELECT; returns a lazy cursor of objects keyed ``/<Class>:<id>``.  Backs
+    :meth:`claystore.Client.query`."""
+    if not isinstance(query, Query):
+        msg = f"query_objects needs a datastore Query, not {type(query).__name__}"
+        raise QueryError(msg)
+    context.check_open()
+    info = _model_of(query)
+    plan = compile_model_query(info, query, context.dialect.name)
+    dialect = context.engine.dialect
+    return SQLCursor(
+        query,
+        lambda cursor: _run(context, plan, query, cursor),
+        lambda: str(plan.statement.compile(dialect=dialect)),
+    )
+
+
+def _run(
+    context: ObjectContext, plan: ModelPlan, query: Query, cursor: SQLCursor
+) -> Iterator[Entry]:
+    """The query's results, streamed (see the module docstring)."""
+    context.check_open()
+    _flush(context)
+    bounded = plan.limit is not None and plan.limit <= _CHUNK  # at most one chunk: no cursor
+    if bounded or current_transaction(context) is not None or context.dialect.is_memory:
+        with context.connection() as conn:
+            rows = conn.execute(plan.statement).mappings().all()
+            skipped = _skipped(conn, plan, query, bool(rows))
+        cursor.skipped = skipped
+        yield from _entries(context, plan, rows)
+        return
+    context.ensure_tables()
+    try:
+        with context.engine.connect() as conn:
+            conn.execution_options(yield_per=_CHUNK)
+            context.dialect.begin(conn, write=False, lock_timeout=context.lock_timeout)
+            result = conn.execute(plan.statement).mappings()
+            returned = 0
+            for entry in _entries(context, plan, result):
+                cursor.skipped = query.offset
+                returned += 1
+                yield entry
+            cursor.skipped = _skipped(conn, plan, query, returned > 0)
+            conn.rollback()
+    except sa.exc.SQLAlchemyError as exc:
+        raise translate_error(exc, context.dialect.url) from exc
+
+
+def _skipped(conn: Connection, plan: ModelPlan, query: Query, has_rows: bool) -> int:
+    """How many rows the offset skipped: all of it when a row came back, else counted."""
+    skip_count = None if has_rows else plan.skip_count()
+    if skip_count is None:
+        return query.offset if has_rows else 0
+    return int(conn.execute(skip_count).scalar_one())
+
+
+def _entries(context: ObjectContext, plan: ModelPlan, rows: Any) -> Iterator[tuple[Key, Any]]:
+    """``(key, object)`` for each row: hydrated as the row's own class, via the identity map."""
+    prefix = f"/{plan.info.cls.__name__}:"
+    for row in rows:
+        shape = plan.shapes.get(row["_dc_class"])
+        if shape is None:
+            msg = (
+                f"object {row['_dc_id']} is stored as {row['_dc_class']!r}, but no model class "
+                "with that table is defined in this program; import its module"
+            )
+            raise MappingError(msg)
+        data: RowMapping | dict[str, Any] = row
+        if shape.relabel:
+            data = dict(row)
+            for key, label in shape.relabel:
+                data[key] = row[label]
+        # hydrate reads rows by key; a relabelled dict serves as well as a RowMapping
+        mapping = cast("RowMapping", data)
+        obj = hydrate(context, shape.info, mapping, row["_dc_dataset"], row["_dc_backend_id"])
+        yield Key(f"{prefix}{row['_dc_id']}"), obj

@@ -1,0 +1,406 @@
+"""Datastore queries -> SQL: the datastore's total order of values, written as SQL.
+
+Owns the translation, and does no I/O: :func:`value_class`, :func:`op_holds` and the exact
+comparison helpers (:func:`compare_bracketed` for doubles against integers,
+:func:`compare_text` for code-point order), shared with the model-query compiler
+(:mod:`claystore.orm.sqlquery`), and :class:`JSONQueryCompiler`, which compiles queries for
+:class:`~claystore.datastore.sql.SQLDatastore` tables.
+
+How the total order (:mod:`claystore.datastore.query`) becomes SQL: every field of a record
+has a *class* -- 0 missing/null, 1 bool, 2 number, 3 string, 4 object, 5 array (``dict`` sorts
+before ``list``).  Orders sort by class, then by a typed key inside the class; a filter is
+decided by class where the classes differ and by a typed comparison where they are the same:
+numbers exactly (SQLite compares INTEGER and REAL exactly; PostgreSQL compares JSONB numbers
+as ``numeric``), strings by code point (SQLite ``BINARY``, PostgreSQL ``COLLATE "C"``).
+Ties are broken by key.  What SQL cannot decide exactly is left to Python, after SQL has
+narrowed the rows (:class:`JSONPlan`): filters on objects or arrays (Python compares them by
+``repr``), orders meeting such values (flagged per row), fields Python reads as attributes
+of records that are not JSON objects (``count`` of a list record; checked first), and
+fields read through a custom ``object_getattr``.
+
+Called by :mod:`claystore.datastore.sql` and :mod:`claystore.orm.sqlquery`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from claystore.datastore.query import Filter, Order, Query
+from claystore.datastore.values import value_sort_key
+from claystore.errors import QueryError
+
+__all__ = [
+    "JSONPlan",
+    "JSONQueryCompiler",
+    "compare_bracketed",
+    "compare_keys",
+    "compare_text",
+    "encode_json_string",
+    "is_plain",
+    "json_number",
+    "limit_of",
+    "op_holds",
+    "sql_compare",
+    "value_class",
+]
+
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+EXACT_FLOAT_LIMIT: Final = 2.0**53  # below it, repr() of an integral float is exact
+SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+# -- the total order, by class ----------------------------------------------------------------
+
+NULL, BOOL, NUMBER, STRING, OBJECT, ARRAY = range(6)
+#: The total-order prefix (rank, type name) of each SQL class of JSON values.
+CLASS_KEYS: Final[dict[int, tuple[Any, ...]]] = {
+    NULL: (0,),
+    BOOL: (1,),
+    NUMBER: (2,),
+    STRING: (3,),
+    OBJECT: (4, "dict"),
+    ARRAY: (4, "list"),
+}
+_TESTS: Final[dict[str, Callable[[Any, Any], Any]]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+
+def value_class(value: Any) -> tuple[Any, ...]:
+    """The part of ``value``'s total-order key that SQL decides by class: the rank, and for
+    values of the last rank ("anything else") the type name."""
+    key = value_sort_key(value)
+    return key[:1] if key[0] < 4 else key[:2]
+
+
+def op_holds(op: str, comparison: int) -> bool:
+    """Whether ``stored <op> value`` holds when comparing them gave ``comparison`` (-1/0/1)."""
+    return bool(_TESTS[op](comparison, 0))
+
+
+def sql_compare(op: str, left: Any, right: Any) -> sa.ColumnElement[bool]:
+    """The SQL expression ``left <op> right``."""
+    clause: sa.ColumnElement[bool] = _TESTS[op](left, right)
+    return clause
+
+
+def limit_of(query: Query) -> int | None:
+    """``query.limit`` as an int, or None for no limit (model queries' ``limit`` is callable)."""
+    limit = query.limit
+    return int(limit) if isinstance(limit, int) else None
+
+
+def compare_keys(left: tuple[Any, ...], right: tuple[Any, ...]) -> int:
+    """-1, 0 or 1 as ``left`` sorts before, with or after ``right``."""
+    return (left > right) - (left < right)
+
+
+def bracket_int(value: int) -> tuple[float, float]:
+    """The doubles just below and above ``value`` (the same double twice when one equals it;
+    the largest finite double and infinity beyond them): ``x < value`` is ``x <= low`` and
+    ``x > value`` is ``x >= high`` for every double ``x``."""
+    try:
+        as_float = float(value)
+    except OverflowError:
+        largest = math.nextafter(math.inf, 0.0)
+        return (largest, math.inf) if value > 0 else (-math.inf, -largest)
+    if int(as_float) == value:
+        return as_float, as_float
+    if as_float < value:
+        return as_float, math.nextafter(as_float, math.inf)
+    return math.nextafter(as_float, -math.inf), as_float
+
+
+def compare_bracketed(op: str, stored: Any, value: int) -> sa.ColumnElement[bool] | bool:
+    """``stored <op> value`` for a column of doubles and an int no double may equal exactly."""
+    low, high = bracket_int(value)
+    if low == high:
+        return sql_compare(op, stored, low)
+    if op in ("=", "!="):
+        return op == "!="
+    return sql_compare("<=", stored, low) if op in ("<", "<=") else sql_compare(">=", stored, high)
+
+
+def compare_text(op: str, stored: Any, value: str, *, is_pg: bool) -> sa.ColumnElement[bool] | bool:
+    """``stored <op> value`` by code point.  PostgreSQL text cannot hold NUL, so a value with
+    one is compared through its part before the NUL (no stored text equals it)."""
+    if SURROGATE.search(value):
+        msg = f"{value!r:.60} holds a lone surrogate, which cannot be sent to the database"
+        raise QueryError(msg)
+    if is_pg:
+        stored = stored.collate("C")
+        if "\x00" in value:
+            head = value[: value.index("\x00")]
+            if op in ("=", "!="):
+                return op == "!="
+            return sql_compare("<=" if op in ("<", "<=") else ">", stored, head)
+    return sql_compare(op, stored, value)
+
+
+def encode_json_string(text: str) -> str:
+    """A str as JSON text (unicode kept as is)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def json_number(value: bool | float) -> str:
+    """The exact JSON text of a bool, int (any size) or finite float, for comparisons with
+    JSONB numbers on PostgreSQL (``numeric``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    return f"{int(value)}.0" if abs(value) >= EXACT_FLOAT_LIMIT else float.__repr__(value)
+
+
+# -- compiling queries (no I/O) ---------------------------------------------------------------
+
+_TOP_LEVEL_TYPES: Final = (("array", list), ("string", str), ("boolean", bool), ("null", None))
+_SQLITE_FIRST_CHARS: Final = {"array": "[", "string": '"', "boolean": "tf", "null": "n"}
+_NUMBER_CHARS: Final = "-0123456789"
+_SQLITE_TYPE_CLASSES: Final = {
+    "null": NULL,
+    "true": BOOL,
+    "false": BOOL,
+    "integer": NUMBER,
+    "real": NUMBER,
+    "text": STRING,
+    "object": OBJECT,
+    "array": ARRAY,
+}
+_PG_TYPE_CLASSES: Final = {
+    "boolean": BOOL,
+    "number": NUMBER,
+    "string": STRING,
+    "object": OBJECT,
+    "array": ARRAY,
+}
+
+
+def constant(value: int | str) -> sa.ColumnElement[Any]:
+    """A constant written into the SQL text (class codes and type names, never user data)."""
+    return sa.literal_column(repr(value) if isinstance(value, str) else str(value))
+
+
+def _class_case(classes: dict[str, int], kind: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+    whens = {constant(name): constant(code) for name, code in classes.items()}
+    return sa.case(whens, value=kind, else_=constant(NULL))
+
+
+def is_plain(condition: Filter | Order, query: Query) -> bool:
+    """Whether a filter or order reads fields the default way (so SQL can evaluate it)."""
+    base = Filter if isinstance(condition, Filter) else Order
+    return (
+        type(condition) is base
+        and "object_getattr" not in vars(condition)
+        and "object_getattr" not in vars(query)
+        and type(query).object_getattr is Query.object_getattr
+    )
+
+
+def attribute_types(field: str) -> list[str]:
+    """Top-level JSON types whose Python value has an attribute named ``field``: a record of
+    such a type reads that field as the attribute, not as None (``default_object_getattr``)."""
+    kinds = [kind for kind, type_ in _TOP_LEVEL_TYPES if hasattr(type_, field)]
+    if hasattr(0, field) or hasattr(0.0, field):
+        kinds.append("number")
+    return kinds
+
+
+@attrs.define
+class JSONPlan:
+    """A query compiled for :class:`SQLDatastore`: what SQL does and what Python must do."""
+
+    statement: sa.Select[Any]  # the one SELECT, when SQL does everything
+    narrowing: sa.Select[Any]  # rows Python finishes: collection + safe exact filters, key order
+    risky_check: sa.Select[Any] | None  # is any record read as an object with attributes?
+    in_python: list[str]  # why Python must evaluate the query (empty: SQL does it all)
+    has_flag: bool  # statement's last column flags rows whose order SQL cannot decide
+    skip_count: sa.Select[Any] | None  # how many rows the offset skipped (for empty pages)
+
+
+class JSONQueryCompiler:
+    """Translates datastore queries into SELECTs on a :class:`SQLDatastore` table."""
+
+    def __init__(self, table: sa.Table, dialect: str) -> None:
+        self.table = table
+        self.is_pg = dialect == "postgresql"
+
+    # -- fields --------------------------------------------------------------------------------
+
+    def _member(self, field: str, *, text: bool = False) -> sa.ColumnElement[Any]:
+        """PostgreSQL: ``value -> field`` (JSONB), or ``value ->> field`` (text)."""
+        if text:
+            return self.table.c.value.op("->>", return_type=sa.Text())(sa.literal(field))
+        return self.table.c.value.op("->", return_type=postgresql.JSONB())(sa.literal(field))
+
+    def _sqlite_path(self, field: str) -> str | None:
+        if '"' in field or "\\" in field or any(ord(ch) < 0x20 for ch in field):
+            return None  # SQLite's JSON paths cannot spell it: use json_each
+        return f'$."{field}"'
+
+    def _sqlite_lookup(self, field: str, column: str) -> sa.ColumnElement[Any]:
+        path = self._sqlite_path(field)
+        if path is not None:
+            name = "json_type" if column == "type" else "json_extract"
+            return getattr(sa.func, name)(self.table.c.value, path)  # type: ignore[no-any-return]
+        each = sa.func.json_each(self.table.c.value).table_valued("key", "type", "atom")
+        return sa.select(each.c[column]).where(each.c.key == field).scalar_subquery()
+
+    def class_of(self, field: str) -> sa.ColumnElement[int]:
+        """The class (0-5) of ``field`` in each record."""
+        if self.is_pg:
+            kind: sa.ColumnElement[Any] = sa.func.jsonb_typeof(self._member(field))
+            return _class_case(_PG_TYPE_CLASSES, kind)
+        return _class_case(_SQLITE_TYPE_CLASSES, self._sqlite_lookup(field, "type"))
+
+    def _typed(  # noqa: PLR0911 - one return per class of value and engine
+        self, field: str, klass: int, op: str, value: Any
+    ) -> sa.ColumnElement[bool] | bool:
+        """``field <op> value`` for records whose field has ``value``'s class (bool, number or
+        string); True/False when the answer is the same for every such record."""
+        if klass == NUMBER and isinstance(value, float) and not math.isfinite(value):
+            return op_holds(op, 1 if value == -math.inf else -1)  # stored numbers are finite
+        if self.is_pg:
+            if klass == STRING:
+                return compare_text(op, self._member(field, text=True), value, is_pg=True)
+            literal = sa.cast(sa.literal(json_number(value)), postgresql.JSONB)
+            return sql_compare(op, self._member(field), literal)
+        stored = self._sqlite_lookup(field, "atom")
+        if klass == STRING:
+            return compare_text(op, stored, value, is_pg=False)
+        if klass == BOOL:
+            return sql_compare(op, stored, int(value))
+        if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            return compare_bracketed(op, stored, value)  # SQLite cannot bind it
+        return sql_compare(op, stored, value)
+
+    def filter_clause(self, condition: Filter) -> sa.ColumnElement[bool] | None:
+        """The WHERE clause of a filter, or None when SQL cannot decide it exactly.
+
+        The typed comparison comes first in each conjunction and the class test second, so
+        that for most rows one JSON lookup decides (SQLite evaluates AND left to right).
+        """
+        field, op, value = condition.field, condition.op, condition.value
+        wanted = value_class(value)
+        if wanted in (CLASS_KEYS[OBJECT], CLASS_KEYS[ARRAY]):
+            return None  # Python compares dicts and lists by repr()
+        if self.is_pg and op in ("=", "!=") and wanted in ((1,), (2,), (3,)):
+            return self._pg_equality(field, op, value)
+        klass = self.class_of(field)
+        always: list[int] = []
+        typed: list[sa.ColumnElement[bool]] = []
+        for code, key in CLASS_KEYS.items():
+            if key != wanted or code == NULL:
+                if op_holds(op, compare_keys(key, wanted)):
+                    always.append(code)
+                continue
+            clause = self._typed(field, code, op, value)
+            if clause is True:
+                always.append(code)
+            elif clause is not False:
+                typed.append(sa.and_(clause, klass == constant(code)))
+        if len(always) == len(CLASS_KEYS):
+            return sa.true()
+        parts = typed + ([klass.in_([constant(c) for c in always])] if always else [])
+        return sa.or_(*parts) if parts else sa.false()
+
+    def _pg_equality(self, field: str, op: str, value: Any) -> sa.ColumnElement[bool]:
+        """``=`` / ``!=`` on PostgreSQL: JSONB equality is already exact across types (``1`` is
+        neither ``true`` nor ``"1"``, ``1 = 1.0``), so no class test is needed."""
+        if isinstance(value, float) and not math.isfinite(value):
+            return sa.true() if op == "!=" else sa.false()  # stored numbers are finite
+        if isinstance(value, str):
+            if "\x00" in value:  # JSONB cannot hold it: nothing stored equals it
+                return sa.true() if op == "!=" else sa.false()
+            compare_text(op, sa.literal(""), value, is_pg=True)  # refuses lone surrogates
+            literal = sa.cast(sa.literal(encode_json_string(value)), postgresql.JSONB)
+        else:
+            literal = sa.cast(sa.literal(json_number(value)), postgresql.JSONB)
+        equal = self._member(field) == literal
+        return equal if op == "=" else sa.func.coalesce(equal, sa.false()) == sa.false()
+
+    def order_terms(self, order: Order) -> list[sa.ColumnElement[Any]]:
+        """ORDER BY terms of one order: the class, then the typed key(s) inside it."""
+        field = order.field
+        klass = self.class_of(field)
+        if self.is_pg:
+            # typed keys, NULL outside their classes (JSON null is not SQL NULL in JSONB)
+            text = sa.case((klass == constant(STRING), self._member(field, text=True)))
+            scalar = sa.case((klass.in_([constant(BOOL), constant(NUMBER)]), self._member(field)))
+            terms: list[sa.ColumnElement[Any]] = [klass, text.collate("C"), scalar]
+        else:
+            terms = [klass, self._sqlite_lookup(field, "atom")]
+        return [t.asc() if order.isAscending() else t.desc() for t in terms]
+
+    def _risky(self, fields: list[str]) -> sa.ColumnElement[bool] | None:
+        kinds = sorted({kind for field in fields for kind in attribute_types(field)})
+        if not kinds:
+            return None
+        if self.is_pg:
+            return sa.func.jsonb_typeof(self.table.c.value).in_(kinds)
+        chars = "".join(_SQLITE_FIRST_CHARS.get(kind, _NUMBER_CHARS) for kind in kinds)
+        return sa.func.substr(self.table.c.value, 1, 1).in_(sorted(set(chars)))
+
+    def value_column(self) -> sa.ColumnElement[Any]:
+        """The stored JSON as text."""
+        if self.is_pg:
+            return sa.cast(self.table.c.value, sa.Text)
+        return self.table.c.value
+
+    def compile(self, query: Query) -> JSONPlan:
+        """Compile ``query``: the one SELECT that answers it when SQL can, and the narrowing
+        SELECT plus the reasons when Python has to finish it."""
+        table = self.table
+        scope = [table.c.path == str(query.key)]
+        if query.offset_key is not None:
+            scope.append(table.c.key > str(query.offset_key))
+        in_python: list[str] = []
+        pushed: list[sa.ColumnElement[bool]] = []
+        safe: list[sa.ColumnElement[bool]] = []  # also exact for records that are not objects
+        for condition in query.filters:
+            clause = self.filter_clause(condition) if is_plain(condition, query) else None
+            if clause is None:
+                in_python.append(f"filter {condition}: SQL cannot compare it exactly")
+                continue
+            pushed.append(clause)
+            if not attribute_types(condition.field):
+                safe.append(clause)
+        if not all(is_plain(order, query) for order in query.orders):
+            in_python.append("orders: they read fields through a custom object_getattr")
+        columns: list[Any] = [table.c.key, self.value_column()]
+        if query.orders:
+            flags = (self.class_of(o.field) >= constant(OBJECT) for o in query.orders)
+            columns.append(sa.or_(*flags))
+        order_by = [term for order in query.orders for term in self.order_terms(order)]
+        statement = (
+            sa.select(*columns)
+            .where(*scope, *pushed)
+            .order_by(*order_by, table.c.key)
+            .limit(limit_of(query))
+            .offset(query.offset or None)
+        )
+        narrowing = (
+            sa.select(table.c.key, self.value_column()).where(*scope, *safe).order_by(table.c.key)
+        )
+        fields = [c.field for c in query.filters] + [o.field for o in query.orders]
+        risky = self._risky(fields)
+        check = None if risky is None else sa.select(sa.literal(1)).where(*scope, risky).limit(1)
+        skip_count = None
+        if query.offset and limit_of(query) != 0:  # limit 0 reads nothing, skips nothing
+            inner = sa.select(table.c.key).where(*scope, *pushed).limit(query.offset).subquery()
+            skip_count = sa.select(sa.func.count()).select_from(inner)
+        return JSONPlan(statement, narrowing, check, in_python, bool(query.orders), skip_count)

@@ -1,0 +1,423 @@
+"""Model queries -> one SELECT: the compiler behind ``Employee.dc_query()`` and ``client.query``.
+
+Owns :func:`compile_model_query`, which turns a datastore :class:`~claystore.datastore.Query`
+on a model class into one SELECT on the class's tables (typed columns, so indexes serve
+filters and orders), joined with the registry (``dc_object``: dataset and backend of each
+row) and, when the class has subclasses, LEFT OUTER JOINed with their tables so that every
+object comes back as its own class from the same statement.  Also owns :func:`find_model`
+(the class a collection key names).  Does no I/O.
+
+Semantics are the datastore's (:mod:`claystore.datastore.query`): values compare in the total
+order None < bool < numbers < str, a missing value (NULL) is None, results are ordered by the
+query's orders then by key -- ``/<Class>:<id>``, so by ``id``.  A column holds one type, so a
+filter compares with a value of another rank by rank alone (``age < "x"`` holds for every
+row), and NULL decides by rank too (``age < 5`` holds for NULL; ascending orders put NULLs
+first).  Integers and floats compare exactly across int and float columns.  Columns of other
+types (datetime, date, time, timedelta, UUID, bytes, Decimal on PostgreSQL) compare in their
+type's natural order with values of the same type; Enum fields take ``=``/``!=`` only;
+references take ``=``/``!=`` with an object, an id or None.  Anything else (containers, link
+tables, custom ``object_getattr``, mixed types among those) raises :class:`QueryError`.
+
+Called by :mod:`claystore.orm.query`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import attrs
+import sqlalchemy as sa
+
+from claystore.datastore.key import Key
+from claystore.datastore.query import Filter, Order, Query
+from claystore.datastore.sqlcompile import (
+    INT64_MAX,
+    INT64_MIN,
+    compare_bracketed,
+    compare_keys,
+    compare_text,
+    is_plain,
+    limit_of,
+    op_holds,
+    sql_compare,
+    value_class,
+)
+from claystore.errors import QueryError
+from claystore.orm.fields import Field, FieldKind
+from claystore.orm.mapping import (
+    ModelInfo,
+    generation,
+    iter_subclass_infos,
+    model_by_name,
+    models,
+)
+from claystore.orm.state import STATE_ATTR
+from claystore.orm.system import dc_object
+
+__all__ = ["ModelPlan", "RowShape", "compile_model_query", "find_model"]
+
+
+@attrs.frozen
+class RowShape:
+    """How to read one concrete class's object from a row: ``(field key, row label)`` pairs
+    for the fields that are not labelled by their key (a subclass's own fields)."""
+
+    info: ModelInfo
+    relabel: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class ModelPlan:
+    """A compiled model query: the one SELECT, and what counting needs."""
+
+    info: ModelInfo
+    statement: sa.Select[Any]  # the one SELECT: objects in query order
+    shapes: dict[str, RowShape]  # by dc_class: the class and how to read its rows
+    where: list[sa.ColumnElement[bool]]
+    limit: int | None
+    offset: int
+
+    def _ids(self) -> sa.Select[Any]:
+        return sa.select(self.info.root.table.c.id).select_from(self.info.selectable())
+
+    def count(self) -> sa.Select[Any]:
+        """SELECT of how many objects iterating would return (limit and offset applied)."""
+        ids = self._ids().where(*self.where).limit(self.limit).offset(self.offset or None)
+        return sa.select(sa.func.count()).select_from(ids.subquery())
+
+    def skip_count(self) -> sa.Select[Any] | None:
+        """SELECT of how many rows the offset skips (None when it skips nothing)."""
+        if not self.offset or self.limit == 0:  # limit 0 reads nothing, so skips nothing
+            return None
+        ids = self._ids().where(*self.where).limit(self.offset)
+        return sa.select(sa.func.count()).select_from(ids.subquery())
+
+
+def find_model(name: str) -> ModelInfo:
+    """The model class whose ``__name__`` is ``name``; raises :class:`QueryError`."""
+    cls = model_by_name(name)
+    if cls is not None:
+        info: ModelInfo = cls._dc_info  # type: ignore[attr-defined]
+        return info
+    same = [i.cls for i in models() if i.cls.__name__ == name]
+    if same:
+        where = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in same)
+        msg = f"several model classes are named {name!r} ({where}); use {name}.dc_query()"
+    else:
+        known = ", ".join(sorted({i.cls.__name__ for i in models()})) or "none yet"
+        msg = f"no model class is named {name!r} (model classes: {known})"
+    raise QueryError(msg)
+
+
+# -- fields ------------------------------------------------------------------------------------
+
+
+def _field(info: ModelInfo, name: str, use: str) -> Field:
+    field = info.fields.get(name)
+    if field is None:
+        names = ", ".join(sorted(info.fields)) or "none"
+        msg = f"{info.cls.__name__} has no field {name!r} to {use}; its fields: {names}"
+        raise QueryError(msg)
+    if field.kind.is_link:
+        msg = (
+            f"{field.label} ({field.annotation}) is stored in a link table and cannot be used "
+            f"to {use}; query its target class instead"
+        )
+        raise QueryError(msg)
+    if field.kind is FieldKind.JSON:
+        msg = (
+            f"{field.label} ({field.annotation}) is a JSON container and cannot be used to "
+            f"{use}; model queries compare scalar and reference fields"
+        )
+        raise QueryError(msg)
+    return field
+
+
+def _column_class(field: Field) -> tuple[Any, ...]:
+    """The total-order class of a scalar column's values."""
+    python_type = field.python_type
+    if python_type is bool:
+        return (1,)
+    if python_type in (int, float):
+        return (2,)
+    if python_type is str:
+        return (3,)
+    return (4, python_type.__name__)
+
+
+def _check_typed(field: Field, op: str, value: Any, is_pg: bool) -> None:
+    """Refuse comparisons SQL would answer differently from what the user meant."""
+    python_type = field.python_type
+    if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+        if op not in ("=", "!=") or not (value is None or isinstance(value, python_type)):
+            msg = (
+                f"{field.label} holds {python_type.__name__} members, stored by name: "
+                f"filter it with = or != and a {python_type.__name__} member (or None), "
+                f"not {op} {value!r}"
+            )
+            raise QueryError(msg)
+        return
+    if python_type is Decimal and not is_pg:
+        msg = (
+            f"{field.label} is a Decimal, stored as exact text on SQLite, which SQL cannot "
+            "compare as a number; compare it in Python, or use PostgreSQL"
+        )
+        raise QueryError(msg)
+    wanted, kept = value_class(value), _column_class(field)
+    if value is not None and wanted != kept and 4 in (wanted[0], kept[0]):  # beyond str
+        msg = (
+            f"{field.label} is {field.annotation}: compare it with {python_type.__name__} "
+            f"values (or None), not with {type(value).__name__} {value!r:.40}"
+        )
+        raise QueryError(msg)
+
+
+def _compare_number(
+    op: str, column: Any, python_type: type, value: Any, is_pg: bool
+) -> sa.ColumnElement[bool] | bool:
+    """``column <op> value`` for an int or float column and an int or float value, exactly."""
+    if isinstance(value, float) and math.isnan(value):
+        if python_type is float and is_pg:
+            return sql_compare(op, column, value)  # PostgreSQL orders NaN like Python's order
+        return op_holds(op, -1)  # NaN sorts after every number; SQLite stores no NaN
+    if python_type is float:
+        if isinstance(value, int):
+            return compare_bracketed(op, column, value)
+        return sql_compare(op, column, value)
+    return _compare_int_column(op, column, value)
+
+
+def _compare_int_column(op: str, column: Any, value: float) -> sa.ColumnElement[bool] | bool:
+    """``column <op> value`` for a 64-bit int column: floats become the integer bounds they
+    imply (``x < 2.5`` is ``x <= 2``), so the column's index still serves."""
+    if isinstance(value, float):
+        if math.isinf(value):
+            return op_holds(op, -1 if value > 0 else 1)
+        if not value.is_integer():
+            if op in ("=", "!="):
+                return op == "!="
+            low = math.floor(value)
+            return _compare_int_column("<=" if op in ("<", "<=") else ">", column, low)
+        value = int(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        return op_holds(op, -1 if value > 0 else 1)
+    return sql_compare(op, column, value)
+
+
+def _same_class(
+    field: Field, column: Any, op: str, value: Any, is_pg: bool
+) -> sa.ColumnElement[bool] | bool:
+    rank = _column_class(field)[0]
+    if rank == 2:
+        return _compare_number(op, column, field.python_type, value, is_pg)
+    if rank == 3:
+        return compare_text(op, column, value, is_pg=is_pg)
+    return sql_compare(op, column, sa.literal(value, column.type))  # bools too: a bound value
+
+
+def _ref_clause(field: Field, column: Any, op: str, value: Any) -> sa.ColumnElement[bool]:
+    if op not in ("=", "!="):
+        msg = f"{field.label} is a reference: filter it with = or != (an object, id or None)"
+        raise QueryError(msg)
+    if value is None:
+        return column.is_(None) if op == "=" else column.is_not(None)  # type: ignore[no-any-return]
+    if isinstance(value, UUID):
+        target = value
+    else:
+        state = getattr(value, "__dict__", {}).get(STATE_ATTR)
+        if state is None:
+            msg = (
+                f"{field.label} {op} {value!r}: the object is not stored, so nothing refers "
+                "to it; make_persistent() it first (or compare with None)"
+            )
+            raise QueryError(msg)
+        target = state.object_id
+    if op == "=":
+        return column == target  # type: ignore[no-any-return]
+    return sa.or_(column != target, column.is_(None))
+
+
+def filter_clause(info: ModelInfo, condition: Filter, is_pg: bool) -> sa.ColumnElement[bool] | None:
+    """The WHERE clause of one filter (None when it holds for every row)."""
+    field = _field(info, condition.field, "filter on")
+    op, value = condition.op, condition.value
+    column = info.table_of(field).c[field.column_name]
+    if field.kind is FieldKind.REF:
+        return _ref_clause(field, column, op, value)
+    _check_typed(field, op, value, is_pg)
+    wanted = value_class(value)
+    kept = _column_class(field)
+    if wanted == kept:
+        rows = _same_class(field, column, op, value, is_pg)
+    else:
+        rows = op_holds(op, compare_keys(kept, wanted))
+    nulls_pass = field.nullable and op_holds(op, compare_keys((0,), wanted))
+    if rows is True and (nulls_pass or not field.nullable):
+        return None
+    parts: list[sa.ColumnElement[bool]] = []
+    if rows is True:
+        parts.append(column.is_not(None))
+    elif rows is not False:
+        parts.append(rows)
+    if nulls_pass:
+        parts.append(column.is_(None))
+    return sa.or_(*parts) if parts else sa.false()
+
+
+def order_field(info: ModelInfo, order: Order, is_pg: bool) -> Field:
+    """The field an order sorts by; raises :class:`QueryError` for fields with no order."""
+    field = _field(info, order.field, "order by")
+    if field.kind is FieldKind.REF:
+        msg = f"{field.label} is a reference, which has no order; order by a scalar field"
+        raise QueryError(msg)
+    python_type = field.python_type
+    if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+        msg = f"{field.label} holds {python_type.__name__} members, which have no order"
+        raise QueryError(msg)
+    _check_typed(field, "=", None, is_pg)
+    return field
+
+
+def order_term(column: Any, field: Field, order: Order, is_pg: bool) -> sa.ColumnElement[Any]:
+    """ORDER BY term for ``column`` (NULLs first ascending, last descending, both engines)."""
+    if is_pg and field.python_type is str:
+        column = column.collate("C")
+    term = column.asc() if order.isAscending() else column.desc()
+    if is_pg and field.nullable:  # SQLite already sorts NULL lowest
+        term = term.nulls_first() if order.isAscending() else term.nulls_last()
+    return term  # type: ignore[no-any-return]
+
+
+def _offset_key_clause(info: ModelInfo, offset_key: Key, id_column: Any) -> Any:
+    """``str(key) > offset_key`` for keys ``/<Class>:<id>``, as a condition on ids."""
+    text, prefix = str(offset_key), f"/{info.cls.__name__}:"
+    if not text.startswith(prefix):
+        return sa.true() if text < prefix else sa.false()
+    rest = text[len(prefix) :]
+    if not rest:
+        return sa.true()
+    try:
+        after = UUID(rest)
+    except ValueError:
+        after = None
+    if after is None or str(after) != rest:
+        msg = f"offset_key {text!r} is not a key of {prefix}<id>; pass a key a query returned"
+        raise QueryError(msg) from None
+    return id_column > after
+
+
+# -- the statement -----------------------------------------------------------------------------
+
+
+def _subclass_tables(info: ModelInfo) -> list[tuple[ModelInfo, sa.Table]]:
+    """The tables of ``info``'s subclasses (any depth), parents first."""
+    own = {id(i.table) for i in info.hierarchy}
+    found: dict[int, tuple[ModelInfo, sa.Table]] = {}
+    for sub in iter_subclass_infos(info):
+        for member in sub.hierarchy:
+            if id(member.table) not in own:
+                found.setdefault(id(member.table), (member, member.table))
+    return sorted(found.values(), key=lambda pair: len(pair[0].hierarchy))
+
+
+@attrs.frozen
+class ClassSelect:
+    """What every query on one class selects, and from where (built once per class)."""
+
+    select: sa.Select[Any]  # row_select(info)'s labels, the registry's, subclasses' fields
+    source: sa.FromClause  # the class's tables, subclass tables LEFT OUTER JOINed, registry
+    shapes: dict[str, RowShape]
+
+
+_class_selects: dict[tuple[int, int], ClassSelect] = {}
+
+
+def class_select(info: ModelInfo) -> ClassSelect:
+    """The columns and tables every query on ``info``'s class selects, and how to read each
+    concrete class from the rows; built once per class (and again when classes are mapped)."""
+    cache_key = (id(info), generation())
+    cached = _class_selects.get(cache_key)
+    if cached is not None:
+        return cached
+    root = info.root.table
+    source: sa.FromClause = info.selectable()
+    columns: list[Any] = [
+        root.c.id.label("_dc_id"),
+        root.c.dc_class.label("_dc_class"),
+        root.c.dc_version.label("_dc_version"),
+        dc_object.c.dataset.label("_dc_dataset"),
+        dc_object.c.backend_id.label("_dc_backend_id"),
+    ]
+    columns += [info.table_of(f).c[f.column_name].label(f.key) for f in info.column_fields]
+    labels: dict[tuple[str, str], str] = {}
+    for number, (owner, table) in enumerate(_subclass_tables(info)):
+        source = source.outerjoin(table, table.c.id == root.c.id)
+        for field in owner.own_fields:
+            if not field.kind.is_link:
+                label = f"_dc_s{number}_{field.name}"
+                labels[(table.name, field.name)] = label
+                columns.append(table.c[field.column_name].label(label))
+    shapes: dict[str, RowShape] = {}
+    for sub in iter_subclass_infos(info):
+        relabel = tuple(
+            (f.key, labels[(sub.table_of(f).name, f.name)])
+            for f in sub.column_fields
+            if f.name not in info.fields
+        )
+        shapes[sub.tablename] = RowShape(sub, relabel)
+    registered = source.join(dc_object, dc_object.c.id == root.c.id)
+    built = ClassSelect(sa.select(*columns), registered, shapes)
+    _class_selects[cache_key] = built
+    return built
+
+
+def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPlan:
+    """Compile ``query`` on ``info``'s class for ``dialect`` (``sqlite`` or ``postgresql``).
+
+    Without a limit: one SELECT of the joined tables.  With a limit, the same statement
+    first picks the page of ids (filter, order, limit, offset on the class's own tables, so
+    an index serves it) and joins the registry and subclass tables to those rows only.
+    """
+    is_pg = dialect == "postgresql"
+    plain = all(is_plain(f, query) for f in query.filters)
+    if not plain or not all(is_plain(o, query) for o in query.orders):
+        msg = (
+            f"{info.cls.__name__} queries run as SQL, so they read fields as stored: "
+            "a custom object_getattr (or Filter/Order subclass) cannot be used"
+        )
+        raise QueryError(msg)
+    root = info.root.table
+    where = [c for c in (filter_clause(info, f, is_pg) for f in query.filters) if c is not None]
+    if query.offset_key is not None:
+        where.append(_offset_key_clause(info, query.offset_key, root.c.id))
+    orders = [(o, order_field(info, o, is_pg)) for o in query.orders]
+    keys = [info.table_of(f).c[f.column_name] for _, f in orders]
+    limit, offset = limit_of(query), query.offset or None
+    select = class_select(info)
+    if limit is None:
+        terms = [order_term(k, f, o, is_pg) for k, (o, f) in zip(keys, orders, strict=True)]
+        statement = (
+            select.select.select_from(select.source)
+            .where(*where)
+            .order_by(*terms, root.c.id)
+            .offset(offset)
+        )
+    else:
+        inner = [order_term(k, f, o, is_pg) for k, (o, f) in zip(keys, orders, strict=True)]
+        page = (
+            sa.select(root.c.id.label("id"), *(k.label(f"o{n}") for n, k in enumerate(keys)))
+            .select_from(info.selectable())
+            .where(*where)
+            .order_by(*inner, root.c.id)
+            .limit(limit)
+            .offset(offset)
+            .subquery("page")
+        )
+        outer = [order_term(page.c[f"o{n}"], f, o, is_pg) for n, (o, f) in enumerate(orders)]
+        statement = select.select.select_from(page.join(select.source, root.c.id == page.c.id))
+        statement = statement.order_by(*outer, page.c.id)
+    return ModelPlan(info, statement, select.shapes, where, limit, query.offset)
