@@ -394,3 +394,25 @@ def test_chain_gen_and_is_iterable():
     assert is_iterable(x for x in ())
     assert not is_iterable(3)
     assert not is_iterable(None)
+
+
+def test_decimals_dates_and_uuids_sort_naturally():
+    """Decimal is a number; dates, times, UUIDs and bytes keep their own order (not repr's)."""
+    import datetime as dt
+    import uuid
+    from decimal import Decimal
+
+    from claystore.datastore.values import value_sort_key
+
+    assert sorted([Decimal("10"), 9.5, Decimal("9")], key=value_sort_key) == [
+        Decimal("9"),
+        9.5,
+        Decimal("10"),
+    ]
+    days = [dt.date(2024, 10, 1), dt.date(2024, 9, 30), dt.date(2023, 12, 31)]
+    assert sorted(days, key=value_sort_key) == sorted(days)
+    ids = [uuid.UUID(int=10), uuid.UUID(int=9)]
+    assert sorted(ids, key=value_sort_key) == sorted(ids)
+    naive, aware = dt.datetime(2024, 1, 2), dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    assert sorted([aware, naive], key=value_sort_key) == [naive, aware]  # never TypeError
+    assert value_sort_key(Decimal("NaN")) == value_sort_key(float("nan"))

@@ -14,10 +14,12 @@ Filters, orders and the merge of sharded results compare field values with one h
 
 1. ``None`` -- a missing field reads as ``None``;
 2. ``bool`` -- ``False < True``;
-3. numbers -- ``int`` and ``float`` (not ``bool``) compared numerically, so ``1 == 1.0``;
-   a float NaN sorts after every other number and equals only NaN;
+3. numbers -- ``int``, ``float`` and ``Decimal`` (not ``bool``) compared numerically, so
+   ``1 == 1.0``; a NaN sorts after every other number and equals only NaN;
 4. ``str`` -- by Unicode code point (Python's ``<``: case-sensitive, ``'B' < 'a'``);
-5. anything else -- by type name, then by ``repr()``.
+5. anything else -- by type name; then ``datetime``, ``date``, ``time``, ``timedelta``,
+   ``UUID`` and ``bytes`` in their natural order (naive before aware datetimes), as SQL
+   compares them; other values by ``repr()``.
 
 Values of different ranks are never equal: ``True`` does not match ``= 1`` and ``None`` only
 matches ``= None``.  ``<``, ``<=``, ``>=`` and ``>`` follow the same order, so ``age < 18``
@@ -35,6 +37,7 @@ A cursor built from bare values (``query(iterable)``) has no keys, so ties keep 
 from __future__ import annotations
 
 import copy as _copy
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -517,7 +520,16 @@ class Cursor:
         """Naively apply the query's offset, counting skipped objects; returns self."""
         self._ensure_modification_is_safe()
         if self.query.offset:
-            self._entries = offset_gen(self.query.offset, self._entries, self._count_skip)
+            # a weak method: the generator must not keep the cursor (and, for SQL stores, its
+            # connection) alive in a reference cycle once the caller drops the cursor
+            count_skip = weakref.WeakMethod(self._count_skip)
+
+            def signal(entry: Entry) -> None:
+                method = count_skip()
+                if method is not None:
+                    method(entry)
+
+            self._entries = offset_gen(self.query.offset, self._entries, signal)
         return self
 
     def apply_limit(self) -> Cursor:

@@ -6,14 +6,17 @@ default way to read a field of a stored object.  :mod:`claystore.datastore.query
 for filters, orders and result ordering, :mod:`claystore.datastore.collections` for merging
 shards; the total order itself is documented in :mod:`claystore.datastore.query`.
 
-In short: None < bool < numbers (int and float, numerically) < str (code point) < anything
-else (by type name, then repr).
+In short: None < bool < numbers (int, float, Decimal, numerically) < str (code point) <
+anything else (by type name, then natural order for dates, times, UUIDs and bytes, else repr).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import uuid
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 __all__ = [
@@ -28,7 +31,10 @@ __all__ = [
 ObjectGetattr = Callable[[Any, str], Any]
 
 
-def value_sort_key(value: Any) -> tuple[Any, ...]:
+_NATURALLY_ORDERED = (dt.datetime, dt.date, dt.time, dt.timedelta, uuid.UUID, bytes)
+
+
+def value_sort_key(value: Any) -> tuple[Any, ...]:  # noqa: PLR0911 - one rank per kind
     """Return the sort key of ``value`` in the total order of :mod:`claystore.datastore.query`.
 
     Two values are equal in that order exactly when their sort keys are equal.
@@ -41,9 +47,16 @@ def value_sort_key(value: Any) -> tuple[Any, ...]:
         if isinstance(value, float) and math.isnan(value):
             return (2, 1)
         return (2, 0, value)
+    if isinstance(value, Decimal):  # a number like the others (compares exactly with them)
+        return (2, 1) if value.is_nan() else (2, 0, value)
     if isinstance(value, str):
         return (3, value)
-    return (4, type(value).__name__, repr(value))
+    kind = type(value)
+    if kind in _NATURALLY_ORDERED:  # same-type values in their own order, as SQL compares them
+        if kind is dt.datetime or kind is dt.time:  # naive and aware never meet
+            return (4, kind.__name__, value.utcoffset() is not None, value)
+        return (4, kind.__name__, value)
+    return (4, kind.__name__, repr(value))
 
 
 def compare_values(left: Any, right: Any) -> int:
