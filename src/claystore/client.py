@@ -192,6 +192,12 @@ class Client:
         return self._engine
 
     @property
+    def context(self) -> ObjectContext:
+        """The object context of the started client (what stored objects and queries use);
+        raises ClientNotStartedError when the client is stopped."""
+        return self._require_context()
+
+    @property
     def metadata(self) -> sa.MetaData:
         """The model classes' tables (``claystore.metadata``)."""
         return metadata

@@ -90,6 +90,12 @@ def test_wrong_type_assignment_names_class_and_field(field: str, value: Any, fra
         ("pair", (1, 2), "expected str"),
         ("color", 1, "expected Color"),
         ("loose", {"x": object()}, "is not JSON"),
+        ("f", float("nan"), "NaN is not stored alike"),
+        ("money", Decimal("NaN"), "NaN is not stored alike"),
+        ("s", "a\x00b", "NUL character"),
+        ("tags", ["ok", "a\x00"], "NUL character"),
+        ("loose", {"x": float("inf")}, "JSON cannot hold inf"),
+        ("scores", {"x": float("-inf")}, "JSON cannot hold -inf"),
     ],
 )
 def test_type_checks_cover_scalars_and_containers(field: str, value: Any, fragment: str) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from claystore import DataClayObject, errors, metadata
+from claystore import DataClayObject, Indexed, errors, metadata
 from claystore.orm.fields import FieldKind
 from claystore.orm.mapping import snake_case
 from tests import models
@@ -55,6 +55,27 @@ def test_json_is_jsonb_and_datetime_is_timestamptz_on_postgresql() -> None:
     ddl = str(sa.schema.CreateTable(table).compile(dialect=postgresql.dialect()))
     assert "tags JSONB" in ddl
     assert '"when" TIMESTAMP WITH TIME ZONE' in ddl
+
+
+def test_text_is_code_point_ordered_and_nullable_indexes_put_nulls_first() -> None:
+    """On PostgreSQL str columns are COLLATE "C" and indexes of nullable fields NULLS FIRST
+    (the order queries use); SQLite gets a plain index (its NULLs sort first anyway)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    table = metadata.tables["every_type"]
+    ddl = str(sa.schema.CreateTable(table).compile(dialect=postgresql.dialect()))
+    assert 's VARCHAR COLLATE "C" NOT NULL' in ddl
+
+    class NullableIndexed(DataClayObject):
+        score: Annotated[float | None, Indexed()] = None
+
+    (pg_index,) = [
+        i for i in NullableIndexed.__table__.indexes if i._ddl_if.dialect == "postgresql"
+    ]
+    pg_sql = str(sa.schema.CreateIndex(pg_index).compile(dialect=postgresql.dialect()))
+    assert "score ASC NULLS FIRST" in pg_sql
+    (lite_index,) = [i for i in NullableIndexed.__table__.indexes if i._ddl_if.dialect == "sqlite"]
+    assert "NULLS" not in str(sa.schema.CreateIndex(lite_index).compile(dialect=sqlite.dialect()))
 
 
 def test_indexed_field_gets_an_index() -> None:

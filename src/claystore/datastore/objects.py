@@ -76,11 +76,10 @@ class ObjectDatastore(Datastore):
 
         if isinstance(self.client, ObjectContext):
             return self.client
-        require = getattr(self.client, "_require_context", None)  # Client: started or raises
-        if require is None:
+        if not hasattr(type(self.client), "context"):
             msg = f"ObjectDatastore needs a claystore Client, not {type(self.client).__name__}"
             raise DatastoreTypeError(msg)
-        context: ObjectContext = require()
+        context: ObjectContext = self.client.context  # a started Client, or it raises
         return context
 
     @staticmethod

@@ -32,7 +32,9 @@ class Support(EngineSupport):
 
     @override
     def engine_options(self) -> dict[str, Any]:
-        return {"pool_size": 8, "max_overflow": 24, "pool_pre_ping": True}
+        # no pre-ping (a round trip on every checkout): connections are recycled hourly and
+        # SQLAlchemy invalidates the pool when a statement finds a connection dead
+        return {"pool_size": 8, "max_overflow": 24, "pool_recycle": 3600}
 
     @override
     def configure(self, engine: Engine, *, lock_timeout: float) -> None:

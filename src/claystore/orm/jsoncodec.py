@@ -12,6 +12,7 @@ Called by :mod:`claystore.orm.fields` when a field is read.  Does no I/O.
 from __future__ import annotations
 
 import enum
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -29,10 +30,21 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _check_json_scalar(value: Any) -> Any:
+    """Refuse what a JSON document (JSONB) cannot hold: NaN, infinities, NUL characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        msg = f"JSON cannot hold {value!r}; use None or a number"
+        raise TypeError(msg)
+    if isinstance(value, str) and "\x00" in value:
+        msg = "JSON text cannot hold a NUL character (\\x00)"
+        raise TypeError(msg)
+    return value
+
+
 def _check_native(value: Any) -> Any:
     """Accept what JSON holds natively (for bare ``list``/``dict`` and ``Any`` elements)."""
     if value is None or isinstance(value, _JSON_NATIVE):
-        return value
+        return _check_json_scalar(value)
     if isinstance(value, list | tuple):
         return [_check_native(v) for v in value]
     if isinstance(value, dict):
@@ -41,7 +53,7 @@ def _check_native(value: Any) -> Any:
             if not isinstance(key, str):
                 msg = f"JSON object keys must be str, got {type(key).__name__} {key!r}"
                 raise TypeError(msg)
-            out[key] = _check_native(item)
+            out[_check_json_scalar(key)] = _check_native(item)
         return out
     kinds = "str, int, float, bool, None, list, dict"
     msg = f"{type(value).__name__} {value!r:.60} is not JSON ({kinds})"
@@ -111,7 +123,7 @@ def _scalar(python_type: Any) -> Codec:
         if value is None:
             msg = "None is not allowed here (annotate the element `X | None`)"
             raise TypeError(msg)
-        return sqltypes.check_scalar(python_type, value)
+        return _check_json_scalar(sqltypes.check_scalar(python_type, value))
 
     if python_type in (str, int, bool):
         return check, _identity, _identity

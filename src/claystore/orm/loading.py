@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -71,7 +71,7 @@ def fetch_row(
     return conn.execute(statement, {"id": object_id}).mappings().first()
 
 
-def apply_row(obj: Any, info: ModelInfo, row: RowMapping, skip: Iterable[str] = ()) -> None:
+def apply_row(obj: Any, info: ModelInfo, row: Mapping[Any, Any], skip: Iterable[str] = ()) -> None:
     """Write a row's values into ``obj``'s memory, except fields named in ``skip``."""
     d = obj.__dict__
     skipped = set(skip)
@@ -94,7 +94,11 @@ def apply_row(obj: Any, info: ModelInfo, row: RowMapping, skip: Iterable[str] = 
 
 
 def hydrate(
-    context: ObjectContext, info: ModelInfo, row: RowMapping, dataset: str, backend_id: UUID
+    context: ObjectContext,
+    info: ModelInfo,
+    row: Mapping[Any, Any],
+    dataset: str,
+    backend_id: UUID,
 ) -> Any:
     """The object for a row of ``row_select(info)`` shape (labelled by field keys, with
     ``_dc_id``, ``_dc_class``, ``_dc_version``), through the identity map: an object already

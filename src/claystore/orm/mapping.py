@@ -254,9 +254,26 @@ def _column_for(field: Field) -> sa.Column[Any]:
         field.column_name,
         type_,
         nullable=field.nullable,
-        index=index and not unique,
+        # a nullable indexed column gets its indexes from _indexes (NULLS FIRST on PostgreSQL)
+        index=index and not unique and not field.nullable,
         unique=unique or None,
     )
+
+
+def _indexes(table: sa.Table, fields: list[Field]) -> None:
+    """Indexes of nullable indexed columns, in the order queries read them.
+
+    claystore orders None first ascending and last descending (its total order).  SQLite's
+    indexes already sort NULLs first; PostgreSQL's sort them last unless told, and could then
+    serve neither direction, so its index says ``NULLS FIRST``.
+    """
+    for field in fields:
+        if field.indexed is None or field.indexed.unique or not field.nullable:
+            continue
+        column = table.c[field.column_name]
+        name = f"ix_{table.name}_{column.name}"
+        sa.Index(name, column.asc().nulls_first()).ddl_if(dialect="postgresql")
+        sa.Index(name, column).ddl_if(dialect="sqlite")
 
 
 def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
@@ -273,7 +290,7 @@ def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
         columns.append(sa.Column("position", sa.Integer, primary_key=True))
         columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
     elif field.kind is FieldKind.REF_DICT:
-        columns.append(sa.Column("key", sa.String, primary_key=True))
+        columns.append(sa.Column("key", sqltypes.text_type(), primary_key=True))
         columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
     else:
         columns.append(sa.Column("target_id", sa.Uuid, primary_key=True, index=True))
@@ -305,6 +322,7 @@ def map_model_class(cls: type) -> ModelInfo:
             ]
         columns.extend(_column_for(f) for f in fields if not f.kind.is_link)
         table = sa.Table(tablename, metadata, *columns, comment=f"claystore model {cls.__name__}")
+        _indexes(table, fields)
         try:
             links = {f.name: _link_table(tablename, table, f) for f in fields if f.kind.is_link}
         except MappingError:

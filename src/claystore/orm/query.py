@@ -20,7 +20,7 @@ Called by users (``dc_query``), by :meth:`claystore.Client.query` and by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import sqlalchemy as sa
@@ -38,7 +38,7 @@ from claystore.orm.sqlquery import ModelPlan, compile_model_query, find_model
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, RowMapping
+    from sqlalchemy.engine import Connection
 
     from claystore.orm.context import ObjectContext
 
@@ -341,12 +341,11 @@ def _entries(context: ObjectContext, plan: ModelPlan, rows: Any) -> Iterator[tup
                 "with that table is defined in this program; import its module"
             )
             raise MappingError(msg)
-        data: RowMapping | dict[str, Any] = row
+        data: Mapping[Any, Any] = row
         if shape.relabel:
-            data = dict(row)
+            relabelled = dict(row)
             for key, label in shape.relabel:
-                data[key] = row[label]
-        # hydrate reads rows by key; a relabelled dict serves as well as a RowMapping
-        mapping = cast("RowMapping", data)
-        obj = hydrate(context, shape.info, mapping, row["_dc_dataset"], row["_dc_backend_id"])
+                relabelled[key] = row[label]
+            data = relabelled
+        obj = hydrate(context, shape.info, data, row["_dc_dataset"], row["_dc_backend_id"])
         yield Key(f"{prefix}{row['_dc_id']}"), obj

@@ -142,7 +142,7 @@ def _column_class(field: Field) -> tuple[Any, ...]:
     python_type = field.python_type
     if python_type is bool:
         return (1,)
-    if python_type in (int, float):
+    if python_type in (int, float, Decimal):  # numbers, as in the total order
         return (2,)
     if python_type is str:
         return (3,)
@@ -168,7 +168,11 @@ def _check_typed(field: Field, op: str, value: Any, is_pg: bool) -> None:
         )
         raise QueryError(msg)
     wanted, kept = value_class(value), _column_class(field)
-    if value is not None and wanted != kept and 4 in (wanted[0], kept[0]):  # beyond str
+    if isinstance(value, Decimal) or python_type is Decimal:  # Decimals meet Decimals only
+        mismatched = not (isinstance(value, Decimal) and python_type is Decimal)
+    else:
+        mismatched = wanted != kept and 4 in (wanted[0], kept[0])  # beyond str
+    if value is not None and mismatched:
         msg = (
             f"{field.label} is {field.annotation}: compare it with {python_type.__name__} "
             f"values (or None), not with {type(value).__name__} {value!r:.40}"
@@ -375,6 +379,16 @@ def class_select(info: ModelInfo) -> ClassSelect:
     return built
 
 
+def _NOT_A_VERSION(root: sa.Table) -> sa.ColumnElement[bool]:
+    """Versions (working copies made by ``new_version``) are not results of class queries.
+
+    An uncorrelated ``NOT IN`` over the registry's few version rows: evaluated once (a hashed
+    subplan on PostgreSQL, an ephemeral index on SQLite), not once per row.
+    """
+    versions = sa.select(dc_object.c.id).where(dc_object.c.original_id.is_not(None))
+    return root.c.id.not_in(versions)
+
+
 def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPlan:
     """Compile ``query`` on ``info``'s class for ``dialect`` (``sqlite`` or ``postgresql``).
 
@@ -392,6 +406,7 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
         raise QueryError(msg)
     root = info.root.table
     where = [c for c in (filter_clause(info, f, is_pg) for f in query.filters) if c is not None]
+    where.append(_NOT_A_VERSION(root))
     if query.offset_key is not None:
         where.append(_offset_key_clause(info, query.offset_key, root.c.id))
     orders = [(o, order_field(info, o, is_pg)) for o in query.orders]

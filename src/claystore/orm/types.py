@@ -160,7 +160,7 @@ def sql_type_for(python_type: Any) -> TypeEngine[Any]:  # noqa: PLR0911 - the ty
     if python_type is Decimal:
         return ExactDecimal()
     if python_type is str:
-        return sa.String()
+        return text_type()
     if python_type is bytes:
         return sa.LargeBinary()
     if python_type is dt.datetime:
@@ -177,6 +177,13 @@ def sql_type_for(python_type: Any) -> TypeEngine[Any]:  # noqa: PLR0911 - the ty
     raise TypeError(msg)
 
 
+def text_type() -> TypeEngine[Any]:
+    """Text compared by code point on every engine, like Python's ``str``: SQLite's default
+    BINARY collation does it; PostgreSQL columns get ``COLLATE "C"`` (so ORDER BY and indexes
+    agree with Python's sort instead of the server locale's)."""
+    return sa.String().with_variant(sa.String(collation="C"), "postgresql")
+
+
 def is_scalar_type(python_type: Any) -> bool:
     """True for the types a single column holds (the scalars above and Enum subclasses)."""
     if python_type in SCALAR_TYPES:
@@ -184,7 +191,7 @@ def is_scalar_type(python_type: Any) -> bool:
     return isinstance(python_type, type) and issubclass(python_type, enum.Enum)
 
 
-def check_scalar(python_type: Any, value: Any) -> Any:  # noqa: PLR0911 - one exit per kind
+def check_scalar(python_type: Any, value: Any) -> Any:  # noqa: PLR0911, PLR0912 - a case per kind
     """Return ``value`` converted to ``python_type`` or raise ``TypeError`` with the reason.
 
     Accepts what the numeric tower allows (int for float and Decimal) and nothing looser:
@@ -197,9 +204,17 @@ def check_scalar(python_type: Any, value: Any) -> Any:  # noqa: PLR0911 - one ex
                 raise TypeError(msg)
             return value
         if isinstance(value, python_type):
+            if value != value:  # NaN  # noqa: PLR0124 - the NaN test
+                msg = "NaN is not stored alike on every engine (SQLite makes it NULL); use None"
+                raise TypeError(msg)
             return value
         if isinstance(value, int):
             return python_type(value)
+    elif python_type is str and isinstance(value, str):
+        if "\x00" in value:
+            msg = "a str with a NUL character (\\x00) cannot be stored as text; use bytes"
+            raise TypeError(msg)
+        return value
     elif python_type is bytes and isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     elif python_type is dt.datetime and isinstance(value, dt.datetime):
