@@ -100,6 +100,15 @@ class Key:
         self._string = normal
         self._list = tuple(part for part in normal.split(_SLASH) if part)
 
+    @classmethod
+    def from_normal(cls, text: str) -> Key:
+        """A key from text already in normal form (leading slash, no empty parts), without
+        normalising it again; for code that builds many keys of a known shape."""
+        key = cls.__new__(cls)
+        key._string = text
+        key._list = tuple(part for part in text.split(_SLASH) if part)
+        return key
+
     # -- string forms, equality, ordering -----------------------------------------------------
 
     def __str__(self) -> str:

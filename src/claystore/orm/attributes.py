@@ -20,6 +20,7 @@ Called by :mod:`claystore.orm.mapping` (installation).  No I/O here.
 
 from __future__ import annotations
 
+from threading import get_ident
 from typing import Any
 
 from claystore.orm.fields import Field, FieldKind
@@ -29,20 +30,28 @@ from claystore.orm.state import STATE_ATTR
 class FieldAttribute:
     """Descriptor for one persisted field."""
 
-    __slots__ = ("field", "is_ref_like", "storage_key")
+    __slots__ = ("field", "is_ref_like", "is_scalar", "storage_key")
 
     def __init__(self, field: Field) -> None:
         self.field = field
         self.is_ref_like = field.kind is FieldKind.REF or field.kind.is_link
+        self.is_scalar = field.kind is FieldKind.SCALAR
         # where the Python-level value of a transient object is kept
         self.storage_key = field.name if self.is_ref_like else field.key
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        state = obj.__dict__.get(STATE_ATTR)
+        d = obj.__dict__
+        state = d.get(STATE_ATTR)
         if state is None:
             return self.read_local(obj)
+        holder = state.owner
+        if self.is_scalar and holder is not None and holder.thread_id == get_ident():
+            # fast path: a scalar already loaded by this thread's open transaction
+            entry = holder.entries.get(state.object_id)
+            if entry is not None and holder.is_active and self.field.name in entry.fresh:
+                return d[self.field.key]
         return state.context.read_field(obj, state, self.field)
 
     def __set__(self, obj: Any, value: Any) -> None:

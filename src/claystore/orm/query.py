@@ -348,4 +348,4 @@ def _entries(context: ObjectContext, plan: ModelPlan, rows: Any) -> Iterator[tup
                 relabelled[key] = row[label]
             data = relabelled
         obj = hydrate(context, shape.info, data, row["_dc_dataset"], row["_dc_backend_id"])
-        yield Key(f"{prefix}{row['_dc_id']}"), obj
+        yield Key.from_normal(f"{prefix}{row['_dc_id']}"), obj
