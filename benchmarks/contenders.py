@@ -38,6 +38,14 @@ core_link = sa.Table(
     sa.Column("position", sa.Integer, primary_key=True),
     sa.Column("target_id", sa.Uuid, index=True),
 )
+core_registry = sa.Table(  # claystore writes one registry row per object: so do the others
+    "core_object",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("class_name", sa.String(200), nullable=False),
+    sa.Column("dataset", sa.String(200), nullable=False),
+    sa.Column("backend_id", sa.Uuid, nullable=False),
+)
 core_counter = sa.Table(
     "core_counter",
     metadata,
@@ -52,6 +60,8 @@ RAW_DDL = [
     "CREATE TABLE raw_company_employees (owner_id {uuid} REFERENCES raw_company(id),"
     " position INTEGER, target_id {uuid}, PRIMARY KEY (owner_id, position))",
     "CREATE INDEX ix_raw_link_target ON raw_company_employees (target_id)",
+    "CREATE TABLE raw_object (id {uuid} PRIMARY KEY, class_name VARCHAR(200) NOT NULL,"
+    " dataset VARCHAR(200) NOT NULL, backend_id {uuid} NOT NULL)",
     "CREATE TABLE raw_counter (id INTEGER PRIMARY KEY, count BIGINT)",
 ]
 
@@ -70,9 +80,15 @@ def create_tables(engine: sa.engine.Engine) -> None:
 
 
 def graph_rows(companies: int, per_company: int) -> dict[str, list[dict[str, Any]]]:
-    company_rows, employee_rows, link_rows = [], [], []
+    """The rows claystore writes for the graph: companies, employees, link rows, and one
+    registry row per object."""
+    company_rows, employee_rows, link_rows, registry_rows = [], [], [], []
+    backend = uuid.uuid4()
     for c in range(companies):
         company_id = uuid.uuid4()
+        registry_rows.append(
+            {"id": company_id, "class_name": "company", "dataset": "default", "backend_id": backend}
+        )
         company_rows.append(
             {"id": company_id, "dc_class": "company", "dc_version": 1, "name": f"C{c}"}
         )
@@ -88,11 +104,25 @@ def graph_rows(companies: int, per_company: int) -> dict[str, list[dict[str, Any
                 }
             )
             link_rows.append({"owner_id": company_id, "position": i, "target_id": employee_id})
-    return {"company": company_rows, "employee": employee_rows, "link": link_rows}
+            registry_rows.append(
+                {
+                    "id": employee_id,
+                    "class_name": "employee",
+                    "dataset": "default",
+                    "backend_id": backend,
+                }
+            )
+    return {
+        "registry": registry_rows,
+        "company": company_rows,
+        "employee": employee_rows,
+        "link": link_rows,
+    }
 
 
 def core_insert(engine: sa.engine.Engine, rows: dict[str, list[dict[str, Any]]]) -> None:
     with engine.begin() as conn:
+        conn.execute(sa.insert(core_registry), rows["registry"])
         conn.execute(sa.insert(core_company), rows["company"])
         conn.execute(sa.insert(core_employee), rows["employee"])
         conn.execute(sa.insert(core_link), rows["link"])
@@ -113,6 +143,7 @@ def raw_insert(engine: sa.engine.Engine, rows: dict[str, list[dict[str, Any]]]) 
         cursor = raw.cursor()
         if is_pg(engine):
             for table, key in (
+                ("raw_object", "registry"),
                 ("raw_company", "company"),
                 ("raw_employee", "employee"),
                 ("raw_company_employees", "link"),
@@ -123,6 +154,13 @@ def raw_insert(engine: sa.engine.Engine, rows: dict[str, list[dict[str, Any]]]) 
                         copy.write_row(tuple(row.values()))
         else:
             cursor.execute("BEGIN")  # claystore's engine leaves transactions to the caller
+            cursor.executemany(
+                "INSERT INTO raw_object VALUES (?, ?, ?, ?)",
+                [
+                    (r["id"].hex, r["class_name"], r["dataset"], r["backend_id"].hex)
+                    for r in rows["registry"]
+                ],
+            )
             cursor.executemany(
                 "INSERT INTO raw_company VALUES (?, ?, ?, ?)",
                 [(r["id"].hex, r["dc_class"], r["dc_version"], r["name"]) for r in rows["company"]],

@@ -66,6 +66,12 @@ class FieldAttribute:
             if self.field.kind is FieldKind.REF:
                 d.pop(self.field.key, None)
         else:
+            holder = state.owner
+            if holder is not None and holder.thread_id == get_ident() and holder.is_active:
+                entry = holder.entries.get(state.object_id)
+                if entry is not None:  # held by this thread's open transaction: record it
+                    holder.write(entry, self.field, value)
+                    return
             state.context.write_field(obj, state, self.field, value)
 
     def __delete__(self, obj: Any) -> None:

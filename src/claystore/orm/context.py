@@ -222,8 +222,9 @@ class ObjectContext:
         None means "load a copy".  Elsewhere: the client's object.
         """
         tx = current_transaction(self)
-        if tx is not None and tx.identity is not None:
-            obj = tx.identity.get(object_id)
+        if tx is not None and tx.unit_of_work:
+            entry = tx.entries.get(object_id)
+            obj = entry.obj if entry is not None else None
             if obj is not None:
                 return obj
             obj = self.identity.get(object_id)
@@ -235,11 +236,13 @@ class ObjectContext:
     def register(self, object_id: UUID, obj: Any) -> Any:
         """Record a freshly loaded object; returns the object callers must use."""
         tx = current_transaction(self)
-        if tx is not None and tx.identity is not None:
-            winner = tx.identity.add(object_id, obj)
-            if winner is obj:
-                tx.adopt_loaded(obj, obj.__dict__["_dc_state"])
-            return winner
+        if tx is not None and tx.unit_of_work:  # the unit of work's own copy, held weakly
+            entry = tx.entries.get(object_id)
+            existing = entry.obj if entry is not None else None
+            if existing is not None:
+                return existing
+            tx.adopt_loaded(obj, obj.__dict__["_dc_state"])
+            return obj
         return self.identity.add(object_id, obj)
 
     # -- tables ------------------------------------------------------------------------------

@@ -147,13 +147,17 @@ class ModelInfo:
         """Reference and container-of-reference fields, parents' first."""
         return [f for f in self.fields.values() if f.kind is FieldKind.REF or f.kind.is_link]
 
+    @functools.cached_property
+    def _tables_by_field(self) -> dict[str, sa.Table]:
+        return {f.name: info.table for info in self.hierarchy for f in info.own_fields}
+
     def table_of(self, field: Field) -> sa.Table:
         """The table holding a column field (its declaring class's table)."""
-        for info in self.hierarchy:
-            if field.name in {f.name for f in info.own_fields}:
-                return info.table
-        msg = f"{field.label} is not a field of {self.cls.__name__}"
-        raise KeyError(msg)
+        table = self._tables_by_field.get(field.name)
+        if table is None:
+            msg = f"{field.label} is not a field of {self.cls.__name__}"
+            raise KeyError(msg)
+        return table
 
     def link_table(self, field: Field) -> sa.Table:
         """The link table of a container-of-references field."""

@@ -298,17 +298,16 @@ def update_objects(
     """
     groups, links = _collect_updates(changes, check_versions=check_versions)
     conn = tx.conn
+    support = tx.context.dialect
     for (table, keys), params in sorted(groups.items(), key=lambda g: _table_order(g[0][0])):
-        assignments: dict[Any, Any] = {
-            table.c[key[2:]]: sa.bindparam(key) for key in keys if key.startswith("v_")
-        }
-        if "dc_version" in table.c:
-            assignments[table.c.dc_version] = table.c.dc_version + 1
-        statement = sa.update(table).where(table.c.id == sa.bindparam("w_id"))
-        if "w_version" in keys:
-            statement = statement.where(table.c.dc_version == sa.bindparam("w_version"))
-        result = conn.execute(statement.values(assignments), params)
-        if result.rowcount != len(params):
+        values = [k for k in keys if k.startswith("v_")]
+        check = "w_version" in keys
+        order = [*values, "w_id", "w_version"] if check else [*values, "w_id"]
+        rows = [tuple(p[k] for k in order) for p in params]
+        written = support.update_rows(
+            conn, table, [k[2:] for k in values], rows, check_version=check
+        )
+        if written != len(params):
             _report_lost_rows(conn, params, changes)
     for table, (owners, rows) in links.items():
         conn.execute(sa.delete(table).where(table.c.owner_id.in_(owners)))

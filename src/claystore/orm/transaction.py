@@ -35,7 +35,6 @@ from claystore.errors import LockTimeoutError, ObjectDoesNotExistError
 from claystore.orm import loading, persistence, unitofwork
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
-from claystore.orm.identity import IdentityMap
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
 from claystore.orm.unitofwork import baseline_of
 
@@ -163,7 +162,6 @@ class Transaction:
         self.staged: dict[UUID, Any] = {}  # NEW objects whose rows are not written yet
         self.pending_aliases: list[tuple[str, str, Any]] = []  # (dataset, alias, object)
         self.deleted: list[Any] = []
-        self.identity: IdentityMap | None = IdentityMap() if unit_of_work else None
         self.is_active = True
         self._opener = opener
         self._closer = closer
@@ -416,7 +414,7 @@ class Transaction:
             if state is not None:
                 identity.discard(state.object_id)
                 _forget_columns(obj)
-        if self.identity is not None:  # what this unit of work loaded joins the client's map
+        if self.unit_of_work:  # what this unit of work loaded joins the client's map
             for entry in list(self.entries.values()):
                 obj = entry.obj
                 if obj is not None and entry.state.lifecycle is Lifecycle.PERSISTENT:
