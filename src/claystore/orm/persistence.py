@@ -14,6 +14,7 @@ Called by :mod:`claystore.orm.transaction`.
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -303,7 +304,8 @@ def update_objects(
         values = [k for k in keys if k.startswith("v_")]
         check = "w_version" in keys
         order = [*values, "w_id", "w_version"] if check else [*values, "w_id"]
-        rows = [tuple(p[k] for k in order) for p in params]
+        pick = operator.itemgetter(*order)  # order has 2+ keys: itemgetter returns tuples
+        rows = [pick(p) for p in params]
         written = support.update_rows(
             conn, table, [k[2:] for k in values], rows, check_version=check
         )
