@@ -304,8 +304,11 @@ def update_objects(
         values = [k for k in keys if k.startswith("v_")]
         check = "w_version" in keys
         order = [*values, "w_id", "w_version"] if check else [*values, "w_id"]
-        pick = operator.itemgetter(*order)  # order has 2+ keys: itemgetter returns tuples
-        rows = [pick(p) for p in params]
+        if len(order) > 1:  # itemgetter of several keys returns tuples (in C)
+            pick = operator.itemgetter(*order)
+            rows = [pick(p) for p in params]
+        else:  # only a version bump of this table
+            rows = [(p["w_id"],) for p in params]
         written = support.update_rows(
             conn, table, [k[2:] for k in values], rows, check_version=check
         )
