@@ -10,10 +10,11 @@ PostgreSQL: a database is created for the run and dropped after it, through
 Scenarios (each contender does the same work on its own tables, in one process, one after the
 other): persist a graph of companies x 100 employees (with the list of employees as link
 rows; Core and the raw driver insert the same rows claystore writes, its registry rows
-included, while the ORM maps the same classes without a registry); load every employee (streamed); primary-key lookups; autocommit attribute reads and
-writes; an activemethod-style locked read-modify-write; committing a unit of work with 10,000
-changed objects.  For each, the table shows seconds, objects per second, and the ratio to the
-fastest contender.  Not a test: nothing here asserts.
+included, while the ORM maps the same classes without a registry); load every employee
+(streamed, inside a unit of work for claystore and the ORM); primary-key lookups; autocommit
+attribute reads and writes; an activemethod-style locked read-modify-write; committing a unit
+of work with 10,000 changed objects.  For each, the table shows seconds, objects per second,
+and the ratio to the fastest contender.  Not a test: nothing here asserts.
 """
 
 from __future__ import annotations

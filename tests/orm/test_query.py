@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import gc
 import os
 import re
 import subprocess
@@ -31,6 +32,7 @@ from claystore.datastore import (
 )
 from claystore.orm.context import active_context
 from claystore.orm.query import ModelQuery
+from claystore.orm.transaction import current_transaction
 from tests.statements import count_statements
 
 
@@ -432,6 +434,46 @@ def test_outside_transactions_results_stream(client: Client, engine_name: str) -
     before = engine.pool.checkedout()
     del cursor
     assert engine.pool.checkedout() == before - 1
+
+
+def test_in_a_session_results_stream_and_stay_weakly_held(client: Client) -> None:
+    """Inside client.session() rows come in chunks on the session's connection (PostgreSQL: a
+    server-side cursor in its transaction); objects nobody keeps are dropped as iteration goes
+    on, while the session still writes what was changed, and lazy reads of references run on
+    the same connection meanwhile."""
+    chief = QStaff("chief", -1.0, 60)
+    members = staff(*[(f"p{n:04}", float(n), n) for n in range(2500)])
+    for member in members[:3]:
+        member.boss = chief
+    del members
+    gc.collect()
+    seen: list[Any] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM q_staff" in statement and "ORDER BY" in statement:
+            seen.append(args[-2].execution_options.get("yield_per"))
+
+    engine = client.engine
+    event.listen(engine, "before_cursor_execute", record)
+    alive: list[int] = []
+    bosses: list[str] = []
+    try:
+        with client.session():
+            tx = current_transaction(active_context())
+            assert tx is not None
+            for n, member in enumerate(QStaff.dc_query().filter("salary", ">=", 0).order("name")):
+                if member.boss is not None:
+                    bosses.append(member.boss.name)
+                if n % 2 == 0:
+                    member.age = -1 - n  # changed: kept until the commit
+                if n % 500 == 499:
+                    alive.append(sum(1 for e in tx.entries.values() if e.obj is not None))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert seen == [1000]
+    assert bosses == ["chief"] * 3
+    assert max(alive) < 1250 + 1000 + 10  # the changed half, plus at most a chunk or so
+    assert QStaff.dc_query().filter("age", "<", 0).count() == 1250
 
 
 def test_indexed_filter_order_limit_uses_the_index(client: Client, engine_name: str) -> None:

@@ -26,6 +26,7 @@ from claystore.errors import DatastoreTypeError, InvalidKeyError
 __all__ = ["Key", "Namespace"]
 
 _SLASH: Final = "/"
+_set_slot = object.__setattr__
 
 
 class Namespace(str):
@@ -107,6 +108,15 @@ class Key:
         key = cls.__new__(cls)
         key._string = text
         key._list = tuple(part for part in text.split(_SLASH) if part)
+        return key
+
+    @classmethod
+    def from_parts(cls, text: str, parts: tuple[str, ...]) -> Key:
+        """A key from its normal text and its namespaces, both already known to agree (the
+        fastest way to build a key; no checks)."""
+        key = cls.__new__(cls)
+        _set_slot(key, "_string", text)
+        _set_slot(key, "_list", parts)
         return key
 
     # -- string forms, equality, ordering -----------------------------------------------------

@@ -47,6 +47,23 @@ class IdentityMap:
         with self._lock:
             self._objects.update(pairs)
 
+    def add_all(self, pairs: list[tuple[UUID, Any]]) -> dict[int, Any] | None:
+        """Register freshly loaded objects, like :meth:`add` for each: where another live
+        object already has the id, it wins.  Returns ``{id(loser): winner}``, or None when
+        every object was registered."""
+        losers: dict[int, Any] | None = None
+        objects = self._objects
+        with self._lock:
+            for object_id, obj in pairs:
+                existing = objects.get(object_id)
+                if existing is None:
+                    objects[object_id] = obj
+                else:
+                    if losers is None:
+                        losers = {}
+                    losers[id(obj)] = existing
+        return losers
+
     def discard(self, object_id: UUID) -> None:
         """Forget the object with this id (deleted, or insert rolled back)."""
         with self._lock:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -115,6 +115,111 @@ def hydrate(
     apply_row(obj, info, row)
     d[STATE_ATTR] = ObjectState(object_id, context, dataset, backend_id, Lifecycle.PERSISTENT)
     return context.register(object_id, obj)
+
+
+class RowReader:
+    """Reads the objects of one class out of the rows of one SELECT, by column position.
+
+    Built once per SELECT shape and class; :func:`hydrate_rows` is the hot loop of queries that
+    load many objects, so the per-row work is a few dict stores.
+    """
+
+    __slots__ = ("columns", "info", "new_instance", "refs")
+
+    def __init__(
+        self, info: ModelInfo, positions: Mapping[str, int], labels: Mapping[str, str]
+    ) -> None:
+        """``positions``: column label -> index in the row; ``labels``: field key -> label
+        where a field is not labelled by its key (a subclass's own fields)."""
+        assert info.mapper is not None
+        self.info = info
+        self.new_instance = info.mapper.class_manager.new_instance
+        self.columns = tuple(
+            (f.key, positions[labels.get(f.key, f.key)]) for f in info.column_fields
+        )
+        self.refs = tuple(
+            (f.name, positions[labels.get(f.key, f.key)])
+            for f in info.column_fields
+            if f.kind is FieldKind.REF
+        )
+
+    def build(self, context: ObjectContext, row: Sequence[Any]) -> tuple[Any, ObjectState]:
+        """A new persistent object (and its state) holding a row of ``(_dc_id, _dc_class,
+        _dc_version, _dc_dataset, _dc_backend_id, ...)``; not registered anywhere yet."""
+        obj = self.new_instance()
+        d = obj.__dict__
+        object_id = row[0]
+        d["_dc_id"] = object_id
+        d["_dc_class"] = row[1]
+        d["_dc_version"] = row[2]
+        for key, position in self.columns:
+            d[key] = row[position]
+        for name, position in self.refs:
+            if row[position] is None:
+                d[name] = None
+        state = ObjectState(object_id, context, row[3], backend_uuid(row[4]), Lifecycle.PERSISTENT)
+        d[STATE_ATTR] = state
+        return obj, state
+
+
+_backend_ids: dict[Any, UUID] = {}
+
+
+def backend_uuid(raw: Any) -> UUID:
+    """A backend id read without type processing (hex text on SQLite, a UUID on PostgreSQL):
+    a handful of distinct values, so converted once each."""
+    found = _backend_ids.get(raw)
+    if found is None:
+        found = raw if isinstance(raw, UUID) else UUID(str(raw))
+        _backend_ids[raw] = found
+    return found
+
+
+def hydrate_rows(
+    context: ObjectContext,
+    rows: Iterable[Any],
+    readers: Mapping[str, RowReader],
+    missing_class: Callable[[Any], Exception],
+) -> list[Any]:
+    """The objects of rows shaped ``(_dc_id, _dc_class, _dc_version, _dc_dataset,
+    _dc_backend_id, ...)``, as :func:`hydrate` makes them (through the identity map, or the
+    unit of work's own copies), for a batch of rows at once.  ``readers`` by ``dc_class``;
+    ``missing_class(row)`` is raised for a row of a class this program does not define."""
+    from claystore.orm.transaction import current_transaction  # noqa: PLC0415 - cycle
+
+    tx = current_transaction(context)
+    uow = tx if tx is not None and tx.unit_of_work else None
+    identity = context.identity
+    lookup = context.lookup
+    owned = uow.entries if uow is not None else {}
+    fresh: list[tuple[UUID, Any]] = []
+    out: list[Any] = []
+    for row in rows:
+        object_id = row[0]
+        if uow is None:
+            existing = identity.get(object_id)
+        else:
+            entry = owned.get(object_id)
+            existing = entry.obj if entry is not None else None
+            if existing is None and identity.get(object_id) is not None:
+                existing = lookup(object_id)  # the client's object, if this unit of work can own it
+        if existing is not None:
+            out.append(existing)
+            continue
+        reader = readers.get(row[1])
+        if reader is None:
+            raise missing_class(row)
+        obj, state = reader.build(context, row)
+        if uow is not None:
+            uow.adopt_loaded(obj, state)
+        else:
+            fresh.append((object_id, obj))
+        out.append(obj)
+    if fresh:
+        winners = identity.add_all(fresh)
+        if winners is not None:  # another thread registered some of them meanwhile
+            out = [winners.get(id(o), o) for o in out]
+    return out
 
 
 _REGISTRY_SELECT = sa.select(

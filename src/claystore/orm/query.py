@@ -8,11 +8,12 @@ as the one SELECT :mod:`claystore.orm.sqlquery` compiles and turns its rows into
 through the identity map (:func:`claystore.orm.loading.hydrate`).
 
 Results stream: outside a transaction the SELECT runs on its own connection in a read
-transaction and rows are fetched in chunks (a server-side cursor on PostgreSQL), so a result
-larger than memory can be iterated.  A query whose limit fits in one chunk is simply read on a
-short-read connection (one round trip).  Inside an open transaction (an activemethod, a unit of
-work) pending changes are flushed first and the query runs on the transaction's connection;
-its rows are then fetched at once (the connection is busy with the transaction's own work).
+transaction; inside an open transaction (an activemethod, a unit of work) pending changes are
+flushed first and the SELECT runs on the transaction's connection.  Either way rows are fetched
+in chunks (a server-side cursor on PostgreSQL) and hydrated a chunk at a time
+(:func:`claystore.orm.loading.hydrate_rows`), so a result larger than memory can be iterated;
+a unit of work holds the objects it loads weakly until they change.  A query whose limit fits
+in one chunk is simply read at once (one round trip).
 
 Called by users (``dc_query``), by :meth:`claystore.Client.query` and by
 :class:`claystore.datastore.objects.ObjectDatastore`.
@@ -20,7 +21,7 @@ Called by users (``dc_query``), by :meth:`claystore.Client.query` and by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import sqlalchemy as sa
@@ -32,7 +33,7 @@ from claystore.datastore.sqlcompile import limit_of
 from claystore.dialects.base import translate_error
 from claystore.errors import MappingError, QueryError
 from claystore.orm.context import active_context
-from claystore.orm.loading import hydrate
+from claystore.orm.loading import RowReader, hydrate_rows
 from claystore.orm.mapping import ModelInfo
 from claystore.orm.sqlquery import ModelPlan, compile_model_query, find_model
 from claystore.orm.transaction import current_transaction
@@ -298,25 +299,30 @@ def _run(
     context.check_open()
     _flush(context)
     bounded = plan.limit is not None and plan.limit <= _CHUNK  # at most one chunk: no cursor
-    if bounded or current_transaction(context) is not None or context.dialect.is_memory:
+    if bounded or context.dialect.is_memory:
         with context.connection() as conn:
-            rows = conn.execute(plan.statement).mappings().all()
+            rows = conn.execute(plan.statement).all()
             skipped = _skipped(conn, plan, query, bool(rows))
         cursor.skipped = skipped
-        yield from _entries(context, plan, rows)
+        yield from _entries(context, plan, [rows], cursor)
+        return
+    if current_transaction(context) is not None:
+        with context.connection() as conn:
+            result = conn.execute(plan.statement, execution_options={"yield_per": _CHUNK})
+            try:
+                seen = yield from _entries(context, plan, result.partitions(), cursor, query.offset)
+            finally:
+                result.close()
+            cursor.skipped = _skipped(conn, plan, query, seen > 0)
         return
     context.ensure_tables()
     try:
         with context.engine.connect() as conn:
             conn.execution_options(yield_per=_CHUNK)
             context.dialect.begin(conn, write=False, lock_timeout=context.lock_timeout)
-            result = conn.execute(plan.statement).mappings()
-            returned = 0
-            for entry in _entries(context, plan, result):
-                cursor.skipped = query.offset
-                returned += 1
-                yield entry
-            cursor.skipped = _skipped(conn, plan, query, returned > 0)
+            result = conn.execute(plan.statement)
+            seen = yield from _entries(context, plan, result.partitions(), cursor, query.offset)
+            cursor.skipped = _skipped(conn, plan, query, seen > 0)
             conn.rollback()
     except sa.exc.SQLAlchemyError as exc:
         raise translate_error(exc, context.dialect.url) from exc
@@ -330,22 +336,46 @@ def _skipped(conn: Connection, plan: ModelPlan, query: Query, has_rows: bool) ->
     return int(conn.execute(skip_count).scalar_one())
 
 
-def _entries(context: ObjectContext, plan: ModelPlan, rows: Any) -> Iterator[tuple[Key, Any]]:
-    """``(key, object)`` for each row: hydrated as the row's own class, via the identity map."""
-    prefix = f"/{plan.info.cls.__name__}:"
-    for row in rows:
-        shape = plan.shapes.get(row["_dc_class"])
-        if shape is None:
-            msg = (
-                f"object {row['_dc_id']} is stored as {row['_dc_class']!r}, but no model class "
-                "with that table is defined in this program; import its module"
-            )
-            raise MappingError(msg)
-        data: Mapping[Any, Any] = row
-        if shape.relabel:
-            relabelled = dict(row)
-            for key, label in shape.relabel:
-                relabelled[key] = row[label]
-            data = relabelled
-        obj = hydrate(context, shape.info, data, row["_dc_dataset"], row["_dc_backend_id"])
-        yield Key.from_normal(f"{prefix}{row['_dc_id']}"), obj
+def _readers(plan: ModelPlan, keys: Sequence[str]) -> dict[str, RowReader]:
+    """How to read each concrete class's objects from rows with these column ``keys``."""
+    positions = {key: n for n, key in enumerate(keys)}
+    return {
+        name: RowReader(shape.info, positions, dict(shape.relabel))
+        for name, shape in plan.shapes.items()
+    }
+
+
+def _entries(
+    context: ObjectContext,
+    plan: ModelPlan,
+    batches: Iterable[Sequence[Any]],
+    cursor: SQLCursor,
+    skipped: int | None = None,
+) -> Generator[Entry, None, int]:
+    """``(key, object)`` for each row: hydrated as the row's own class, via the identity map
+    (a batch of rows at a time); returns how many rows came.  ``skipped``: what
+    ``cursor.skipped`` reads while rows come."""
+    readers: dict[str, RowReader] | None = None
+    seen = 0
+    prefix = f"{plan.info.cls.__name__}:"
+    make_key = Key.from_parts
+    for rows in batches:
+        if not rows:
+            continue
+        if readers is None:
+            readers = _readers(plan, list(rows[0]._fields))
+        objects = hydrate_rows(context, rows, readers, _unknown_class)
+        seen += len(rows)
+        if skipped is not None:
+            cursor.skipped = skipped
+        for row, obj in zip(rows, objects, strict=True):
+            name = f"{prefix}{row[0]}"
+            yield make_key(f"/{name}", (name,)), obj
+    return seen
+
+
+def _unknown_class(row: Any) -> MappingError:
+    return MappingError(
+        f"object {row[0]} is stored as {row[1]!r}, but no model class with that table is "
+        "defined in this program; import its module"
+    )

@@ -354,7 +354,8 @@ def class_select(info: ModelInfo) -> ClassSelect:
         root.c.dc_class.label("_dc_class"),
         root.c.dc_version.label("_dc_version"),
         dc_object.c.dataset.label("_dc_dataset"),
-        dc_object.c.backend_id.label("_dc_backend_id"),
+        # read as stored (hex text on SQLite): loading.backend_uuid converts each value once
+        sa.type_coerce(dc_object.c.backend_id, sa.String).label("_dc_backend_id"),
     ]
     columns += [info.table_of(f).c[f.column_name].label(f.key) for f in info.column_fields]
     labels: dict[tuple[str, str], str] = {}

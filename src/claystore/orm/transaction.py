@@ -143,6 +143,17 @@ class OwnedEntry:
         self.loaded_version = None
 
 
+def _forgetter(entries: dict[UUID, OwnedEntry]) -> Callable[[weakref.KeyedRef[UUID, Any]], None]:
+    """The callback that drops the entry of a weakly held object once it is collected."""
+
+    def forget(ref: weakref.KeyedRef[UUID, Any]) -> None:
+        current = entries.get(ref.key)
+        if current is not None and current.obj is None:
+            del entries[ref.key]
+
+    return forget
+
+
 class Transaction:
     """An open database transaction of one client context, in one thread."""
 
@@ -167,6 +178,7 @@ class Transaction:
         self._closer = closer
         self._conn: Connection | None = None
         self.token: Any = None  # set by the context that made it current
+        self._forget: Callable[[weakref.KeyedRef[UUID, Any]], None] | None = None
 
     @property
     def conn(self) -> Connection:
@@ -222,16 +234,12 @@ class Transaction:
         held weakly until something changes it."""
         state.owner = self
         object_id = state.object_id
-        entries = self.entries
-
-        def forget(_: Any) -> None:
-            current = entries.get(object_id)
-            if current is not None and current.obj is None:
-                del entries[object_id]
-
-        entry = OwnedEntry(obj, state, weakref.ref(obj, forget))
+        forget = self._forget
+        if forget is None:
+            forget = self._forget = _forgetter(self.entries)
+        entry = OwnedEntry(obj, state, weakref.KeyedRef(obj, forget, object_id))
         self._mark_columns_fresh(entry)
-        entries[object_id] = entry
+        self.entries[object_id] = entry
 
     def _acquire(self, state: ObjectState) -> None:
         cond = self.context.ownership
