@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
     from claystore.orm.context import ObjectContext
 
-__all__ = ["ModelQuery", "NoLimit", "QueryCount", "QueryableObject", "query_objects"]
+__all__ = ["ModelCursor", "ModelQuery", "NoLimit", "QueryCount", "QueryableObject", "query_objects"]
 
 _CHUNK = 1000
 
@@ -274,6 +274,47 @@ def _flush(context: ObjectContext) -> None:
         tx.flush()
 
 
+class ModelCursor(SQLCursor):
+    """The cursor of a model query: iterating it gives objects; keys (``/<Class>:<id>``) are
+    made only for callers that ask for them (:meth:`items`, the naive ``apply_*`` operations,
+    :meth:`map_values`), so plain iteration does not pay for them."""
+
+    def __init__(
+        self,
+        query: Query,
+        class_name: str,
+        run: Callable[[SQLCursor], Iterator[Any]],
+        statement: Callable[[], str],
+    ) -> None:
+        super().__init__(query, run, statement)
+        self._class_name = class_name
+        self._keyed = False
+
+    def _with_keys(self) -> None:
+        if self._keyed:
+            return
+        self._keyed = True
+        prefix = f"{self._class_name}:"
+        make_key = Key.from_parts
+
+        def keyed(pairs: Iterable[tuple[Any, Any]]) -> Iterator[Entry]:
+            for object_id, obj in pairs:
+                name = f"{prefix}{object_id}"
+                yield make_key(f"/{name}", (name,)), obj
+
+        self._entries = keyed(self._entries)
+
+    def _ensure_modification_is_safe(self) -> None:
+        super()._ensure_modification_is_safe()
+        self._with_keys()
+
+    def items(self) -> Iterator[Entry]:
+        """Iterate ``(key, object)`` pairs instead of objects."""
+        if self._iterator is None:
+            self._with_keys()
+        return super().items()
+
+
 def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
     """Run a datastore ``Query`` whose key names a model class (``Key("/Employee")``) as one
     SELECT; returns a lazy cursor of objects keyed ``/<Class>:<id>``.  Backs
@@ -285,8 +326,9 @@ def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
     info = _model_of(query)
     plan = compile_model_query(info, query, context.dialect.name)
     dialect = context.engine.dialect
-    return SQLCursor(
+    return ModelCursor(
         query,
+        info.cls.__name__,
         lambda cursor: _run(context, plan, query, cursor),
         lambda: str(plan.statement.compile(dialect=dialect)),
     )
@@ -294,7 +336,7 @@ def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
 
 def _run(
     context: ObjectContext, plan: ModelPlan, query: Query, cursor: SQLCursor
-) -> Iterator[Entry]:
+) -> Iterator[tuple[Any, Any]]:
     """The query's results, streamed (see the module docstring)."""
     context.check_open()
     _flush(context)
@@ -351,14 +393,13 @@ def _entries(
     batches: Iterable[Sequence[Any]],
     cursor: SQLCursor,
     skipped: int | None = None,
-) -> Generator[Entry, None, int]:
-    """``(key, object)`` for each row: hydrated as the row's own class, via the identity map
-    (a batch of rows at a time); returns how many rows came.  ``skipped``: what
+) -> Generator[tuple[Any, Any], None, int]:
+    """``(object id, object)`` for each row (:class:`ModelCursor` makes keys of the ids when
+    asked): hydrated as the row's own class, via the identity map, a batch of rows at a time;
+    returns how many rows came.  ``skipped``: what
     ``cursor.skipped`` reads while rows come."""
     readers: dict[str, RowReader] | None = None
     seen = 0
-    prefix = f"{plan.info.cls.__name__}:"
-    make_key = Key.from_parts
     for rows in batches:
         if not rows:
             continue
@@ -369,8 +410,7 @@ def _entries(
         if skipped is not None:
             cursor.skipped = skipped
         for row, obj in zip(rows, objects, strict=True):
-            name = f"{prefix}{row[0]}"
-            yield make_key(f"/{name}", (name,)), obj
+            yield row[0], obj
     return seen
 
 
