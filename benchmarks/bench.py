@@ -36,7 +36,6 @@ import psycopg
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 import claystore
@@ -297,16 +296,8 @@ def database(engine_name: str, postgres_url: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as folder:
             yield f"sqlite:///{folder}/bench.db"
         return
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    name = f"claystore_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with contenders.scratch_postgres(postgres_url, "claystore_bench") as url:
+        yield url
 
 
 def run_engine(engine_name: str, url: str, objects: int, ops: int, console: Console) -> Run:

@@ -3,15 +3,36 @@
 Each function does, on its own tables (``core_*``, ``raw_*``), what claystore does in the
 matching scenario: same rows, same number of round trips where the scenario fixes them.
 Raw driver: sqlite3 ``executemany`` on SQLite; psycopg ``COPY`` for bulk loads and
-``executemany`` otherwise on PostgreSQL.
+``executemany`` otherwise on PostgreSQL.  Also the scratch PostgreSQL database every benchmark
+program runs in (:func:`scratch_postgres`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+
+@contextlib.contextmanager
+def scratch_postgres(postgres_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a new PostgreSQL database named ``<prefix>_<random>`` on the server of
+    ``postgres_url``, dropped (connections and all) when the block ends."""
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
 
 metadata = sa.MetaData()
 core_company = sa.Table(

@@ -45,7 +45,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 import claystore
 from claystore import Client, DataClayObject, Indexed
@@ -53,6 +52,9 @@ from claystore.datastore import DictDatastore, Key, Query, SQLDatastore
 from claystore.datastore.sql import encode_value
 from claystore.orm.identity import new_object_id
 from claystore.orm.system import dc_object
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import contenders  # the benchmarks' shared helpers, next to this file
 
 CHUNK = 20_000
 
@@ -276,16 +278,8 @@ def database(engine_name: str, postgres_url: str, folder: str) -> Iterator[str]:
     if engine_name == "sqlite":
         yield f"sqlite:///{folder}/query_benchmark.db"
         return
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    name = f"claystore_qbench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with contenders.scratch_postgres(postgres_url, "claystore_qbench") as url:
+        yield url
 
 
 def bench_engine(
