@@ -27,6 +27,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.schema import CreateIndex
 
 from claystore.dialects import dialect_for, translate_error
 from claystore.dialects.base import EngineSupport
@@ -217,6 +218,9 @@ class Client:
                 self._support.begin(conn, write=True, lock_timeout=self.lock_timeout)
                 self._support.lock_schema(conn)
                 system_metadata.create_all(conn, checkfirst=True)
+                for table in system_metadata.sorted_tables:  # indexes added since a table was made
+                    for index in table.indexes:
+                        conn.execute(CreateIndex(index, if_not_exists=True))
                 default_backend = backend_registry.ensure_default(conn)
                 conn.commit()
         except sa.exc.SQLAlchemyError as exc:
