@@ -490,6 +490,33 @@ def test_in_a_session_results_stream_and_stay_weakly_held(client: Client) -> Non
     assert QStaff.dc_query().filter("age", "<", 0).count() == 1250
 
 
+def test_a_session_can_commit_every_n_objects_while_a_query_streams(client: Client) -> None:
+    """The batch-job pattern: iterate a large query in a session, commit every 500 changes;
+    the query goes on over every row (the rest read into memory at the first commit), each
+    change is written, and a rollback half-way drops only the changes after the last commit."""
+    staff(*[(f"p{n:04}", float(n), n) for n in range(2200)])
+    done = 0
+    with client.session() as session:
+        for member in QStaff.dc_query().order("name"):
+            member.age = -1
+            done += 1
+            if done % 500 == 0:
+                session.commit()
+    assert done == 2200
+    assert QStaff.dc_query().filter("age", "=", -1).count() == 2200
+    done = 0
+    with client.session() as session:
+        for member in QStaff.dc_query().order("name"):
+            member.age = -2
+            done += 1
+            if done == 1500:
+                session.commit()
+            elif done == 1800:
+                session.rollback()
+    assert done == 2200
+    assert QStaff.dc_query().filter("age", "=", -2).count() == 1500 + 400
+
+
 def test_indexed_filter_order_limit_uses_the_index(client: Client, engine_name: str) -> None:
     """EXPLAIN shows the Indexed() salary column's index serving filter + order + limit."""
     team = QTeam()

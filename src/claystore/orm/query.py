@@ -348,14 +348,21 @@ def _run(
         cursor.skipped = skipped
         yield from _entries(context, plan, [rows], cursor)
         return
-    if current_transaction(context) is not None:
-        with context.connection() as conn:
-            result = conn.execute(plan.statement, execution_options={"yield_per": _CHUNK})
+    tx = current_transaction(context)
+    if tx is not None:
+        try:
+            stream = tx.stream(plan.statement, _CHUNK)
             try:
-                seen = yield from _entries(context, plan, result.partitions(), cursor, query.offset)
+                batches = stream.batches(_CHUNK)
+                seen = yield from _entries(context, plan, batches, cursor, query.offset)
             finally:
-                result.close()
-            cursor.skipped = _skipped(conn, plan, query, seen > 0)
+                stream.close()
+            if seen:
+                cursor.skipped = query.offset
+            else:  # nothing came, so nothing ran in between: the transaction is still open
+                cursor.skipped = _skipped(tx.conn, plan, query, has_rows=False)
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc, context.dialect.url) from exc
         return
     context.ensure_tables()
     try:

@@ -13,7 +13,10 @@ object locked), and a unit of work (``client.session()``).  The transaction
 - *flushes* the changes through :mod:`claystore.orm.unitofwork`;
 - commits, moving NEW objects to PERSISTENT and DELETED ones to transient, or rolls back,
   turning NEW objects transient again and expiring what the transaction changed in memory, so
-  nothing keeps a value the database does not have.
+  nothing keeps a value the database does not have;
+- streams query rows on its connection (:class:`RowStream`); a stream still open when the
+  transaction ends reads its remaining rows into memory first, so a loop that commits a
+  session every N objects goes on over the rest of its query.
 
 Ownership is exclusive between transactions of one client: a transaction that needs an object
 another thread's transaction holds waits for it (up to the lock timeout).
@@ -27,7 +30,7 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +44,8 @@ from claystore.orm.unitofwork import baseline_of
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Connection, CursorResult
+    from sqlalchemy.sql.base import Executable
 
     from claystore.orm.context import ObjectContext
 
@@ -143,6 +147,57 @@ class OwnedEntry:
         self.loaded_version = None
 
 
+class RowStream:
+    """The rows of one SELECT running on a transaction's connection, fetched in chunks.
+
+    :meth:`detach` (called when the transaction ends) reads the rows not fetched yet into
+    memory and closes the cursor, so iteration goes on after a commit or rollback.
+    """
+
+    __slots__ = ("__weakref__", "_error", "_rest", "_result")
+
+    def __init__(self, result: CursorResult[Any]) -> None:
+        self._result: CursorResult[Any] | None = result
+        self._rest: list[Any] | None = None
+        self._error: BaseException | None = None
+
+    def batches(self, size: int) -> Iterator[Sequence[Any]]:
+        """The rows, ``size`` at a time."""
+        while True:
+            if self._rest is not None:
+                if self._error is not None:
+                    raise self._error
+                rest, self._rest = self._rest, []
+                for start in range(0, len(rest), size):
+                    yield rest[start : start + size]
+                return
+            if self._result is None:
+                return
+            part = self._result.fetchmany(size)
+            if not part:
+                return
+            yield part
+
+    def detach(self) -> None:
+        """Read the remaining rows now (the connection is about to end its transaction)."""
+        result, self._result = self._result, None
+        if result is None or self._rest is not None:
+            return
+        try:
+            self._rest = list(result.fetchall())
+        except Exception as exc:  # kept: raised to the code iterating, not at the commit
+            self._rest, self._error = [], exc
+        finally:
+            result.close()
+
+    def close(self) -> None:
+        """Stop: free the cursor (rows not read are dropped)."""
+        result, self._result = self._result, None
+        self._rest = []
+        if result is not None:
+            result.close()
+
+
 def _forgetter(entries: dict[UUID, OwnedEntry]) -> Callable[[weakref.KeyedRef[UUID, Any]], None]:
     """The callback that drops the entry of a weakly held object once it is collected."""
 
@@ -179,6 +234,7 @@ class Transaction:
         self._conn: Connection | None = None
         self.token: Any = None  # set by the context that made it current
         self._forget: Callable[[weakref.KeyedRef[UUID, Any]], None] | None = None
+        self._streams: weakref.WeakSet[RowStream] = weakref.WeakSet()
 
     @property
     def conn(self) -> Connection:
@@ -191,6 +247,19 @@ class Transaction:
     def has_connection(self) -> bool:
         """True once the transaction has touched the database."""
         return self._conn is not None
+
+    def stream(self, statement: Executable, chunk: int) -> RowStream:
+        """Run a SELECT on this transaction's connection, its rows fetched ``chunk`` at a time
+        (a server-side cursor on PostgreSQL)."""
+        result = self.conn.execute(statement, execution_options={"yield_per": chunk})
+        stream = RowStream(result)
+        self._streams.add(stream)
+        return stream
+
+    def _detach_streams(self) -> None:
+        for stream in list(self._streams):
+            stream.detach()
+        self._streams.clear()
 
     def activate(self) -> Any:
         """Make this the current transaction of the calling context; returns a reset token."""
@@ -409,6 +478,7 @@ class Transaction:
     def commit(self) -> None:
         """Flush, commit, then settle object states (the connection is closed)."""
         self.flush()
+        self._detach_streams()
         if self._conn is not None:
             self._conn.commit()
         self.is_active = False
@@ -432,6 +502,7 @@ class Transaction:
     def rollback(self) -> None:
         """Roll back, then undo in memory what the transaction did."""
         try:
+            self._detach_streams()
             if self._conn is not None:
                 self._conn.rollback()
         finally:
