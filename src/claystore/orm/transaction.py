@@ -184,11 +184,11 @@ class RowStream:
         if result is None or self._rest is not None:
             return
         try:
-            self._rest = list(result.fetchall())
+            self._rest = list(result.fetchall())  # reading to the end closes the cursor
         except Exception as exc:  # kept: raised to the code iterating, not at the commit
             self._rest, self._error = [], exc
-        finally:
-            result.close()
+            with contextlib.suppress(Exception):  # a broken connection: its error is kept above
+                result.close()
 
     def close(self) -> None:
         """Stop: free the cursor (rows not read are dropped)."""
