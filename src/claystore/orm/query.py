@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelCursor", "ModelQuery", "NoLimit", "QueryCount", "QueryableObject", "query_objects"]
 
+_RENDER = {"render_postcompile": True}  # LIMIT/OFFSET numbers into the text users read
 _CHUNK = 1000
 
 
@@ -330,7 +331,7 @@ def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
         query,
         info.cls.__name__,
         lambda cursor: _run(context, plan, query, cursor),
-        lambda: str(plan.statement.compile(dialect=dialect)),
+        lambda: str(plan.statement.compile(dialect=dialect, compile_kwargs=_RENDER)),
     )
 
 

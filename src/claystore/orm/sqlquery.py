@@ -43,6 +43,7 @@ from claystore.datastore.sqlcompile import (
     is_plain,
     limit_of,
     op_holds,
+    row_count,
     sql_compare,
     value_class,
 )
@@ -86,14 +87,15 @@ class ModelPlan:
 
     def count(self) -> sa.Select[Any]:
         """SELECT of how many objects iterating would return (limit and offset applied)."""
-        ids = self._ids().where(*self.where).limit(self.limit).offset(self.offset or None)
+        ids = self._ids().where(*self.where)
+        ids = ids.limit(row_count(self.limit)).offset(row_count(self.offset or None))
         return sa.select(sa.func.count()).select_from(ids.subquery())
 
     def skip_count(self) -> sa.Select[Any] | None:
         """SELECT of how many rows the offset skips (None when it skips nothing)."""
         if not self.offset or self.limit == 0:  # limit 0 reads nothing, so skips nothing
             return None
-        ids = self._ids().where(*self.where).limit(self.offset)
+        ids = self._ids().where(*self.where).limit(row_count(self.offset))
         return sa.select(sa.func.count()).select_from(ids.subquery())
 
 
@@ -412,7 +414,7 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
         where.append(_offset_key_clause(info, query.offset_key, root.c.id))
     orders = [(o, order_field(info, o, is_pg)) for o in query.orders]
     keys = [info.table_of(f).c[f.column_name] for _, f in orders]
-    limit, offset = limit_of(query), query.offset or None
+    limit, offset = limit_of(query), row_count(query.offset or None)
     select = class_select(info)
     if limit is None:
         terms = [order_term(k, f, o, is_pg) for k, (o, f) in zip(keys, orders, strict=True)]
@@ -429,7 +431,7 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
             .select_from(info.selectable())
             .where(*where)
             .order_by(*inner, root.c.id)
-            .limit(limit)
+            .limit(row_count(limit))
             .offset(offset)
             .subquery("page")
         )
