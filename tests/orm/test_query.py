@@ -517,6 +517,18 @@ def test_a_session_can_commit_every_n_objects_while_a_query_streams(client: Clie
     assert QStaff.dc_query().filter("age", "=", -2).count() == 1500 + 400
 
 
+def test_nested_streaming_queries_share_the_session_connection(client: Client) -> None:
+    """A query iterated inside the loop of another, in one session, streams on the same
+    connection (two server-side cursors on PostgreSQL) and both see every row."""
+    staff(*[(f"p{n:04}", float(n), n % 3) for n in range(3300)])  # 1,100 per age: 2 chunks
+    pairs = 0
+    with client.session():
+        for outer in QStaff.dc_query().filter("age", "=", 0).order("name"):
+            if outer.salary < 30:
+                pairs += sum(1 for _ in QStaff.dc_query().filter("age", "=", 1))
+    assert pairs == 10 * 1100
+
+
 def test_indexed_filter_order_limit_uses_the_index(client: Client, engine_name: str) -> None:
     """EXPLAIN shows the Indexed() salary column's index serving filter + order + limit."""
     team = QTeam()
