@@ -388,8 +388,15 @@ def _NOT_A_VERSION(root: sa.Table) -> sa.ColumnElement[bool]:
     An uncorrelated ``NOT IN`` over the registry's few version rows: evaluated once (a hashed
     subplan on PostgreSQL, an ephemeral index on SQLite), not once per row.
     """
-    versions = sa.select(dc_object.c.id).where(dc_object.c.original_id.is_not(None))
-    return root.c.id.not_in(versions)
+    clause = _not_a_version.get(root.name)
+    if clause is None or clause.left is not root.c.id:
+        versions = sa.select(dc_object.c.id).where(dc_object.c.original_id.is_not(None))
+        clause = root.c.id.not_in(versions)
+        _not_a_version[root.name] = clause
+    return clause
+
+
+_not_a_version: dict[str, sa.ColumnElement[bool]] = {}  # by root table (clauses are immutable)
 
 
 def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPlan:
