@@ -138,6 +138,11 @@ class ModelInfo:
         return frozenset(f.name for f in self.column_fields)
 
     @functools.cached_property
+    def field_names(self) -> frozenset[str]:
+        """Names of every field (columns and link tables)."""
+        return frozenset(self.fields)
+
+    @functools.cached_property
     def json_fields(self) -> list[Field]:
         """Fields stored as JSON documents, parents' first."""
         return [f for f in self.fields.values() if f.kind is FieldKind.JSON]

@@ -30,7 +30,7 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from claystore.orm.context import ObjectContext
 
 _current: ContextVar[Transaction | None] = ContextVar("claystore_transaction", default=None)
+_NOTHING: frozenset[str] = frozenset()
 
 
 def current_transaction(context: ObjectContext) -> Transaction | None:
@@ -81,10 +82,28 @@ class OwnedEntry:
         self._strong: Any = None if ref is not None else obj
         self._ref = ref
         self.state = state
-        self.fresh: set[str] = set()  # fields whose memory value is current in this transaction
-        self.dirty: set[str] = set()  # fields assigned and not yet flushed
+        # fields whose memory value is current in this transaction, and fields assigned and not
+        # yet flushed: shared frozen sets until they change (most loaded objects never do, and
+        # two sets per object would double what the garbage collector walks while loading)
+        self.fresh: set[str] | frozenset[str] = _NOTHING
+        self.dirty: set[str] | frozenset[str] = _NOTHING
         self.baseline: dict[str, Any] = {}  # container fields: value as loaded/flushed
         self.loaded_version: int | None = None  # dc_version as loaded in this transaction
+
+    def mark_fresh(self, names: Iterable[str]) -> None:
+        """These fields' memory values are current in this transaction."""
+        fresh = self.fresh
+        if isinstance(fresh, frozenset):  # shared: copy on first change
+            fresh = self.fresh = set(fresh)
+        fresh.update(names)
+
+    def mark_dirty(self, name: str) -> None:
+        """Record that the field ``name`` was assigned and is not flushed yet."""
+        dirty = self.dirty
+        if isinstance(dirty, frozenset):
+            self.dirty = {name, *dirty}
+        else:
+            dirty.add(name)
 
     @property
     def obj(self) -> Any:
@@ -103,9 +122,12 @@ class OwnedEntry:
         """Every field of the object is current (it was just inserted)."""
         info = type(self.obj)._dc_info
         d = self.obj.__dict__
-        self.dirty.clear()
+        self.dirty = _NOTHING
+        if self.fresh:
+            self.mark_fresh(info.field_names)
+        else:
+            self.fresh = info.field_names  # shared (frozen) until something is added
         for field in info.fields.values():
-            self.fresh.add(field.name)
             if field.kind is FieldKind.JSON:
                 self.baseline[field.name] = baseline_of(field, d.get(field.key))
             elif field.kind.is_link:
@@ -141,8 +163,8 @@ class OwnedEntry:
             d.pop(field.key, None)
             if field.kind is FieldKind.REF or field.kind.is_link:
                 d.pop(field.name, None)
-        self.fresh.clear()
-        self.dirty.clear()
+        self.fresh = _NOTHING
+        self.dirty = _NOTHING
         self.baseline.clear()
         self.loaded_version = None
 
@@ -335,14 +357,17 @@ class Transaction:
         loading.apply_row(obj, info, row, skip=entry.dirty)
         self._mark_columns_fresh(entry)
         if lock:
-            entry.fresh.add("_locked")
+            entry.mark_fresh(("_locked",))
 
     @staticmethod
     def _mark_columns_fresh(entry: OwnedEntry) -> None:
         d = entry.obj.__dict__
         info = type(entry.obj)._dc_info
         entry.loaded_version = d.get("_dc_version")
-        entry.fresh.update(info.column_field_names)
+        if entry.fresh:
+            entry.mark_fresh(info.column_field_names)
+        else:
+            entry.fresh = info.column_field_names  # shared (frozen) until something is added
         for field in info.json_fields:
             if field.name not in entry.dirty:
                 entry.baseline[field.name] = baseline_of(field, d.get(field.key))
@@ -361,7 +386,7 @@ class Transaction:
                     self.conn, self.context, info, field, entry.state.object_id
                 )
                 d[name] = value
-                entry.fresh.add(name)
+                entry.mark_fresh((name,))
                 entry.baseline[name] = baseline_of(field, value)
             else:
                 self._load_columns(entry)
@@ -386,8 +411,8 @@ class Transaction:
             d[field.name] = value
         else:
             d[field.key] = value
-        entry.fresh.add(field.name)
-        entry.dirty.add(field.name)
+        entry.mark_fresh((field.name,))
+        entry.mark_dirty(field.name)
         entry.hold()
 
     # -- storing -----------------------------------------------------------------------------
@@ -417,7 +442,7 @@ class Transaction:
         entry = self.own(obj, state)
         persistence.delete_objects(self, [entry])
         state.lifecycle = Lifecycle.DELETED
-        entry.dirty.clear()
+        entry.dirty = _NOTHING
         self.deleted.append(obj)
 
     def flush(self) -> None:
