@@ -105,10 +105,7 @@ class Key:
     def from_normal(cls, text: str) -> Key:
         """A key from text already in normal form (leading slash, no empty parts), without
         normalising it again; for code that builds many keys of a known shape."""
-        key = cls.__new__(cls)
-        key._string = text
-        key._list = tuple(part for part in text.split(_SLASH) if part)
-        return key
+        return cls.from_parts(text, tuple(part for part in text.split(_SLASH) if part))
 
     @classmethod
     def from_parts(cls, text: str, parts: tuple[str, ...]) -> Key:

@@ -32,6 +32,7 @@ from claystore.datastore.query import Cursor, Entry, Query
 from claystore.datastore.sqlcompile import (
     INT64_MAX,
     INT64_MIN,
+    RENDER_COUNTS,
     SURROGATE,
     JSONPlan,
     JSONQueryCompiler,
@@ -44,7 +45,6 @@ from claystore.errors import DatastoreTypeError, InvalidKeyError
 __all__ = ["SQLCursor", "SQLDatastore", "datastore_table", "encode_value", "finish_in_python"]
 
 log = logging.getLogger("claystore.datastore.sql")
-_RENDER = {"render_postcompile": True}  # LIMIT/OFFSET numbers into the text users read
 
 
 # -- stored values ----------------------------------------------------------------------------
@@ -379,7 +379,7 @@ class SQLDatastore(Datastore):
                 yield from self._stream(cursor, plan, query, stream=True)
 
         def render() -> str:
-            return str(plan.statement.compile(dialect=dialect, compile_kwargs=_RENDER))
+            return str(plan.statement.compile(dialect=dialect, compile_kwargs=RENDER_COUNTS))
 
         return SQLCursor(query, run, render, plan.in_python)
 

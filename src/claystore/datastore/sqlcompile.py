@@ -39,6 +39,7 @@ from claystore.datastore.values import value_sort_key
 from claystore.errors import QueryError
 
 __all__ = [
+    "RENDER_COUNTS",
     "JSONPlan",
     "JSONQueryCompiler",
     "compare_bracketed",
@@ -103,6 +104,9 @@ def limit_of(query: Query) -> int | None:
     """``query.limit`` as an int, or None for no limit (model queries' ``limit`` is callable)."""
     limit = query.limit
     return int(limit) if isinstance(limit, int) else None
+
+
+RENDER_COUNTS: Final = {"render_postcompile": True}  # compile_kwargs: row_count() numbers shown
 
 
 def row_count(count: int | None) -> Any:

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from claystore.datastore.key import Key
 from claystore.datastore.query import Entry, Order, Query, QueryDict
 from claystore.datastore.sql import SQLCursor
-from claystore.datastore.sqlcompile import limit_of
+from claystore.datastore.sqlcompile import RENDER_COUNTS, limit_of
 from claystore.dialects.base import translate_error
 from claystore.errors import MappingError, QueryError
 from claystore.orm.context import active_context
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelCursor", "ModelQuery", "NoLimit", "QueryCount", "QueryableObject", "query_objects"]
 
-_RENDER = {"render_postcompile": True}  # LIMIT/OFFSET numbers into the text users read
 _CHUNK = 1000
 
 
@@ -331,7 +330,7 @@ def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
         query,
         info.cls.__name__,
         lambda cursor: _run(context, plan, query, cursor),
-        lambda: str(plan.statement.compile(dialect=dialect, compile_kwargs=_RENDER)),
+        lambda: str(plan.statement.compile(dialect=dialect, compile_kwargs=RENDER_COUNTS)),
     )
 
 

@@ -337,6 +337,7 @@ class ClassSelect:
     select: sa.Select[Any]  # row_select(info)'s labels, the registry's, subclasses' fields
     source: sa.FromClause  # the class's tables, subclass tables LEFT OUTER JOINed, registry
     shapes: dict[str, RowShape]
+    not_a_version: sa.ColumnElement[bool]  # the WHERE term leaving versions out
 
 
 _class_selects: dict[tuple[int, int], ClassSelect] = {}
@@ -377,26 +378,19 @@ def class_select(info: ModelInfo) -> ClassSelect:
         )
         shapes[sub.tablename] = RowShape(sub, relabel)
     registered = source.join(dc_object, dc_object.c.id == root.c.id)
-    built = ClassSelect(sa.select(*columns), registered, shapes)
+    built = ClassSelect(sa.select(*columns), registered, shapes, _not_a_version(root))
     _class_selects[cache_key] = built
     return built
 
 
-def _NOT_A_VERSION(root: sa.Table) -> sa.ColumnElement[bool]:
+def _not_a_version(root: sa.Table) -> sa.ColumnElement[bool]:
     """Versions (working copies made by ``new_version``) are not results of class queries.
 
     An uncorrelated ``NOT IN`` over the registry's few version rows: evaluated once (a hashed
     subplan on PostgreSQL, an ephemeral index on SQLite), not once per row.
     """
-    clause = _not_a_version.get(root.name)
-    if clause is None or clause.left is not root.c.id:
-        versions = sa.select(dc_object.c.id).where(dc_object.c.original_id.is_not(None))
-        clause = root.c.id.not_in(versions)
-        _not_a_version[root.name] = clause
-    return clause
-
-
-_not_a_version: dict[str, sa.ColumnElement[bool]] = {}  # by root table (clauses are immutable)
+    versions = sa.select(dc_object.c.id).where(dc_object.c.original_id.is_not(None))
+    return root.c.id.not_in(versions)
 
 
 def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPlan:
@@ -416,13 +410,13 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
         raise QueryError(msg)
     root = info.root.table
     where = [c for c in (filter_clause(info, f, is_pg) for f in query.filters) if c is not None]
-    where.append(_NOT_A_VERSION(root))
+    select = class_select(info)
+    where.append(select.not_a_version)
     if query.offset_key is not None:
         where.append(_offset_key_clause(info, query.offset_key, root.c.id))
     orders = [(o, order_field(info, o, is_pg)) for o in query.orders]
     keys = [info.table_of(f).c[f.column_name] for _, f in orders]
     limit, offset = limit_of(query), row_count(query.offset or None)
-    select = class_select(info)
     if limit is None:
         terms = [order_term(k, f, o, is_pg) for k, (o, f) in zip(keys, orders, strict=True)]
         statement = (

@@ -97,6 +97,10 @@ class OwnedEntry:
             fresh = self.fresh = set(fresh)
         fresh.update(names)
 
+    def clear_dirty(self) -> None:
+        """No field is waiting to be flushed any more."""
+        self.dirty = _NOTHING
+
     def mark_dirty(self, name: str) -> None:
         """Record that the field ``name`` was assigned and is not flushed yet."""
         dirty = self.dirty
@@ -442,7 +446,7 @@ class Transaction:
         entry = self.own(obj, state)
         persistence.delete_objects(self, [entry])
         state.lifecycle = Lifecycle.DELETED
-        entry.dirty = _NOTHING
+        entry.clear_dirty()
         self.deleted.append(obj)
 
     def flush(self) -> None:

@@ -125,4 +125,4 @@ def flush(tx: Transaction) -> None:
             key = field.name if field.kind.is_link else field.key
             entry.baseline[field.name] = baseline_of(field, d.get(key))
     for entry, _ in changes:
-        entry.dirty = frozenset()
+        entry.clear_dirty()
