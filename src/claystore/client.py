@@ -34,7 +34,9 @@ from claystore.dialects.base import EngineSupport
 from claystore.errors import ClientNotStartedError, ConfigurationError
 from claystore.orm import backends as backend_registry
 from claystore.orm.context import ObjectContext
+from claystore.orm.database import Database
 from claystore.orm.mapping import metadata
+from claystore.orm.objectstore import ModelObjectStore
 from claystore.orm.query import query_objects
 from claystore.orm.session import Session, transactional
 from claystore.orm.system import system_metadata
@@ -226,11 +228,11 @@ class Client:
         except sa.exc.SQLAlchemyError as exc:
             engine.dispose()
             raise translate_error(exc, self._url) from None
+        database = Database(engine, self._support, lock_timeout=self.lock_timeout)
         context = self._context
         if context is None:  # the same context across restarts: its objects stay usable
             context = ObjectContext(
-                engine,
-                self._support,
+                database,
                 dataset=self.dataset,
                 username=self.username,
                 default_backend_id=default_backend,
@@ -238,9 +240,9 @@ class Client:
                 owner=self,
             )
         else:
-            context.reopen(engine, default_backend_id=default_backend)
+            context.reopen(database, default_backend_id=default_backend)
         try:
-            context.ensure_tables()
+            database.ensure_tables()
         except Exception:
             context.deactivate()
             engine.dispose()
@@ -300,6 +302,11 @@ class Client:
         """Run a datastore ``Query`` on a model class (``Query(Key("/Employee"))``) as one
         SELECT; returns a cursor of objects."""
         return query_objects(self._require_context(), query)
+
+    def object_store(self) -> ModelObjectStore:
+        """The stored objects of this started client by class name and id or alias: what
+        :class:`claystore.datastore.ObjectDatastore` works on (``ObjectDatastore(client)``)."""
+        return ModelObjectStore(self._require_context())
 
     # -- backends ------------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from claystore.datastore import (
     Query,
     TieredDatastore,
 )
-from claystore.orm.context import active_context
 from tests.statements import count_statements
 
 
@@ -170,10 +169,13 @@ def test_bad_keys_are_refused(client: Client, key: Key, message: str) -> None:
 
 
 def test_needs_a_started_client(db_url: str) -> None:
-    """A stopped client raises ClientNotStartedError; a non-client is refused."""
+    """A stopped client raises ClientNotStartedError; a non-client is refused; the datastore
+    asks its client each time, so it works once the client is started."""
+    stopped = Client(db_url)
+    objects = ObjectDatastore(stopped)
     with pytest.raises(errors.ClientNotStartedError):
-        ObjectDatastore(Client(db_url)).get(Key("/QClerk:a"))
+        objects.get(Key("/QClerk:a"))
     with pytest.raises(errors.DatastoreTypeError, match="needs a claystore Client"):
         ObjectDatastore(42).get(Key("/QClerk:a"))
-    with Client(db_url):
-        assert ObjectDatastore(active_context()).get(Key("/QClerk:a")) is None
+    with stopped:
+        assert objects.get(Key("/QClerk:a")) is None

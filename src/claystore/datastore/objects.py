@@ -1,60 +1,63 @@
-"""The datastore API over stored model objects: :class:`ObjectDatastore`.
+"""The datastore API over stored model objects: :class:`ObjectDatastore`, and the port it uses.
 
-Owns the mapping between datastore keys and model objects: ``Key("/Employee:<id or alias>")``
-names the ``Employee`` (or subclass instance) with that id, or with that alias in the client's
-dataset.  ``get``, ``put`` (store the object and give it the alias), ``delete``,
-``contains`` and ``query`` (one SELECT, :mod:`claystore.orm.query`) go through the client's
-object context, so shims and collections compose with stored objects:
-``TieredDatastore([DictDatastore(), ObjectDatastore(client)])`` is a cache in front of them.
+Owns the key syntax of stored objects — ``Key("/Employee:<id or alias>")`` names the
+``Employee`` (or subclass instance) with that id, or with that alias in the client's dataset —
+and the datastore verbs over it: ``get``, ``put`` (store the object and give it the alias),
+``delete``, ``contains``, ``query`` and batches.  So shims and collections compose with stored
+objects: ``TieredDatastore([DictDatastore(), ObjectDatastore(client)])`` is a cache in front of
+them.
 
-Called by applications.  Imports :mod:`claystore.orm` when first used (the ORM imports this
-package, so importing it at module level would be circular).
+The objects themselves are reached through :class:`ObjectStore`, a port this module defines
+and the ORM implements (:class:`claystore.orm.objectstore.ModelObjectStore`, returned by a
+started :meth:`claystore.Client.object_store`).  This package imports nothing from the ORM.
+
+Called by applications.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
-from uuid import UUID
-
-import sqlalchemy as sa
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from claystore.datastore.basic import BatchOperation, Datastore
 from claystore.datastore.key import Key
-from claystore.datastore.query import Query
-from claystore.datastore.sql import SQLCursor
-from claystore.errors import (
-    AliasDoesNotExistError,
-    DatastoreError,
-    DatastoreTypeError,
-    InvalidKeyError,
-    QueryError,
-)
+from claystore.datastore.query import Cursor, Query
+from claystore.errors import DatastoreTypeError, InvalidKeyError
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
-    from claystore.orm.context import ObjectContext
-    from claystore.orm.mapping import ModelInfo
-
-__all__ = ["ObjectDatastore"]
+__all__ = ["ObjectDatastore", "ObjectStore"]
 
 
-def _as_uuid(text: str) -> UUID | None:
-    try:
-        value = UUID(text)
-    except ValueError:
-        return None
-    return value if str(value) == text.lower() else None
+class ObjectStore(Protocol):
+    """Stored objects by class name and id-or-alias: what :class:`ObjectDatastore` needs from
+    a claystore client.  ``class_name`` is a model class's ``__name__`` (its subclasses
+    included); an unknown one raises :class:`~claystore.errors.InvalidKeyError`."""
+
+    def get_object(self, class_name: str, ident: str) -> Any:
+        """The object ``ident`` names, or None."""
+
+    def has_object(self, class_name: str, ident: str) -> bool:
+        """Whether ``ident`` names a stored object (nothing loaded)."""
+
+    def put_object(self, class_name: str, ident: str, value: Any) -> None:
+        """Store ``value`` if needed and give it the alias ``ident`` (unless it is its id)."""
+
+    def delete_object(self, class_name: str, ident: str) -> None:
+        """Delete the object ``ident`` names (nothing if there is none)."""
+
+    def query_objects(self, query: Query) -> Cursor:
+        """Run a query whose key names a class (``/Employee``) as SQL; a lazy cursor."""
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """One transaction around several operations."""
 
 
 class ObjectDatastore(Datastore):
     """Stored model objects, seen through the datastore API.
 
-    ``ObjectDatastore(client)`` takes a started :class:`claystore.Client` (or its object
-    context).  Keys are ``Key("/<Class>:<id or alias>")``; the class is a model class's
-    ``__name__`` and includes its subclasses.
+    ``ObjectDatastore(client)`` takes a :class:`claystore.Client`, started by the time the
+    store is used (each operation asks the client for its :class:`ObjectStore`, so the
+    datastore follows the client across restarts).  Keys are ``Key("/<Class>:<id or
+    alias>")``; the class is a model class's ``__name__`` and includes its subclasses.
 
     - ``get(key)``: the object with that id (or alias, in the client's dataset), or None.
     - ``put(key, obj)``: stores ``obj`` (if it is not stored yet) and gives it the alias; an
@@ -71,22 +74,17 @@ class ObjectDatastore(Datastore):
     def __repr__(self) -> str:
         return f"<ObjectDatastore {self.client!r}>"
 
-    def _context(self) -> ObjectContext:
-        from claystore.orm.context import ObjectContext  # noqa: PLC0415 - see module docstring
-
-        if isinstance(self.client, ObjectContext):
-            return self.client
-        if not hasattr(type(self.client), "context"):
+    def _store(self) -> ObjectStore:
+        opener = getattr(self.client, "object_store", None)
+        if not callable(opener):
             msg = f"ObjectDatastore needs a claystore Client, not {type(self.client).__name__}"
             raise DatastoreTypeError(msg)
-        context: ObjectContext = self.client.context  # a started Client, or it raises
-        return context
+        store: ObjectStore = opener()  # a stopped client raises ClientNotStartedError
+        return store
 
     @staticmethod
-    def _parse(key: Any) -> tuple[ModelInfo, str]:
-        """The class and the id-or-alias a key names."""
-        from claystore.orm.sqlquery import find_model  # noqa: PLC0415 - see module docstring
-
+    def _parse(key: Any) -> tuple[str, str]:
+        """The class name and the id-or-alias a key names."""
         if not isinstance(key, Key):
             msg = f"datastore keys must be Key objects, not {type(key).__name__}: use Key({key!r})"
             raise DatastoreTypeError(msg)
@@ -98,101 +96,34 @@ class ObjectDatastore(Datastore):
                 f"not {str(key)!r}"
             )
             raise InvalidKeyError(msg)
-        try:
-            return find_model(class_name), ident
-        except QueryError as exc:
-            msg = f"{key}: {exc}"
-            raise InvalidKeyError(msg) from None
-
-    @staticmethod
-    def _resolve(
-        conn: Connection, context: ObjectContext, info: ModelInfo, ident: str
-    ) -> UUID | None:
-        """The id of the object of ``info``'s class (or a subclass) that ``ident`` names."""
-        from claystore.orm import aliases  # noqa: PLC0415 - see module docstring
-        from claystore.orm.mapping import iter_subclass_infos  # noqa: PLC0415
-        from claystore.orm.system import dc_object  # noqa: PLC0415
-
-        tables = {sub.tablename for sub in iter_subclass_infos(info)}
-
-        def candidates() -> Iterator[UUID]:
-            as_id = _as_uuid(ident)
-            if as_id is not None:
-                yield as_id
-            with contextlib.suppress(AliasDoesNotExistError):  # then an alias (even id-like)
-                yield aliases.lookup(conn, context.dataset, ident)
-
-        for object_id in candidates():
-            statement = sa.select(dc_object.c.class_name).where(dc_object.c.id == object_id)
-            if conn.execute(statement).scalar() in tables:
-                return object_id
-        return None
+        return class_name, ident
 
     def get(self, key: Key) -> Any:
         """The object ``key`` names, or None."""
-        from claystore.orm import loading  # noqa: PLC0415 - see module docstring
-
-        info, ident = self._parse(key)
-        context = self._context()
-        with context.connection() as conn:
-            object_id = self._resolve(conn, context, info, ident)
-            if object_id is None:
-                return None
-            return loading.load_objects(conn, context, [object_id]).get(object_id)
+        class_name, ident = self._parse(key)
+        return self._store().get_object(class_name, ident)
 
     def contains(self, key: Key) -> bool:
         """Whether ``key`` names a stored object (registry lookups only, nothing loaded)."""
-        info, ident = self._parse(key)
-        context = self._context()
-        with context.connection() as conn:
-            return self._resolve(conn, context, info, ident) is not None
+        class_name, ident = self._parse(key)
+        return self._store().has_object(class_name, ident)
 
     def put(self, key: Key, value: Any) -> None:
         """Store ``value`` (recursively, if it is not stored yet) under the key's alias, in one
         transaction; a key with the object's own id only stores it."""
-        from claystore.orm import aliases  # noqa: PLC0415 - see module docstring
-        from claystore.orm.state import stored_state  # noqa: PLC0415
-
-        info, ident = self._parse(key)
-        if not isinstance(value, info.cls):
-            msg = f"{key} names a {info.cls.__name__}; cannot put a {type(value).__name__} there"
-            raise DatastoreTypeError(msg)
-        context = self._context()
-        with context.transaction() as tx:
-            obj: Any = value
-            if not obj.is_registered:
-                tx.persist([obj])
-            state = stored_state(obj)
-            if state.context is not context:
-                msg = f"{value!r} belongs to another client; put it through that client's store"
-                raise DatastoreError(msg)
-            if ident == str(state.object_id):
-                return
-            try:
-                current = aliases.lookup(tx.conn, context.dataset, ident)
-            except AliasDoesNotExistError:
-                current = None
-            if current == state.object_id:
-                return
-            if current is not None:
-                aliases.delete(tx.conn, context.dataset, ident)
-            aliases.add(tx.conn, context.dataset, ident, state.object_id)
+        class_name, ident = self._parse(key)
+        self._store().put_object(class_name, ident, value)
 
     def delete(self, key: Key) -> None:
         """Delete the object ``key`` names (no error if there is none)."""
-        context = self._context()
-        with context.transaction():
-            obj = self.get(key)
-            if obj is not None:
-                obj.dc_delete()
+        class_name, ident = self._parse(key)
+        self._store().delete_object(class_name, ident)
 
-    def query(self, query: Query) -> SQLCursor:
+    def query(self, query: Query) -> Cursor:
         """Run ``query`` (key ``/<Class>``) as one SELECT; a lazy cursor of objects."""
-        from claystore.orm.query import query_objects  # noqa: PLC0415 - see module docstring
-
-        return query_objects(self._context(), query)
+        return self._store().query_objects(query)
 
     def commit_batch(self, operations: list[BatchOperation]) -> None:
         """Apply batched puts and deletes in one transaction."""
-        with self._context().transaction():
+        with self._store().transaction():
             super().commit_batch(operations)

@@ -10,15 +10,17 @@ activemethods on one object — threads or processes — therefore never lose an
 Called inside an open transaction (another activemethod, a unit of work), it joins it under a
 savepoint: its failure undoes only its own writes.
 
-Used by model classes; calls :mod:`claystore.orm.context`.
+Used by model classes; calls the object's context (:mod:`claystore.orm.context`) and its
+transaction.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
+from claystore.orm.context import context_of_state
 from claystore.orm.state import STATE_ATTR
 from claystore.orm.transaction import current_transaction
 
@@ -35,8 +37,7 @@ def activemethod(func: Callable[P, R]) -> Callable[P, R]:
         state = self.__dict__.get(STATE_ATTR)
         if state is None:
             return func(*args, **kwargs)
-        context = state.context
-        context.check_open()
+        context = context_of_state(state)
         outer = current_transaction(context)
         if outer is not None:
             with outer.savepoint():
@@ -46,10 +47,4 @@ def activemethod(func: Callable[P, R]) -> Callable[P, R]:
             tx.own(self, state, lock=True)
             return func(*args, **kwargs)
 
-    wrapper._dc_activemethod = True  # type: ignore[attr-defined]
     return wrapper
-
-
-def is_activemethod(method: Any) -> bool:
-    """True for methods decorated with :func:`activemethod`."""
-    return bool(getattr(method, "_dc_activemethod", False))

@@ -1,9 +1,11 @@
 """The descriptors that stand for persisted fields on model classes.
 
 Owns what ``obj.field`` and ``obj.field = value`` do.  On a transient object a field is a
-checked local attribute.  On a stored object the descriptor hands the access to the object's
-context (``state.context``), which reads committed state or writes through (see
-:mod:`claystore.orm.context`): the object calls its jar, the jar does the I/O.
+checked local attribute.  On a stored object, a field its owning transaction has loaded is
+served from memory and an assignment is recorded by that transaction (``state.owner``, a
+:class:`~claystore.orm.state.Holder`); anything else goes to the object's jar
+(``state.context``), which reads committed state or writes through: the object calls its jar,
+the jar does the I/O.
 
 Where values live in the instance ``__dict__``:
 
@@ -15,7 +17,7 @@ Where values live in the instance ``__dict__``:
 The descriptors are installed as SQLAlchemy synonyms (``synonym(key, descriptor=...)``), so
 ``Employee.salary > 1000`` is a SQL expression at class level.
 
-Called by :mod:`claystore.orm.mapping` (installation).  No I/O here.
+Installed by :mod:`claystore.orm.mapping`; calls only the state's owner and jar.  No I/O here.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from claystore.orm.state import STATE_ATTR
 class FieldAttribute:
     """Descriptor for one persisted field."""
 
-    __slots__ = ("field", "is_ref_like", "is_scalar", "storage_key")
+    __slots__ = ("field", "is_ref_like", "is_scalar", "key", "name", "storage_key")
 
     def __init__(self, field: Field) -> None:
         self.field = field
+        self.name = field.name
+        self.key = field.key
         self.is_ref_like = field.kind is FieldKind.REF or field.kind.is_link
         self.is_scalar = field.kind is FieldKind.SCALAR
         # where the Python-level value of a transient object is kept
@@ -47,11 +51,14 @@ class FieldAttribute:
         if state is None:
             return self.read_local(obj)
         holder = state.owner
-        if self.is_scalar and holder is not None and holder.thread_id == get_ident():
-            # fast path: a scalar already loaded by this thread's open transaction
-            entry = holder.entries.get(state.object_id)
-            if entry is not None and holder.is_active and self.field.name in entry.fresh:
-                return d[self.field.key]
+        if (
+            self.is_scalar
+            and holder is not None
+            and self.name in state.fresh
+            and holder.thread_id == get_ident()
+            and holder.is_active
+        ):  # fast path: a scalar this thread's open transaction has loaded
+            return d[self.key]
         return state.context.read_field(obj, state, self.field)
 
     def __set__(self, obj: Any, value: Any) -> None:
@@ -68,10 +75,8 @@ class FieldAttribute:
         else:
             holder = state.owner
             if holder is not None and holder.thread_id == get_ident() and holder.is_active:
-                entry = holder.entries.get(state.object_id)
-                if entry is not None:  # held by this thread's open transaction: record it
-                    holder.write(entry, self.field, value)
-                    return
+                holder.write(obj, state, self.field, value)  # this thread's transaction holds it
+                return
             state.context.write_field(obj, state, self.field, value)
 
     def __delete__(self, obj: Any) -> None:

@@ -9,7 +9,11 @@ program drops its last reference.
 Also owns :func:`new_object_id`: time-ordered UUIDs (version 7 layout), so primary-key indexes
 grow at the right end instead of splitting pages at random.
 
-Called by the loaders and the transaction.  No I/O.
+It is the identity scope of everything loaded outside a unit of work (a unit of work is its own
+scope, see :class:`claystore.orm.transaction.UnitOfWork`): :meth:`IdentityMap.find` and
+:meth:`IdentityMap.adopt` are what :mod:`claystore.orm.loading` calls on a scope.
+
+Created by :mod:`claystore.orm.context`; used by the loaders and the transaction.  No I/O.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class IdentityMap:
         """The live object with this id, or None."""
         return self._objects.get(object_id)
 
+    find = get  # the identity-scope verb :mod:`claystore.orm.loading` calls
+
     def add(self, object_id: UUID, obj: Any) -> Any:
         """Register ``obj`` unless another live object already has the id; return the winner."""
         with self._lock:
@@ -47,7 +53,7 @@ class IdentityMap:
         with self._lock:
             self._objects.update(pairs)
 
-    def add_all(self, pairs: list[tuple[UUID, Any]]) -> dict[int, Any] | None:
+    def adopt(self, pairs: list[tuple[UUID, Any]]) -> dict[int, Any] | None:
         """Register freshly loaded objects, like :meth:`add` for each: where another live
         object already has the id, it wins.  Returns ``{id(loser): winner}``, or None when
         every object was registered."""

@@ -1,22 +1,38 @@
-"""Rows -> objects: loading stored objects, their fields and their references.
+"""Rows -> objects: the one way stored objects are built from rows, and row streaming.
 
-Owns reading from the database: one object's row (optionally locked), the rows of many
-objects by id (through the identity map, one registry query plus one query per class),
-containers of references (one query on the link table), and hydration — turning a row into a
-model instance without calling its ``__init__``.
+Owns, like SQLAlchemy's ``orm/loading.py``:
+
+- the row shape every object SELECT produces — ``(_dc_id, _dc_class, _dc_version,
+  _dc_dataset, _dc_backend_id, <column fields>...)`` — and the SELECTs of one class's objects by
+  id, by ids or by alias (:func:`object_select`); model queries select the same leading columns
+  (:mod:`claystore.orm.modelcompiler`);
+- :class:`RowReader`: how to read one concrete class's object out of such rows, by position;
+- :meth:`Loader.instances`: THE path from rows to objects, for queries and for loads by id
+  alike: each row's object is found in the identity scope, or built (its ``__init__`` is not
+  called) and handed to the scope in one batch;
+- the other reads of stored objects: one object's row (optionally locked) written into the
+  object (:meth:`Loader.refresh`), references, containers of references (link tables), one
+  field or every field of an object in committed state;
+- :class:`RowStream`: the rows of a SELECT on a transaction's connection, fetched in chunks,
+  that survive the end of the transaction (a session committing every N objects).
 
 Loading goes by the registry (``dc_object``) to learn each id's class, so references may point
 to any class, including subclasses (joined tables) and unions of classes.
 
-Called by :mod:`claystore.orm.context` and :mod:`claystore.orm.transaction`.
+The identity scope is passed in (:class:`IdentityScope`): the client's identity map outside a
+unit of work, the unit of work itself inside one.  The loader is handed its connection, the
+objects' jar and the engine's dialect; it calls nothing above it.
+
+Created by :mod:`claystore.orm.context` and :mod:`claystore.orm.transaction`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -25,142 +41,101 @@ from claystore.errors import MappingError, ObjectDoesNotExistError
 from claystore.orm import aliases
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.mapping import ModelInfo, info_for_table
-from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
+from claystore.orm.state import STATE_ATTR, Jar, ObjectState, loaded
 from claystore.orm.system import dc_alias, dc_object
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, RowMapping
+    from sqlalchemy.engine import Connection, CursorResult
 
-    from claystore.orm.context import ObjectContext
+    from claystore.dialects.base import EngineSupport
+
+__all__ = [
+    "IdentityScope",
+    "Loader",
+    "RowReader",
+    "RowStream",
+    "object_columns",
+    "object_select",
+]
 
 _CHUNK = 500
-_row_selects: dict[tuple[int, bool], sa.Select[Any]] = {}
+#: Position of the first field column in an object row (after id, class, version, dataset,
+#: backend).
+FIRST_FIELD = 5
 
 
-def row_select(info: ModelInfo, *, many: bool) -> sa.Select[Any]:
-    """SELECT of every column field of ``info``'s class, labelled by attribute key, by id (or
-    ids, ``many``).  Built once per class."""
-    cache_key = (id(info), many)
-    statement = _row_selects.get(cache_key)
+class IdentityScope(Protocol):
+    """Where loaded objects are looked up and registered: the client's identity map
+    (:class:`claystore.orm.identity.IdentityMap`) or a unit of work."""
+
+    def find(self, object_id: UUID) -> Any | None:
+        """The live object the caller should see for this id, or None to build one."""
+
+    def adopt(self, pairs: list[tuple[UUID, Any]]) -> dict[int, Any] | None:
+        """Take freshly built objects; ``{id(built): winner}`` where another object won."""
+
+
+# -- the SELECTs -------------------------------------------------------------------------------
+
+
+def object_columns(info: ModelInfo, *, registry: bool = True) -> list[Any]:
+    """The leading columns of every object row (labelled ``_dc_id``, ``_dc_class``,
+    ``_dc_version``, ``_dc_dataset``, ``_dc_backend_id``), then the class's column fields
+    labelled by attribute key.  Without ``registry`` the dataset and backend are NULL (the
+    registry is not joined)."""
+    root = info.root.table
+    if registry:
+        dataset: Any = dc_object.c.dataset
+        # read as stored (hex text on SQLite): backend_uuid converts each distinct value once
+        backend: Any = sa.type_coerce(dc_object.c.backend_id, sa.String)
+    else:
+        dataset = backend = sa.null()
+    columns: list[Any] = [
+        root.c.id.label("_dc_id"),
+        root.c.dc_class.label("_dc_class"),
+        root.c.dc_version.label("_dc_version"),
+        dataset.label("_dc_dataset"),
+        backend.label("_dc_backend_id"),
+    ]
+    columns += [info.table_of(f).c[f.column_name].label(f.key) for f in info.column_fields]
+    return columns
+
+
+_selects: dict[tuple[ModelInfo, str, bool], sa.Select[Any]] = {}
+
+
+def object_select(info: ModelInfo, by: str, *, registry: bool = True) -> sa.Select[Any]:
+    """SELECT of objects of exactly ``info``'s class (subclass rows come back with their own
+    ``_dc_class``), by ``id`` (one), ``ids`` (expanding) or ``alias`` (``dataset`` + ``alias``
+    through ``dc_alias``).  Built once per class and shape."""
+    cache_key = (info, by, registry)
+    statement = _selects.get(cache_key)
     if statement is None:
         root = info.root.table
-        columns: list[Any] = [
-            root.c.id.label("_dc_id"),
-            root.c.dc_class.label("_dc_class"),
-            root.c.dc_version.label("_dc_version"),
-        ]
-        for field in info.column_fields:
-            columns.append(info.table_of(field).c[field.column_name].label(field.key))
-        where = (
-            root.c.id.in_(sa.bindparam("ids", expanding=True))
-            if many
-            else root.c.id == sa.bindparam("id")
-        )
-        statement = sa.select(*columns).select_from(info.selectable()).where(where)
-        _row_selects[cache_key] = statement
+        source: sa.FromClause = info.selectable()
+        if registry:
+            source = source.join(dc_object, dc_object.c.id == root.c.id)
+        if by == "alias":
+            source = source.join(dc_alias, dc_alias.c.object_id == root.c.id)
+            where = sa.and_(
+                dc_alias.c.dataset == sa.bindparam("dataset"),
+                dc_alias.c.name == sa.bindparam("alias"),
+            )
+        elif by == "ids":
+            where = root.c.id.in_(sa.bindparam("ids", expanding=True))
+        else:
+            where = root.c.id == sa.bindparam("id")
+        statement = sa.select(*object_columns(info, registry=registry))
+        statement = statement.select_from(source).where(where)
+        _selects[cache_key] = statement
     return statement
 
 
-def fetch_row(
-    conn: Connection, context: ObjectContext, info: ModelInfo, object_id: UUID, *, lock: bool
-) -> RowMapping | None:
-    """The row of one object (locked until the transaction ends with ``lock``), or None."""
-    statement = row_select(info, many=False)
-    if lock:
-        statement = context.dialect.lock_rows(statement, info.root.table)
-    return conn.execute(statement, {"id": object_id}).mappings().first()
+_REGISTRY_SELECT = sa.select(dc_object.c.id, dc_object.c.class_name).where(
+    dc_object.c.id.in_(sa.bindparam("ids", expanding=True))
+)
 
-
-def apply_row(obj: Any, info: ModelInfo, row: Mapping[Any, Any], skip: Iterable[str] = ()) -> None:
-    """Write a row's values into ``obj``'s memory, except fields named in ``skip``."""
-    d = obj.__dict__
-    skipped = set(skip)
-    d["_dc_version"] = row["_dc_version"]
-    for field in info.column_fields:
-        if field.name in skipped:
-            continue
-        value = row[field.key]
-        if field.kind is FieldKind.REF:
-            cached = d.get(field.name)
-            if cached is not None and (
-                value is None
-                or cached.__dict__.get(STATE_ATTR) is None
-                or cached._dc_state.object_id != value
-            ):
-                d.pop(field.name, None)
-            elif value is None:
-                d[field.name] = None
-        d[field.key] = value
-
-
-def hydrate(
-    context: ObjectContext,
-    info: ModelInfo,
-    row: Mapping[Any, Any],
-    dataset: str,
-    backend_id: UUID,
-) -> Any:
-    """The object for a row of ``row_select(info)`` shape (labelled by field keys, with
-    ``_dc_id``, ``_dc_class``, ``_dc_version``), through the identity map: an object already
-    alive is returned as is (its memory is not overwritten)."""
-    object_id: UUID = row["_dc_id"]
-    existing = context.lookup(object_id)
-    if existing is not None:
-        return existing
-    assert info.mapper is not None
-    obj = info.mapper.class_manager.new_instance()
-    d = obj.__dict__
-    d["_dc_id"] = object_id
-    d["_dc_class"] = row["_dc_class"]
-    apply_row(obj, info, row)
-    d[STATE_ATTR] = ObjectState(object_id, context, dataset, backend_id, Lifecycle.PERSISTENT)
-    return context.register(object_id, obj)
-
-
-class RowReader:
-    """Reads the objects of one class out of the rows of one SELECT, by column position.
-
-    Built once per SELECT shape and class; :func:`hydrate_rows` is the hot loop of queries that
-    load many objects, so the per-row work is a few dict stores.
-    """
-
-    __slots__ = ("columns", "info", "new_instance", "refs")
-
-    def __init__(
-        self, info: ModelInfo, positions: Mapping[str, int], labels: Mapping[str, str]
-    ) -> None:
-        """``positions``: column label -> index in the row; ``labels``: field key -> label
-        where a field is not labelled by its key (a subclass's own fields)."""
-        assert info.mapper is not None
-        self.info = info
-        self.new_instance = info.mapper.class_manager.new_instance
-        self.columns = tuple(
-            (f.key, positions[labels.get(f.key, f.key)]) for f in info.column_fields
-        )
-        self.refs = tuple(
-            (f.name, positions[labels.get(f.key, f.key)])
-            for f in info.column_fields
-            if f.kind is FieldKind.REF
-        )
-
-    def build(self, context: ObjectContext, row: Sequence[Any]) -> tuple[Any, ObjectState]:
-        """A new persistent object (and its state) holding a row of ``(_dc_id, _dc_class,
-        _dc_version, _dc_dataset, _dc_backend_id, ...)``; not registered anywhere yet."""
-        obj = self.new_instance()
-        d = obj.__dict__
-        object_id = row[0]
-        d["_dc_id"] = object_id
-        d["_dc_class"] = row[1]
-        d["_dc_version"] = row[2]
-        for key, position in self.columns:
-            d[key] = row[position]
-        for name, position in self.refs:
-            if row[position] is None:
-                d[name] = None
-        state = ObjectState(object_id, context, row[3], backend_uuid(row[4]), Lifecycle.PERSISTENT)
-        d[STATE_ATTR] = state
-        return obj, state
-
+# -- reading rows ---------------------------------------------------------------------------------
 
 _backend_ids: dict[Any, UUID] = {}
 
@@ -175,184 +150,99 @@ def backend_uuid(raw: Any) -> UUID:
     return found
 
 
-def hydrate_rows(
-    context: ObjectContext,
-    rows: Iterable[Any],
-    readers: Mapping[str, RowReader],
-    missing_class: Callable[[Any], Exception],
-) -> list[Any]:
-    """The objects of rows shaped ``(_dc_id, _dc_class, _dc_version, _dc_dataset,
-    _dc_backend_id, ...)``, as :func:`hydrate` makes them (through the identity map, or the
-    unit of work's own copies), for a batch of rows at once.  ``readers`` by ``dc_class``;
-    ``missing_class(row)`` is raised for a row of a class this program does not define."""
-    from claystore.orm.transaction import current_transaction  # noqa: PLC0415 - cycle
+class RowReader:
+    """Reads the objects of one concrete class out of object rows, by column position.
 
-    tx = current_transaction(context)
-    uow = tx if tx is not None and tx.unit_of_work else None
-    identity = context.identity
-    lookup = context.lookup
-    owned = uow.entries if uow is not None else {}
-    fresh: list[tuple[UUID, Any]] = []
-    out: list[Any] = []
-    for row in rows:
-        object_id = row[0]
-        if uow is None:
-            existing = identity.get(object_id)
-        else:
-            entry = owned.get(object_id)
-            existing = entry.obj if entry is not None else None
-            if existing is None and identity.get(object_id) is not None:
-                existing = lookup(object_id)  # the client's object, if this unit of work can own it
-        if existing is not None:
-            out.append(existing)
-            continue
-        reader = readers.get(row[1])
-        if reader is None:
-            raise missing_class(row)
-        obj, state = reader.build(context, row)
-        if uow is not None:
-            uow.adopt_loaded(obj, state)
-        else:
-            fresh.append((object_id, obj))
-        out.append(obj)
-    if fresh:
-        winners = identity.add_all(fresh)
-        if winners is not None:  # another thread registered some of them meanwhile
-            out = [winners.get(id(o), o) for o in out]
-    return out
-
-
-_REGISTRY_SELECT = sa.select(
-    dc_object.c.id, dc_object.c.class_name, dc_object.c.dataset, dc_object.c.backend_id
-).where(dc_object.c.id.in_(sa.bindparam("ids", expanding=True)))
-_meta_selects: dict[tuple[int, str], sa.Select[Any]] = {}
-
-
-def meta_select(info: ModelInfo, by: str) -> sa.Select[Any]:
-    """``row_select(info)`` joined with the registry (one query instead of two), selecting by
-    ``ids`` (expanding), or by ``alias`` + ``dataset`` through ``dc_alias``."""
-    key = (id(info), by)
-    cached = _meta_selects.get(key)
-    if cached is None:
-        root = info.root.table
-        base = row_select(info, many=True)
-        source = info.selectable().join(dc_object, dc_object.c.id == root.c.id)
-        if by == "alias":
-            source = source.join(dc_alias, dc_alias.c.object_id == root.c.id)
-            where = sa.and_(
-                dc_alias.c.dataset == sa.bindparam("dataset"),
-                dc_alias.c.name == sa.bindparam("alias"),
-            )
-        else:
-            where = root.c.id.in_(sa.bindparam("ids", expanding=True))
-        columns: list[Any] = [
-            *base.selected_columns,
-            dc_object.c.class_name.label("_dc_class_name"),
-            dc_object.c.dataset.label("_dc_dataset"),
-            dc_object.c.backend_id.label("_dc_backend_id"),
-        ]
-        cached = sa.select(*columns).select_from(source).where(where)
-        _meta_selects[key] = cached
-    return cached
-
-
-def _hydrate_meta_rows(
-    context: ObjectContext, info: ModelInfo, rows: Iterable[RowMapping], found: dict[UUID, Any]
-) -> None:
-    """Hydrate rows of :func:`meta_select` whose object is exactly of ``info``'s class."""
-    for row in rows:
-        if row["_dc_class_name"] == info.tablename:
-            found[row["_dc_id"]] = hydrate(
-                context, info, row, row["_dc_dataset"], row["_dc_backend_id"]
-            )
-
-
-def load_objects(
-    conn: Connection,
-    context: ObjectContext,
-    ids: Iterable[UUID],
-    hint: ModelInfo | None = None,
-) -> dict[UUID, Any]:
-    """The objects with these ids (missing ids — deleted objects — are left out).
-
-    ``hint``: the class they most likely are (one query for those that are exactly of it);
-    the others are found through the registry (one query, then one per class).
+    Built once per SELECT shape and class (:meth:`of` for the rows of :func:`object_select`),
+    so the per-row work of :meth:`build` is a few dict stores.
     """
-    found: dict[UUID, Any] = {}
-    missing: list[UUID] = []
-    for object_id in dict.fromkeys(ids):
-        obj = context.lookup(object_id)
-        if obj is not None and obj.__dict__.get(STATE_ATTR) is not None:
-            found[object_id] = obj
-        else:
-            missing.append(object_id)
-    if missing and hint is not None:
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
-            rows = conn.execute(meta_select(hint, "ids"), {"ids": chunk}).mappings()
-            _hydrate_meta_rows(context, hint, rows, found)
-        missing = [i for i in missing if i not in found]
-    for start in range(0, len(missing), _CHUNK):
-        chunk = missing[start : start + _CHUNK]
-        registry = conn.execute(_REGISTRY_SELECT, {"ids": chunk}).mappings().all()
-        by_class: dict[str, list[Any]] = defaultdict(list)
-        for meta in registry:
-            by_class[meta["class_name"]].append(meta)
-        for class_name, metas in by_class.items():
-            info = info_for_table(class_name)
-            if info is None:
-                msg = (
-                    f"object {metas[0]['id']} is stored in table {class_name!r}, but no model "
-                    "class with that table is defined in this program; import its module"
-                )
-                raise MappingError(msg)
-            meta_by_id = {m["id"]: m for m in metas}
-            rows = conn.execute(row_select(info, many=True), {"ids": list(meta_by_id)}).mappings()
-            for row in rows:
-                meta = meta_by_id[row["_dc_id"]]
-                found[row["_dc_id"]] = hydrate(
-                    context, info, row, meta["dataset"], meta["backend_id"]
-                )
-    return found
+
+    __slots__ = ("columns", "fields", "info", "new_instance", "refs")
+
+    _exact: dict[ModelInfo, RowReader] = {}  # noqa: RUF012 - a cache shared by the class
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        positions: Mapping[str, int] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """``positions``: column label -> index in the row (default: the order of
+        :func:`object_columns`); ``labels``: field key -> label where a field is not labelled
+        by its key (a subclass's own fields in a query on its parent)."""
+        assert info.mapper is not None
+        self.info = info
+        self.new_instance = info.mapper.class_manager.new_instance
+        fields = info.column_fields
+        if positions is None:
+            positions = {f.key: FIRST_FIELD + n for n, f in enumerate(fields)}
+        relabel = labels or {}
+        #: (field, position) for every column field, in class order
+        self.fields = tuple((f, positions[relabel.get(f.key, f.key)]) for f in fields)
+        self.columns = tuple((f.key, pos) for f, pos in self.fields)
+        self.refs = tuple((f.name, pos) for f, pos in self.fields if f.kind is FieldKind.REF)
+
+    @classmethod
+    def of(cls, info: ModelInfo) -> RowReader:
+        """The reader of rows of :func:`object_select` for ``info``'s class."""
+        reader = cls._exact.get(info)
+        if reader is None:
+            reader = cls._exact[info] = cls(info)
+        return reader
+
+    def build(self, context: Jar, row: Sequence[Any]) -> Any:
+        """A new persistent object holding ``row`` (not registered anywhere yet)."""
+        obj = self.new_instance()
+        d = obj.__dict__
+        object_id = row[0]
+        d["_dc_id"] = object_id
+        d["_dc_class"] = row[1]
+        d["_dc_version"] = row[2]
+        for key, position in self.columns:
+            d[key] = row[position]
+        for name, position in self.refs:
+            if row[position] is None:
+                d[name] = None
+        d[STATE_ATTR] = loaded(object_id, context, row[3], backend_uuid(row[4]))
+        return obj
+
+    def refresh(self, obj: Any, row: Sequence[Any], skip: Iterable[str] = ()) -> None:
+        """Write ``row``'s values into an existing object, except the fields named in
+        ``skip``; a cached referenced object that the row no longer points to is dropped."""
+        d = obj.__dict__
+        skipped = set(skip)
+        d["_dc_version"] = row[2]
+        for field, position in self.fields:
+            if field.name in skipped:
+                continue
+            value = row[position]
+            if field.kind is FieldKind.REF:
+                cached = d.get(field.name)
+                if cached is not None and (
+                    value is None
+                    or cached.__dict__.get(STATE_ATTR) is None
+                    or cached._dc_state.object_id != value
+                ):
+                    d.pop(field.name, None)
+                elif value is None:
+                    d[field.name] = None
+            d[field.key] = value
+
+    def value(self, row: Sequence[Any], field: Field) -> Any:
+        """The stored value of a column field in ``row``."""
+        for candidate, position in self.fields:
+            if candidate is field:
+                return row[position]
+        msg = f"{field.label} is not a column field of {self.info.cls.__name__}"
+        raise KeyError(msg)
 
 
-def load_by_alias(
-    conn: Connection, context: ObjectContext, dataset: str, alias: str, hint: ModelInfo | None
-) -> Any:
-    """The object named ``alias`` (one query when it is exactly of the ``hint`` class)."""
-    if hint is not None:
-        found: dict[UUID, Any] = {}
-        rows = conn.execute(meta_select(hint, "alias"), {"dataset": dataset, "alias": alias})
-        _hydrate_meta_rows(context, hint, rows.mappings(), found)
-        if found:
-            return next(iter(found.values()))
-    return load_object(conn, context, aliases.lookup(conn, dataset, alias))
-
-
-def load_object(
-    conn: Connection, context: ObjectContext, object_id: UUID, hint: ModelInfo | None = None
-) -> Any:
-    """The object with this id; raises :class:`ObjectDoesNotExistError`."""
-    obj = load_objects(conn, context, [object_id], hint).get(object_id)
-    if obj is None:
-        raise ObjectDoesNotExistError(object_id)
-    return obj
-
-
-def resolve_ref(conn: Connection, context: ObjectContext, obj: Any, field: Field) -> Any:
-    """The object a reference field points to (None when unset or when it was deleted)."""
-    d = obj.__dict__
-    target_id = d.get(field.key)
-    if target_id is None:
-        return d.get(field.name)  # a transient target assigned in this transaction, or None
-    cached = d.get(field.name)
-    if cached is not None:
-        state = cached.__dict__.get(STATE_ATTR)
-        if state is not None and state.object_id == target_id:
-            return cached
-    target = load_objects(conn, context, [target_id], _hint(field)).get(target_id)
-    d[field.name] = target
-    return target
+def unknown_class(object_id: Any, table: str) -> MappingError:
+    """The error for a stored object whose class this program does not define."""
+    return MappingError(
+        f"object {object_id} is stored in table {table!r}, but no model class with that table "
+        "is defined in this program; import its module"
+    )
 
 
 def _hint(field: Field) -> ModelInfo | None:
@@ -364,86 +254,274 @@ def _hint(field: Field) -> ModelInfo | None:
     return None
 
 
-def load_link(
-    conn: Connection, context: ObjectContext, info: ModelInfo, field: Field, owner_id: UUID
-) -> Any:
-    """A container-of-references field, read from its link table (deleted targets left out)."""
-    table = info.link_table(field)
-    kind = field.kind
-    if kind is FieldKind.REF_DICT:
-        statement = sa.select(table.c.key, table.c.target_id).where(table.c.owner_id == owner_id)
-        pairs = [(r[0], r[1]) for r in conn.execute(statement.order_by(table.c.key))]
-        objects = load_objects(conn, context, (t for _, t in pairs))
-        return {k: objects[t] for k, t in pairs if t in objects}
-    statement = sa.select(table.c.target_id).where(table.c.owner_id == owner_id)
-    if kind in (FieldKind.REF_LIST, FieldKind.REF_TUPLE):
-        statement = statement.order_by(table.c.position)
-    ids = list(conn.execute(statement).scalars())
-    objects = load_objects(conn, context, ids)
-    items = [objects[t] for t in ids if t in objects]
-    if kind is FieldKind.REF_TUPLE:
-        return tuple(items)
-    if kind is FieldKind.REF_SET:
-        return set(items)
-    return items
+# -- the loader --------------------------------------------------------------------------------
 
 
-def read_field(  # noqa: PLR0911 - one return per kind of field
-    conn: Connection,
-    context: ObjectContext,
-    obj: Any,
-    state: ObjectState,
-    field: Field,
-    *,
-    cache: bool,
-) -> Any:
-    """Read one field of a stored object from the database (committed state).
+class Loader:
+    """Loads stored objects over one connection into one identity scope."""
 
-    With ``cache`` the values read are also kept in memory.  Containers come back as copies:
-    changing them in place changes nothing stored (assign the container to store it).
-    """
-    info: ModelInfo = type(obj)._dc_info
-    if field.kind.is_link:
-        value = load_link(conn, context, info, field, state.object_id)
-        if cache:
-            obj.__dict__[field.name] = value
-            return copy.copy(value)
-        return value
-    row = fetch_row(conn, context, info, state.object_id, lock=False)
-    if row is None:
-        raise ObjectDoesNotExistError(state.object_id, f"the {type(obj).__name__} was deleted")
-    if field.kind is FieldKind.REF:
-        target_id = row[field.key]
-        if cache:
-            apply_row(obj, info, row)
-            return resolve_ref(conn, context, obj, field)
+    __slots__ = ("conn", "context", "dialect", "scope")
+
+    def __init__(
+        self, conn: Connection, context: Jar, scope: IdentityScope, dialect: EngineSupport
+    ) -> None:
+        self.conn = conn
+        self.context = context  # the jar of the objects built
+        self.scope = scope
+        self.dialect = dialect
+
+    # -- rows -> objects: the one path -----------------------------------------------------------
+
+    def instances(
+        self, rows: Iterable[Sequence[Any]], readers: Mapping[str, RowReader]
+    ) -> list[Any]:
+        """The objects of object rows, in row order: each found in the identity scope, or
+        built by the reader of its ``_dc_class`` and handed to the scope with the others of
+        the batch.  Raises :class:`MappingError` for a class this program does not define."""
+        find = self.scope.find
+        context = self.context
+        built: list[tuple[UUID, Any]] = []
+        out: list[Any] = []
+        for row in rows:
+            object_id = row[0]
+            existing = find(object_id)
+            if existing is not None:
+                out.append(existing)
+                continue
+            reader = readers.get(row[1])
+            if reader is None:
+                raise unknown_class(object_id, row[1])
+            obj = reader.build(context, row)
+            built.append((object_id, obj))
+            out.append(obj)
+        if built:
+            winners = self.scope.adopt(built)
+            if winners is not None:  # another thread registered some of them meanwhile
+                out = [winners.get(id(o), o) for o in out]
+        return out
+
+    def objects(self, ids: Iterable[UUID], hint: ModelInfo | None = None) -> dict[UUID, Any]:
+        """The objects with these ids (missing ids — deleted objects — are left out).
+
+        ``hint``: the class they most likely are (one query for those that are exactly of it);
+        the others are found through the registry (one query, then one per class).
+        """
+        found: dict[UUID, Any] = {}
+        missing: list[UUID] = []
+        find = self.scope.find
+        for object_id in dict.fromkeys(ids):
+            obj = find(object_id)
+            if obj is not None and obj.__dict__.get(STATE_ATTR) is not None:
+                found[object_id] = obj
+            else:
+                missing.append(object_id)
+        if missing and hint is not None:
+            self._load(hint, missing, found, exact=True)
+            missing = [i for i in missing if i not in found]
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            by_class: dict[str, list[UUID]] = defaultdict(list)
+            for object_id, class_name in self.conn.execute(_REGISTRY_SELECT, {"ids": chunk}):
+                by_class[class_name].append(object_id)
+            for class_name, class_ids in by_class.items():
+                info = info_for_table(class_name)
+                if info is None:
+                    raise unknown_class(class_ids[0], class_name)
+                self._load(info, class_ids, found, exact=False)
+        return found
+
+    def _load(
+        self, info: ModelInfo, ids: list[UUID], found: dict[UUID, Any], *, exact: bool
+    ) -> None:
+        """Load the objects of ``info``'s class among ``ids`` into ``found``; with ``exact``,
+        rows of subclasses are left for the registry path."""
+        statement = object_select(info, "ids")
+        readers = {info.tablename: RowReader.of(info)}
+        for start in range(0, len(ids), _CHUNK):
+            rows = self.conn.execute(statement, {"ids": ids[start : start + _CHUNK]}).all()
+            if exact:
+                rows = [r for r in rows if r[1] == info.tablename]
+            for row, obj in zip(rows, self.instances(rows, readers), strict=True):
+                found[row[0]] = obj
+
+    def object(self, object_id: UUID, hint: ModelInfo | None = None) -> Any:
+        """The object with this id; raises :class:`ObjectDoesNotExistError`."""
+        obj = self.objects([object_id], hint).get(object_id)
+        if obj is None:
+            raise ObjectDoesNotExistError(object_id)
+        return obj
+
+    def by_alias(self, dataset: str, alias: str, hint: ModelInfo | None) -> Any:
+        """The object named ``alias`` (one query when it is exactly of the ``hint`` class)."""
+        if hint is not None:
+            params = {"dataset": dataset, "alias": alias}
+            rows = self.conn.execute(object_select(hint, "alias"), params).all()
+            rows = [r for r in rows if r[1] == hint.tablename]
+            if rows:
+                return self.instances(rows, {hint.tablename: RowReader.of(hint)})[0]
+        return self.object(aliases.lookup(self.conn, dataset, alias))
+
+    # -- one object's row ------------------------------------------------------------------------
+
+    def row(self, info: ModelInfo, object_id: UUID, *, lock: bool = False) -> Sequence[Any]:
+        """The row of one object (locked until the transaction ends with ``lock``); raises
+        :class:`ObjectDoesNotExistError` when it was deleted."""
+        statement = object_select(info, "id", registry=False)
+        if lock:
+            statement = self.dialect.lock_rows(statement, info.root.table)
+        row = self.conn.execute(statement, {"id": object_id}).first()
+        if row is None:
+            msg = f"the {info.cls.__name__} was deleted"
+            raise ObjectDoesNotExistError(object_id, msg)
+        return row
+
+    def refresh(
+        self, obj: Any, state: ObjectState, *, lock: bool = False, skip: Iterable[str] = ()
+    ) -> None:
+        """Read the object's row again into its memory (except the fields in ``skip``)."""
+        info: ModelInfo = type(obj)._dc_info
+        RowReader.of(info).refresh(obj, self.row(info, state.object_id, lock=lock), skip)
+
+    # -- references ------------------------------------------------------------------------------
+
+    def reference(self, obj: Any, field: Field) -> Any:
+        """The object a reference field points to (None when unset or when it was deleted)."""
+        d = obj.__dict__
+        target_id = d.get(field.key)
         if target_id is None:
-            return None
-        return load_objects(conn, context, [target_id]).get(target_id)
-    if cache:
-        apply_row(obj, info, row)
-        value = obj.__dict__[field.key]
-        return copy.deepcopy(value) if field.kind is FieldKind.JSON else value
-    return row[field.key]
+            return d.get(field.name)  # a transient target assigned in this transaction, or None
+        cached = d.get(field.name)
+        if cached is not None:
+            state = cached.__dict__.get(STATE_ATTR)
+            if state is not None and state.object_id == target_id:
+                return cached
+        target = self.objects([target_id], _hint(field)).get(target_id)
+        d[field.name] = target
+        return target
 
+    def link(self, info: ModelInfo, field: Field, owner_id: UUID) -> Any:
+        """A container-of-references field, read from its link table (deleted targets left
+        out)."""
+        table = info.link_table(field)
+        kind = field.kind
+        conn = self.conn
+        if kind is FieldKind.REF_DICT:
+            statement = sa.select(table.c.key, table.c.target_id).where(
+                table.c.owner_id == owner_id
+            )
+            pairs = [(r[0], r[1]) for r in conn.execute(statement.order_by(table.c.key))]
+            objects = self.objects(t for _, t in pairs)
+            return {k: objects[t] for k, t in pairs if t in objects}
+        statement = sa.select(table.c.target_id).where(table.c.owner_id == owner_id)
+        if kind in (FieldKind.REF_LIST, FieldKind.REF_TUPLE):
+            statement = statement.order_by(table.c.position)
+        ids = list(conn.execute(statement).scalars())
+        objects = self.objects(ids)
+        items = [objects[t] for t in ids if t in objects]
+        if kind is FieldKind.REF_TUPLE:
+            return tuple(items)
+        if kind is FieldKind.REF_SET:
+            return set(items)
+        return items
 
-def read_values(
-    conn: Connection, context: ObjectContext, obj: Any, state: ObjectState
-) -> dict[str, Any]:
-    """Every field of a stored object, read from the database in one row query plus one query
-    per container of references."""
-    info: ModelInfo = type(obj)._dc_info
-    row = fetch_row(conn, context, info, state.object_id, lock=False)
-    if row is None:
-        raise ObjectDoesNotExistError(state.object_id, f"the {type(obj).__name__} was deleted")
-    values: dict[str, Any] = {}
-    ref_ids = [row[f.key] for f in info.column_fields if f.kind is FieldKind.REF and row[f.key]]
-    targets = load_objects(conn, context, ref_ids) if ref_ids else {}
-    for field in info.fields.values():
+    # -- committed state ---------------------------------------------------------------------------
+
+    def field(self, obj: Any, state: ObjectState, field: Field, *, cache: bool) -> Any:
+        """Read one field of a stored object from the database (committed state).
+
+        With ``cache`` the values read are also kept in memory.  Containers come back as
+        copies: changing them in place changes nothing stored (assign the container to store
+        it).
+        """
+        info: ModelInfo = type(obj)._dc_info
         if field.kind.is_link:
-            values[field.name] = load_link(conn, context, info, field, state.object_id)
-        elif field.kind is FieldKind.REF:
-            values[field.name] = targets.get(row[field.key]) if row[field.key] else None
-        else:
-            values[field.name] = row[field.key]
-    return values
+            value = self.link(info, field, state.object_id)
+            if cache:
+                obj.__dict__[field.name] = value
+                return copy.copy(value)
+            return value
+        row = self.row(info, state.object_id)
+        reader = RowReader.of(info)
+        if cache:
+            reader.refresh(obj, row)
+            if field.kind is FieldKind.REF:
+                return self.reference(obj, field)
+            value = obj.__dict__[field.key]
+            return copy.deepcopy(value) if field.kind is FieldKind.JSON else value
+        value = reader.value(row, field)
+        if field.kind is FieldKind.REF and value is not None:
+            return self.objects([value]).get(value)
+        return value
+
+    def values(self, obj: Any, state: ObjectState) -> dict[str, Any]:
+        """Every field of a stored object, read from the database in one row query plus one
+        query per container of references."""
+        info: ModelInfo = type(obj)._dc_info
+        row = self.row(info, state.object_id)
+        stored = {field.name: row[position] for field, position in RowReader.of(info).fields}
+        ref_ids = [stored[f.name] for f in info.column_fields if f.kind is FieldKind.REF]
+        targets = self.objects(i for i in ref_ids if i) if any(ref_ids) else {}
+        values: dict[str, Any] = {}
+        for field in info.fields.values():
+            if field.kind.is_link:
+                values[field.name] = self.link(info, field, state.object_id)
+            elif field.kind is FieldKind.REF:
+                target_id = stored[field.name]
+                values[field.name] = targets.get(target_id) if target_id else None
+            else:
+                values[field.name] = stored[field.name]
+        return values
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+class RowStream:
+    """The rows of one SELECT running on a transaction's connection, fetched in chunks.
+
+    :meth:`detach` (called when the transaction ends) reads the rows not fetched yet into
+    memory and closes the cursor, so iteration goes on after a commit or rollback.
+    """
+
+    __slots__ = ("__weakref__", "_error", "_rest", "_result")
+
+    def __init__(self, result: CursorResult[Any]) -> None:
+        self._result: CursorResult[Any] | None = result
+        self._rest: list[Any] | None = None
+        self._error: BaseException | None = None
+
+    def batches(self, size: int) -> Iterator[Sequence[Any]]:
+        """The rows, ``size`` at a time."""
+        while True:
+            if self._rest is not None:
+                if self._error is not None:
+                    raise self._error
+                rest, self._rest = self._rest, []
+                for start in range(0, len(rest), size):
+                    yield rest[start : start + size]
+                return
+            if self._result is None:
+                return
+            rows = self._result.fetchmany(size)
+            if not rows:
+                return
+            yield rows
+
+    def detach(self) -> None:
+        """Read the remaining rows now (the connection is about to end its transaction)."""
+        result, self._result = self._result, None
+        if result is None or self._rest is not None:
+            return
+        try:
+            self._rest = list(result.fetchall())  # reading to the end closes the cursor
+        except Exception as exc:  # kept: raised to the code iterating, not at the commit
+            self._rest, self._error = [], exc
+            with contextlib.suppress(Exception):  # a broken connection: its error is kept above
+                result.close()
+
+    def close(self) -> None:
+        """Stop: free the cursor (rows not read are dropped)."""
+        result, self._result = self._result, None
+        self._rest = []
+        if result is not None:
+            result.close()

@@ -382,15 +382,3 @@ def _map(info: ModelInfo) -> None:
     for field in info.own_fields:
         if field.kind.is_link:
             setattr(cls, field.name, FieldAttribute(field))
-
-
-def resolve_all() -> None:
-    """Resolve every pending forward reference.
-
-    Raises :class:`~claystore.errors.UnsupportedTypeError` naming the first that names no
-    model class.
-    """
-    for info in models():
-        for field in info.own_fields:
-            if field.kind is FieldKind.REF or field.kind.is_link:
-                field.targets()

@@ -6,7 +6,8 @@ aliases, ``dc_put``/``dc_clone``/``dc_update``, ``dc_delete``, ``get_by_id``, me
 (``_dc_meta``, ``_dc_backend_id``), each with an ``a_`` coroutine twin.
 
 The methods here decide *what* to do; reading and writing go through the object's context
-(:mod:`claystore.orm.context`), inside one transaction per operation.
+(:mod:`claystore.orm.context`), inside one transaction per operation.  Also owns
+:func:`persist`, the one path of ``make_persistent``, ``Session.add`` and ``Session.add_all``.
 
 Called by users; re-exported by :mod:`claystore`.
 """
@@ -21,13 +22,13 @@ import attrs
 import sqlalchemy as sa
 
 from claystore.errors import DoesNotExistError, ObjectNotRegisteredError
-from claystore.orm import aliases, backends, loading
+from claystore.orm import aliases, backends
 from claystore.orm.asynctwin import async_twin
-from claystore.orm.context import ObjectContext, active_context
+from claystore.orm.context import ObjectContext, active_context, context_of_state, stored
 from claystore.orm.fields import FieldKind
 from claystore.orm.mapping import ModelInfo, map_model_class
 from claystore.orm.query import QueryableObject
-from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState, stored_state
+from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
 from claystore.orm.system import dc_object
 from claystore.orm.transaction import current_transaction
 from claystore.orm.versions import VersionedObject
@@ -94,34 +95,7 @@ class DataClayObject(VersionedObject, QueryableObject):
         already stored it adds ``alias`` (if given).  ``backend_id`` picks the backend (an id
         from ``client.get_backends()``, or a backend name).
         """
-        if alias is not None:
-            aliases.check_alias(alias)
-        state: ObjectState | None = self.__dict__.get(STATE_ATTR)
-        if state is not None and state.lifecycle is not Lifecycle.DELETED:
-            context = state.context
-            context.check_open()
-            with context.transaction() as tx:
-                if backend_id is not None:
-                    target = backends.resolve(_backends(context, tx.conn), backend_id)
-                    if target != state.backend_id:  # pragma: no cover - one backend for now
-                        msg = "moving objects between backends is not supported yet"
-                        raise NotImplementedError(msg)
-                if alias is not None:
-                    aliases.add(tx.conn, state.dataset, alias, state.object_id)
-            return
-        context = active_context()
-        with context.transaction() as tx:
-            chosen: UUID | None = None
-            if backend_id is not None:
-                chosen = backends.resolve(_backends(context, tx.conn), backend_id)
-            if alias is not None and tx.unit_of_work:
-                aliases.check_free(tx.conn, context.dataset, alias)
-            tx.persist([self], recursive=recursive, backend_id=chosen, defer=tx.unit_of_work)
-            if alias is not None:
-                if tx.unit_of_work:  # written with the object, at the next flush
-                    tx.pending_aliases.append((context.dataset, alias, self))
-                else:
-                    aliases.add(tx.conn, context.dataset, alias, stored_state(self).object_id)
+        persist(None, [self], alias=alias, backend_id=backend_id, recursive=recursive)
 
     @property
     def is_registered(self) -> bool:
@@ -144,9 +118,9 @@ class DataClayObject(VersionedObject, QueryableObject):
         References to it read as None afterwards and it leaves every container of references.
         The Python object becomes transient again, keeping the values it holds in memory.
         """
-        state = stored_state(self)
-        with state.context.transaction() as tx:
-            self._dc_before_delete(tx.conn, state)
+        state, context = stored(self)
+        with context.transaction() as tx:
+            self._dc_before_delete(tx, state)
             tx.delete(self, state)
 
     # -- lookup --------------------------------------------------------------------------------
@@ -156,10 +130,8 @@ class DataClayObject(VersionedObject, QueryableObject):
         """The object named ``alias`` in ``dataset`` (default: the client's dataset)."""
         context = active_context()
         aliases.check_alias(alias)
-        with context.connection() as conn:
-            obj = loading.load_by_alias(
-                conn, context, dataset or context.dataset, alias, _info(cls)
-            )
+        with context.loading() as loader:
+            obj = loader.by_alias(dataset or context.dataset, alias, _info(cls))
         return _check_instance(cls, obj, f"Alias {dataset or context.dataset}/{alias}")  # type: ignore[no-any-return]
 
     @classmethod
@@ -167,22 +139,22 @@ class DataClayObject(VersionedObject, QueryableObject):
         """The object with this id; raises ObjectDoesNotExistError."""
         context = active_context()
         oid = object_id if isinstance(object_id, UUID) else UUID(str(object_id))
-        with context.connection() as conn:
-            obj = loading.load_object(conn, context, oid, _info(cls))
+        with context.loading() as loader:
+            obj = loader.object(oid, _info(cls))
         return _check_instance(cls, obj, f"Object {oid}")  # type: ignore[no-any-return]
 
     # -- aliases -------------------------------------------------------------------------------
 
     def add_alias(self, alias: str) -> None:
         """Give the stored object one more alias; raises AliasAlreadyExistError."""
-        state = stored_state(self)
-        with state.context.transaction() as tx:
+        state, context = stored(self)
+        with context.transaction() as tx:
             aliases.add(tx.conn, state.dataset, alias, state.object_id)
 
     def get_aliases(self) -> set[str]:
         """Every alias of the stored object."""
-        state = stored_state(self)
-        with state.context.connection() as conn:
+        state, context = stored(self)
+        with context.connection() as conn:
             return aliases.names_of(conn, state.object_id)
 
     @classmethod
@@ -207,18 +179,17 @@ class DataClayObject(VersionedObject, QueryableObject):
                 except AttributeError:
                     continue
             return values
-        context = state.context
-        context.check_open()
+        context = context_of_state(state)
         tx = current_transaction(context)
         if tx is not None and state.object_id in tx.entries:
             return {name: getattr(self, name) for name in info.fields}
-        with context.connection() as conn:
-            return loading.read_values(conn, context, self, state)
+        with context.loading() as loader:
+            return loader.values(self, state)
 
     def dc_clone(self: T, recursive: bool = False) -> T:
         """A transient copy of the stored object (references shared; with ``recursive``,
         referenced objects are cloned too)."""
-        stored_state(self)
+        stored(self)
         clones: dict[int, Any] = {}
         pending: list[tuple[Any, Any]] = []
 
@@ -253,12 +224,12 @@ class DataClayObject(VersionedObject, QueryableObject):
     def dc_update(self, from_object: DataClayObject) -> None:
         """Copy every field of ``from_object`` (same class) into this stored object, in one
         transaction."""
-        state = stored_state(self)
+        _, context = stored(self)
         if not isinstance(from_object, type(self)):
             msg = f"dc_update needs a {type(self).__name__}, got {type(from_object).__name__}"
             raise TypeError(msg)
         values = from_object._field_values()
-        with state.context.transaction():
+        with context.transaction():
             for name, value in values.items():
                 setattr(self, name, value)
 
@@ -272,14 +243,14 @@ class DataClayObject(VersionedObject, QueryableObject):
     @property
     def _dc_meta(self) -> ObjectMetadata:
         """Registry metadata of the stored object (read fresh)."""
-        state = stored_state(self)
-        with state.context.connection() as conn:
+        state, context = stored(self)
+        with context.connection() as conn:
             return _read_meta(conn, state)
 
     @property
     def _dc_backend_id(self) -> UUID:
         """The backend holding the object's row."""
-        return stored_state(self).backend_id
+        return stored(self)[0].backend_id
 
     @property
     def _dc_is_loaded(self) -> bool:
@@ -288,8 +259,8 @@ class DataClayObject(VersionedObject, QueryableObject):
 
     def sync(self) -> None:
         """Re-read the object's registry metadata (backend, dataset)."""
-        state = stored_state(self)
-        with state.context.connection() as conn:
+        state, context = stored(self)
+        with context.connection() as conn:
             meta = _read_meta(conn, state)
         state.backend_id = meta.master_backend_id
         state.dataset = meta.dataset_name
@@ -338,6 +309,43 @@ def _info(cls: type) -> ModelInfo | None:
 
 def _backends(context: ObjectContext, conn: Connection) -> dict[UUID, backends.BackendInfo]:
     return backends.list_backends(conn, context.dialect.describe())
+
+
+def persist(
+    context: ObjectContext | None,
+    objects: list[Any],
+    *,
+    alias: str | None = None,
+    backend_id: Any = None,
+    recursive: bool = True,
+) -> None:
+    """Store ``objects`` (and, with ``recursive``, every transient object they reference) in
+    one transaction of ``context`` (default: the active client's), giving the first one
+    ``alias``; an object that is already stored only gets the alias.
+
+    The one path of ``make_persistent``, ``Session.add`` and ``Session.add_all``: in a unit of
+    work the objects and the alias are registered now and written at the next flush.
+    """
+    if alias is not None:
+        aliases.check_alias(alias)
+    first: ObjectState | None = objects[0].__dict__.get(STATE_ATTR) if objects else None
+    if first is not None and first.lifecycle is not Lifecycle.DELETED and len(objects) == 1:
+        owner = context_of_state(first)
+        with owner.transaction() as tx:
+            if backend_id is not None:
+                target = backends.resolve(_backends(owner, tx.conn), backend_id)
+                if target != first.backend_id:  # pragma: no cover - one backend for now
+                    msg = "moving objects between backends is not supported yet"
+                    raise NotImplementedError(msg)
+            if alias is not None:
+                aliases.add(tx.conn, first.dataset, alias, first.object_id)
+        return
+    context = context or active_context()
+    with context.transaction() as tx:
+        chosen: UUID | None = None
+        if backend_id is not None:
+            chosen = backends.resolve(_backends(context, tx.conn), backend_id)
+        tx.persist(objects, recursive=recursive, backend_id=chosen, alias=alias)
 
 
 def _read_meta(conn: Connection, state: ObjectState) -> ObjectMetadata:

@@ -2,14 +2,17 @@
 
 Owns turning object changes into as few statements as possible, in three phases per call:
 *collect* (check every value and build rows, before anything is sent), *emit* (one
-executemany per table, and per changed-column set for updates; SQLAlchemy's insertmanyvalues
-batches the rows) and *finalize* (object states and the identity map).
+executemany per table, and per changed-column set for updates, through the dialect's bulk
+writers) and *finalize* (the row versions of what was written).
 
 Statement counts grow with the number of tables touched, never with the number of objects:
 storing 100,000 objects of 2 classes with a list of references is 4 INSERT statements plus the
 registry's.
 
-Called by :mod:`claystore.orm.transaction`.
+Everything here works on the connection and dialect it is handed; the tables it writes exist
+already (the transaction ensures them before it flushes).  Called by
+:mod:`claystore.orm.unitofwork` (inserts, updates) and :mod:`claystore.orm.transaction`
+(deletes).
 """
 
 from __future__ import annotations
@@ -30,18 +33,17 @@ from claystore.errors import (
 )
 from claystore.orm import mapping
 from claystore.orm.fields import Field, FieldKind
-from claystore.orm.identity import new_object_ids
 from claystore.orm.mapping import ModelInfo, metadata, models
-from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
+from claystore.orm.state import STATE_ATTR, ObjectState
 from claystore.orm.system import dc_object
-
-NEW = Lifecycle.NEW
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from claystore.orm.transaction import OwnedEntry, Transaction
+    from claystore.dialects.base import EngineSupport
 
+#: An object with changes: the object, its state, and the names of the fields that changed.
+Change = tuple[Any, ObjectState, set[str]]
 
 _order_cache: tuple[int, dict[sa.Table, int]] = (-1, {})
 
@@ -93,24 +95,25 @@ def _column_value(obj: Any, field: Field) -> Any:
     raise MissingFieldError(msg)
 
 
-def _target_id(owner: Any, field: Field, target: Any) -> UUID:
-    state = target.__dict__.get(STATE_ATTR)
-    if state is None:  # pragma: no cover - collect_transient stores every reachable object
-        msg = f"{type(owner).__name__}.{field.name} refers to an object that was not stored"
-        raise ObjectDoesNotExistError("<transient>", msg)
-    object_id: UUID = state.object_id
+def _ref_id(target: Any) -> UUID:
+    """The id of a referenced object (stored by now: the flush stored every reachable one)."""
+    try:
+        object_id: UUID = target.__dict__[STATE_ATTR].object_id
+    except KeyError:  # pragma: no cover - collect_transient stores every reachable object
+        msg = f"a {type(target).__name__} is referenced but was not stored"
+        raise ObjectDoesNotExistError("<transient>", msg) from None
     return object_id
 
 
-def link_rows(owner_id: UUID, field: Field, owner: Any, value: Any) -> list[tuple[Any, ...]]:
+def link_rows(owner_id: UUID, field: Field, value: Any) -> list[tuple[Any, ...]]:
     """The link-table rows for one container of references, in link-table column order."""
     if not value:
         return []
     items = value.values() if field.kind is FieldKind.REF_DICT else value
     try:
         ids = [v.__dict__[STATE_ATTR].object_id for v in items]
-    except KeyError:  # pragma: no cover - collect_transient stores every reachable object
-        ids = [_target_id(owner, field, v) for v in items]
+    except KeyError:  # pragma: no cover - names the object that was not stored
+        ids = [_ref_id(v) for v in items]
     if field.kind is FieldKind.REF_DICT:
         return [(owner_id, k, t) for k, t in zip(value, ids, strict=True)]
     if field.kind is FieldKind.REF_SET:
@@ -124,107 +127,63 @@ def _empty(field: Field) -> Any:
     )()
 
 
-def stage_objects(tx: Transaction, objects: list[Any], *, backend_id: UUID | None = None) -> None:
-    """Register transient objects as NEW objects of ``tx``: ids, states, identity map.
-
-    Their rows are written by :func:`insert_objects` (at once, or at the next flush of a unit
-    of work); until then they are listed in ``tx.staged``.
-    """
-    context = tx.context
-    dataset = context.dataset
-    backend = backend_id or context.default_backend_id
-    ids = new_object_ids(len(objects))
-    for obj, object_id in zip(objects, ids, strict=True):
-        obj.__dict__[STATE_ATTR] = ObjectState(object_id, context, dataset, backend, NEW, tx)
-    pairs = list(zip(ids, objects, strict=True))
-    context.identity.add_many(pairs)
-    tx.staged.update(pairs)
-    tx.new.extend(objects)
-
-
-def insert_objects(tx: Transaction, objects: list[Any]) -> None:
-    """Write the rows of staged objects, all in one go.
+def insert_objects(conn: Connection, dialect: EngineSupport, objects: list[Any]) -> None:
+    """Write the rows of staged (NEW) objects, all in one go.
 
     Every value is checked and every row built before the first statement is sent; then one
     bulk INSERT per table (the registry, each class table, each link table).
     """
-    context = tx.context
-    conn = tx.conn
-    context.ensure_tables(conn)
     tables = _collect_inserts(objects)
-    _emit_inserts(tx, tables)
+    columns, registry = tables.pop(dc_object)
+    dialect.insert_rows(conn, dc_object, columns, registry)
+    for table in sorted(tables, key=_table_order):
+        columns, rows = tables[table]
+        if rows:
+            dialect.insert_rows(conn, table, columns, rows)
 
 
-_RowBuilder = Callable[[dict[str, Any], UUID], tuple[tuple[Any, ...], ...] | None]
+_RowBuilder = Callable[[Any, UUID], tuple[tuple[Any, ...], ...]]
 _builders: dict[ModelInfo, _RowBuilder] = {}
 
 
-def _ref_id(target: Any) -> UUID:
-    object_id: UUID = target.__dict__[STATE_ATTR].object_id
-    return object_id
-
-
-def _row_builder(
-    info: ModelInfo,
-) -> _RowBuilder:
-    """A function ``(instance dict, id) -> one row per table of the class`` generated for the
-    class (SQLAlchemy builds its populators the same way); it returns None when a field is
-    unset, and the caller then takes the slow path that applies defaults or reports it."""
+def _row_builder(info: ModelInfo) -> _RowBuilder:
+    """A function ``(object, id) -> one row per table of the class``, generated for the class
+    (SQLAlchemy builds its populators the same way): plain dict reads for set fields; an unset
+    field gets its default, None, or a :class:`MissingFieldError`."""
     builder = _builders.get(info)
     if builder is not None:
         return builder
-    lines = ["def build(d, oid):"]
+    lines = ["def build(obj, oid):", "    d = obj.__dict__"]
+    namespace: dict[str, Any] = {"M": _MISSING, "ref": _ref_id, "fill": _column_value}
     rows: list[str] = []
-    checks: list[str] = []
     n = 0
     for table, _, fields in _insert_plan(info):
         items = ["oid", repr(info.tablename), "1"] if table is info.root.table else ["oid"]
         for field in fields:
             var = f"v{n}"
-            n += 1
+            namespace[f"f{n}"] = field
             if field.kind is FieldKind.REF:
                 lines.append(f"    t = d.get({field.name!r})")
                 lines.append(f"    d[{field.key!r}] = {var} = None if t is None else ref(t)")
             else:
                 lines.append(f"    {var} = d.get({field.key!r}, M)")
-                checks.append(f"{var} is M")
+                lines.append(f"    if {var} is M:")
+                lines.append(f"        {var} = fill(obj, f{n})")
             items.append(var)
+            n += 1
         rows.append(f"({', '.join(items)},)")
-    if checks:
-        lines.append(f"    if {' or '.join(checks)}:")
-        lines.append("        return None")
     lines.append(f"    return ({', '.join(rows)},)")
-    namespace: dict[str, Any] = {"M": _MISSING, "ref": _ref_id}
     exec("\n".join(lines), namespace)
     generated: _RowBuilder = namespace["build"]
     _builders[info] = generated
     return generated
 
 
-def _slow_rows(obj: Any, info: ModelInfo, object_id: UUID) -> tuple[tuple[Any, ...], ...]:
-    """Rows of an object with unset fields: defaults applied, or MissingFieldError."""
-    d = obj.__dict__
-    rows = []
-    for table, _, fields in _insert_plan(info):
-        row: list[Any] = [object_id, info.tablename, 1] if table is info.root.table else [object_id]
-        for field in fields:
-            if field.kind is FieldKind.REF:
-                target = d.get(field.name)
-                value = None if target is None else _target_id(obj, field, target)
-                d[field.key] = value
-            else:
-                value = d.get(field.key, _MISSING)
-                if value is _MISSING:
-                    value = _column_value(obj, field)
-            row.append(value)
-        rows.append(tuple(row))
-    return tuple(rows)
+_Tables = dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
 
 
-def _collect_inserts(
-    objects: list[Any],
-) -> dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
-    tables: dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {}
+def _collect_inserts(objects: list[Any]) -> _Tables:
+    tables: _Tables = {}
     registry: list[tuple[Any, ...]] = []
     tables[dc_object] = (("id", "class_name", "dataset", "backend_id"), registry)
     last_cls: type | None = None
@@ -234,9 +193,8 @@ def _collect_inserts(
             last_cls = cls
             info: ModelInfo = cls._dc_info
             build = _row_builder(info)
-            plan = _insert_plan(info)
             targets = []
-            for table, columns, _ in plan:
+            for table, columns, _ in _insert_plan(info):
                 entry = tables.get(table)
                 if entry is None:
                     entry = tables[table] = (columns, [])
@@ -256,29 +214,15 @@ def _collect_inserts(
         d["_dc_class"] = tablename
         d["_dc_version"] = 1
         registry.append((object_id, tablename, state.dataset, state.backend_id))
-        rows = build(d, object_id) or _slow_rows(obj, info, object_id)
-        for append, row in zip(targets, rows, strict=True):
+        for append, row in zip(targets, build(obj, object_id), strict=True):
             append(row)
         for field, extend in links:
             value = d.get(field.name)
             if value is None:
                 value = field.default_value() if field.has_default else _empty(field)
                 d[field.name] = value
-            extend(link_rows(object_id, field, obj, value))
+            extend(link_rows(object_id, field, value))
     return tables
-
-
-def _emit_inserts(
-    tx: Transaction, tables: dict[sa.Table, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
-) -> None:
-    support = tx.context.dialect
-    conn = tx.conn
-    columns, registry = tables.pop(dc_object)
-    support.insert_rows(conn, dc_object, columns, registry)
-    for table in sorted(tables, key=_table_order):
-        columns, rows = tables[table]
-        if rows:
-            support.insert_rows(conn, table, columns, rows)
 
 
 # -- update ----------------------------------------------------------------------------------
@@ -289,7 +233,7 @@ _Links = dict[sa.Table, tuple[list[UUID], list[tuple[Any, ...]]]]
 
 
 def update_objects(
-    tx: Transaction, changes: list[tuple[OwnedEntry, set[str]]], *, check_versions: bool = False
+    conn: Connection, dialect: EngineSupport, changes: list[Change], *, check_versions: bool
 ) -> None:
     """Write changed fields: one UPDATE per (table, changed-column set), link tables rewritten
     per owner.  Every changed object's ``dc_version`` goes up by one.
@@ -298,8 +242,6 @@ def update_objects(
     ``dc_version`` is still the one loaded; otherwise :class:`VersionConflictError`.
     """
     groups, links = _collect_updates(changes, check_versions=check_versions)
-    conn = tx.conn
-    support = tx.context.dialect
     for (table, keys), params in sorted(groups.items(), key=lambda g: _table_order(g[0][0])):
         values = [k for k in keys if k.startswith("v_")]
         check = "w_version" in keys
@@ -309,7 +251,7 @@ def update_objects(
             rows = [pick(p) for p in params]
         else:  # only a version bump of this table
             rows = [(p["w_id"],) for p in params]
-        written = support.update_rows(
+        written = dialect.update_rows(
             conn, table, [k[2:] for k in values], rows, check_version=check
         )
         if written != len(params):
@@ -317,25 +259,22 @@ def update_objects(
     for table, (owners, rows) in links.items():
         conn.execute(sa.delete(table).where(table.c.owner_id.in_(owners)))
         if rows:
-            tx.context.dialect.insert_rows(conn, table, [c.name for c in table.columns], rows)
-    for entry, _ in changes:
-        d = entry.obj.__dict__
-        if entry.loaded_version is not None:
-            entry.loaded_version += 1
-            d["_dc_version"] = entry.loaded_version
+            dialect.insert_rows(conn, table, [c.name for c in table.columns], rows)
+    for obj, state, _ in changes:  # finalize: the row versions now stored
+        d = obj.__dict__
+        if state.loaded_version is not None:
+            state.loaded_version += 1
+            d["_dc_version"] = state.loaded_version
         else:
             d.pop("_dc_version", None)
 
 
-def _collect_updates(
-    changes: list[tuple[OwnedEntry, set[str]]], *, check_versions: bool
-) -> tuple[_Groups, _Links]:
+def _collect_updates(changes: list[Change], *, check_versions: bool) -> tuple[_Groups, _Links]:
     groups: _Groups = defaultdict(list)
     links: _Links = {}
-    for entry, dirty in changes:
-        obj = entry.obj
+    for obj, state, dirty in changes:
         info: ModelInfo = type(obj)._dc_info
-        object_id = entry.state.object_id
+        object_id = state.object_id
         d = obj.__dict__
         root = info.root.table
         per_table: dict[sa.Table, dict[str, Any]] = {root: {}}
@@ -344,36 +283,36 @@ def _collect_updates(
             if field.kind.is_link:
                 owners, rows = links.setdefault(info.link_table(field), ([], []))
                 owners.append(object_id)
-                rows.extend(link_rows(object_id, field, obj, d.get(name)))
+                rows.extend(link_rows(object_id, field, d.get(name)))
                 continue
             if field.kind is FieldKind.REF:
                 target = d.get(name)
-                value = None if target is None else _target_id(obj, field, target)
+                value = None if target is None else _ref_id(target)
             else:
                 value = d.get(field.key)
             per_table.setdefault(info.table_of(field), {})[f"v_{field.column_name}"] = value
         for table, values in per_table.items():
             values["w_id"] = object_id
-            if table is root and check_versions and entry.loaded_version is not None:
-                values["w_version"] = entry.loaded_version
+            if table is root and check_versions and state.loaded_version is not None:
+                values["w_version"] = state.loaded_version
             groups[(table, tuple(sorted(values)))].append(values)
     return groups, links
 
 
 def _report_lost_rows(
-    conn: Connection, params: list[dict[str, Any]], changes: list[tuple[OwnedEntry, set[str]]]
+    conn: Connection, params: list[dict[str, Any]], changes: list[Change]
 ) -> None:
     """Raise the error that explains why some rows of an UPDATE were not written."""
     ids = [p["w_id"] for p in params]
-    by_id = {e.state.object_id: (e, fields) for e, fields in changes}
-    root = type(by_id[ids[0]][0].obj)._dc_info.root.table
+    by_id = {state.object_id: (obj, fields) for obj, state, fields in changes}
+    root = type(by_id[ids[0]][0])._dc_info.root.table
     found: dict[UUID, int] = dict(
         conn.execute(sa.select(root.c.id, root.c.dc_version).where(root.c.id.in_(ids))).all()
     )
     for p in params:
         object_id = p["w_id"]
-        entry, fields = by_id[object_id]
-        name = type(entry.obj).__name__
+        obj, fields = by_id[object_id]
+        name = type(obj).__name__
         if object_id not in found:
             raise ObjectDoesNotExistError(object_id, f"the {name} was deleted by someone else")
         if "w_version" in p and found[object_id] != p["w_version"]:
@@ -398,17 +337,13 @@ def _may_point_to(field: Field, classes: set[type]) -> bool:
     return any(issubclass(cls, targets) for cls in classes)
 
 
-def delete_objects(tx: Transaction, entries: list[OwnedEntry]) -> None:
-    """Delete objects: references to them become NULL, link rows pointing at them go, then
-    their rows (joined tables and their own link rows cascade) and registry entries
+def delete_objects(conn: Connection, objects: list[Any]) -> None:
+    """Delete stored objects: references to them become NULL, link rows pointing at them go,
+    then their rows (joined tables and their own link rows cascade) and registry entries
     (aliases cascade)."""
-    context = tx.context
-    all_models = models()
-    context.ensure_tables(tx.conn)
-    ids = [e.state.object_id for e in entries]
-    classes = {type(e.obj) for e in entries}
-    conn = tx.conn
-    for info in all_models:
+    ids = [obj.__dict__[STATE_ATTR].object_id for obj in objects]
+    classes = {type(obj) for obj in objects}
+    for info in models():
         for field in info.own_fields:
             if not _may_point_to(field, classes):
                 continue
@@ -419,8 +354,8 @@ def delete_objects(tx: Transaction, entries: list[OwnedEntry]) -> None:
                 link = info.link_tables[field.name]
                 conn.execute(sa.delete(link).where(link.c.target_id.in_(ids)))
     by_root: dict[sa.Table, list[UUID]] = defaultdict(list)
-    for entry in entries:
-        by_root[type(entry.obj)._dc_info.root.table].append(entry.state.object_id)
+    for obj, object_id in zip(objects, ids, strict=True):
+        by_root[type(obj)._dc_info.root.table].append(object_id)
     for root, root_ids in by_root.items():
         conn.execute(sa.delete(root).where(root.c.id.in_(root_ids)))
     conn.execute(sa.delete(dc_object).where(dc_object.c.id.in_(ids)))

@@ -5,13 +5,13 @@ class, with a fluent ``limit(n)`` / ``offset(n)``, iteration, :meth:`~ModelQuery
 :meth:`~ModelQuery.first`), :class:`QueryableObject` (``dc_query``, mixed into
 :class:`~claystore.orm.model.DataClayObject`) and :func:`query_objects`, which runs a query
 as the one SELECT :mod:`claystore.orm.sqlquery` compiles and turns its rows into objects
-through the identity map (:func:`claystore.orm.loading.hydrate`).
+through the one loading path (:meth:`claystore.orm.loading.Loader.instances`).
 
 Results stream: outside a transaction the SELECT runs on its own connection in a read
 transaction; inside an open transaction (an activemethod, a unit of work) pending changes are
 flushed first and the SELECT runs on the transaction's connection.  Either way rows are fetched
-in chunks (a server-side cursor on PostgreSQL) and hydrated a chunk at a time
-(:func:`claystore.orm.loading.hydrate_rows`), so a result larger than memory can be iterated;
+in chunks (a server-side cursor on PostgreSQL) and hydrated a chunk at a time, so a result
+larger than memory can be iterated;
 a unit of work holds the objects it loads weakly until they change.  A query whose limit fits
 in one chunk is simply read at once (one round trip).
 
@@ -30,18 +30,15 @@ from claystore.datastore.key import Key
 from claystore.datastore.query import Entry, Order, Query, QueryDict
 from claystore.datastore.sql import SQLCursor
 from claystore.datastore.sqlcompile import RENDER_COUNTS, limit_of
-from claystore.dialects.base import translate_error
-from claystore.errors import MappingError, QueryError
-from claystore.orm.context import active_context
-from claystore.orm.loading import RowReader, hydrate_rows
+from claystore.errors import QueryError
+from claystore.orm.context import ObjectContext, active_context
+from claystore.orm.loading import Loader, RowReader
 from claystore.orm.mapping import ModelInfo
 from claystore.orm.sqlquery import ModelPlan, compile_model_query, find_model
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-
-    from claystore.orm.context import ObjectContext
 
 __all__ = ["ModelCursor", "ModelQuery", "NoLimit", "QueryCount", "QueryableObject", "query_objects"]
 
@@ -340,21 +337,21 @@ def _run(
     """The query's results, streamed (see the module docstring)."""
     context.check_open()
     _flush(context)
+    tx = current_transaction(context)
     bounded = plan.limit is not None and plan.limit <= _CHUNK  # at most one chunk: no cursor
     if bounded or context.dialect.is_memory:
-        with context.connection() as conn:
-            rows = conn.execute(plan.statement).all()
-            skipped = _skipped(conn, plan, query, bool(rows))
-        cursor.skipped = skipped
-        yield from _entries(context, plan, [rows], cursor)
+        with context.loading() as loader:
+            rows = loader.conn.execute(plan.statement).all()
+            cursor.skipped = _skipped(loader.conn, plan, query, bool(rows))
+            entries = list(_entries(loader, plan, [rows], cursor))
+        yield from entries
         return
-    tx = current_transaction(context)
     if tx is not None:
         try:
             stream = tx.stream(plan.statement, _CHUNK)
             try:
                 batches = stream.batches(_CHUNK)
-                seen = yield from _entries(context, plan, batches, cursor, query.offset)
+                seen = yield from _entries(tx.loader, plan, batches, cursor, query.offset)
             finally:
                 stream.close()
             if seen:
@@ -362,19 +359,13 @@ def _run(
             else:  # nothing came, so nothing ran in between: the transaction is still open
                 cursor.skipped = _skipped(tx.conn, plan, query, has_rows=False)
         except sa.exc.SQLAlchemyError as exc:
-            raise translate_error(exc, context.dialect.url) from exc
+            raise context.database.translate(exc) from exc
         return
-    context.ensure_tables()
-    try:
-        with context.engine.connect() as conn:
-            conn.execution_options(yield_per=_CHUNK)
-            context.dialect.begin(conn, write=False, lock_timeout=context.lock_timeout)
-            result = conn.execute(plan.statement)
-            seen = yield from _entries(context, plan, result.partitions(), cursor, query.offset)
-            cursor.skipped = _skipped(conn, plan, query, seen > 0)
-            conn.rollback()
-    except sa.exc.SQLAlchemyError as exc:
-        raise translate_error(exc, context.dialect.url) from exc
+    with context.database.read_transaction(chunk=_CHUNK) as conn:
+        loader = Loader(conn, context, context.identity, context.dialect)
+        result = conn.execute(plan.statement)
+        seen = yield from _entries(loader, plan, result.partitions(), cursor, query.offset)
+        cursor.skipped = _skipped(conn, plan, query, seen > 0)
 
 
 def _skipped(conn: Connection, plan: ModelPlan, query: Query, has_rows: bool) -> int:
@@ -395,16 +386,15 @@ def _readers(plan: ModelPlan, keys: Sequence[str]) -> dict[str, RowReader]:
 
 
 def _entries(
-    context: ObjectContext,
+    loader: Loader,
     plan: ModelPlan,
     batches: Iterable[Sequence[Any]],
     cursor: SQLCursor,
     skipped: int | None = None,
 ) -> Generator[tuple[Any, Any], None, int]:
     """``(object id, object)`` for each row (:class:`ModelCursor` makes keys of the ids when
-    asked): hydrated as the row's own class, via the identity map, a batch of rows at a time;
-    returns how many rows came.  ``skipped``: what
-    ``cursor.skipped`` reads while rows come."""
+    asked): hydrated as the row's own class through the loader, a batch of rows at a time;
+    returns how many rows came.  ``skipped``: what ``cursor.skipped`` reads while rows come."""
     readers: dict[str, RowReader] | None = None
     seen = 0
     for rows in batches:
@@ -412,17 +402,10 @@ def _entries(
             continue
         if readers is None:
             readers = _readers(plan, list(rows[0]._fields))
-        objects = hydrate_rows(context, rows, readers, _unknown_class)
+        objects = loader.instances(rows, readers)
         seen += len(rows)
         if skipped is not None:
             cursor.skipped = skipped
         for row, obj in zip(rows, objects, strict=True):
             yield row[0], obj
     return seen
-
-
-def _unknown_class(row: Any) -> MappingError:
-    return MappingError(
-        f"object {row[0]} is stored as {row[1]!r}, but no model class with that table is "
-        "defined in this program; import its module"
-    )

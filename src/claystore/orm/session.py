@@ -16,26 +16,27 @@ Sessions belong to the thread that opened them.  Another thread reading an objec
 holds reads committed state; writing it waits until the session ends (up to the client's lock
 timeout, then :class:`~claystore.errors.LockTimeoutError`).
 
-Also owns :func:`session_scope`, the session-per-request helper for web applications.
+Also owns :func:`transactional`, the decorator behind ``@client.transactional``.
 
-Called by :meth:`claystore.Client.session`; works through :mod:`claystore.orm.context`.
+Called by :meth:`claystore.Client.session`; runs a
+:class:`~claystore.orm.transaction.UnitOfWork` begun and ended by its
+:mod:`~claystore.orm.context`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar
 from uuid import UUID
 
 from claystore.errors import SessionStateError
-from claystore.orm.state import stored_state
-from claystore.orm.transaction import Transaction, current_transaction
-
-if TYPE_CHECKING:
-    from claystore.orm.context import ObjectContext
+from claystore.orm.context import ObjectContext, stored
+from claystore.orm.model import persist
+from claystore.orm.state import STATE_ATTR
+from claystore.orm.transaction import Transaction, UnitOfWork, current_transaction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,7 +60,7 @@ class Session:
             self._savepoint = outer.savepoint()
             self._savepoint.__enter__()
             return self
-        self._tx = self._context.begin(unit_of_work=True)
+        self._tx = self._context.begin(UnitOfWork)
         return self
 
     def __exit__(
@@ -104,7 +105,7 @@ class Session:
             tx.flush()
             return
         self._context.end(tx, commit=True)
-        self._tx = self._context.begin(unit_of_work=True)
+        self._tx = self._context.begin(UnitOfWork)
 
     def rollback(self) -> None:
         """Undo what the session did so far; the session goes on in a new transaction."""
@@ -113,18 +114,20 @@ class Session:
             msg = "roll back a nested session by raising out of its block"
             raise SessionStateError(msg)
         self._context.end(tx, commit=False)
-        self._tx = self._context.begin(unit_of_work=True)
+        self._tx = self._context.begin(UnitOfWork)
 
     # -- objects ---------------------------------------------------------------------------
 
     def add(self, obj: Any, alias: str | None = None) -> None:
-        """Register a new object (and what it references), written at the next flush."""
-        obj.make_persistent(alias)
+        """Register a new object (and what it references), written at the next flush; like
+        ``obj.make_persistent(alias)`` in this session."""
+        self._current()
+        persist(self._context, [obj], alias=alias)
 
     def add_all(self, objects: list[Any]) -> None:
         """Register several new objects, written together at the next flush."""
-        tx = self._current()
-        tx.persist(objects, defer=True)
+        self._current()
+        persist(self._context, list(objects))
 
     def delete(self, obj: Any) -> None:
         """Delete a stored object (in this session's transaction)."""
@@ -139,14 +142,12 @@ class Session:
     def refresh(self, obj: Any) -> None:
         """Reload the object's fields from the database (pending changes to it are lost)."""
         tx = self._current()
-        state = stored_state(obj)
-        entry = tx.own(obj, state)
-        entry.expire()
-        tx._load_columns(entry)
+        state, _ = stored(obj)
+        tx.refresh(obj, state)
 
     def __contains__(self, obj: Any) -> bool:
         tx = self._tx or self._outer
-        state = obj.__dict__.get("_dc_state")
+        state = obj.__dict__.get(STATE_ATTR)
         return tx is not None and state is not None and state.object_id in tx.entries
 
     def __repr__(self) -> str:
@@ -154,13 +155,6 @@ class Session:
         count = len(tx.entries) if tx is not None else 0
         status = "open" if self.is_active else "closed"
         return f"<Session {status}, {count} objects>"
-
-
-@contextlib.contextmanager
-def session_scope(context: ObjectContext) -> Iterator[Session]:
-    """One session for one request: commits when the block ends, rolls back on an error."""
-    with Session(context) as session:
-        yield session
 
 
 def transactional(
@@ -179,4 +173,4 @@ def transactional(
     return decorate
 
 
-__all__ = ["Session", "session_scope", "transactional"]
+__all__ = ["Session", "transactional"]

@@ -1,41 +1,52 @@
-"""Per-object state: the lifecycle of a persistent object and where it lives.
+"""Per-object state: the lifecycle of a stored object, what its transaction tracks about it, and
+the only functions that change a lifecycle.
 
 Everything claystore keeps on a user object hangs off one attribute, ``_dc_state`` (an
 :class:`ObjectState`).  A transient object (never stored, or deleted) has none.
 
-The lifecycle, and its legal transitions (all made by :mod:`claystore.orm.transaction`):
+The lifecycle and its legal transitions, each made by one function of this module (called by
+:mod:`claystore.orm.transaction`, which decides *when*):
 
-====================  ======================================  =========================
-from                  event                                   to
-====================  ======================================  =========================
-(transient)           inserted in an open transaction         NEW
-NEW                   transaction commits                     PERSISTENT
-NEW                   transaction rolls back                  (transient)
-PERSISTENT            deleted in an open transaction          DELETED
-DELETED               transaction commits                     (transient)
-DELETED               transaction rolls back                  PERSISTENT
-====================  ======================================  =========================
+==========  =================================  ==========  =======================
+from        event                              to          function
+==========  =================================  ==========  =======================
+transient   stored by an open transaction      NEW         :func:`stage_new`
+(none)      loaded from a row                  PERSISTENT  :func:`loaded`
+NEW         its transaction commits            PERSISTENT  :func:`mark_persistent`
+NEW         its transaction rolls back         transient   :func:`make_transient`
+PERSISTENT  deleted in an open transaction     DELETED     :func:`mark_deleted`
+DELETED     its transaction commits            transient   :func:`make_transient`
+DELETED     its transaction rolls back         PERSISTENT  :func:`undelete`
+==========  =================================  ==========  =======================
 
-``owner`` is the open transaction that holds the object (it locked it, wrote to it, or, in a
-unit of work, loaded it); while held, only that transaction serves the object from memory and
-other threads read committed state from the database without caching it.
+While an open transaction *owns* an object (``owner``), the state also carries what that
+transaction tracks about it: which fields' memory values are current (``fresh``), which were
+assigned and not yet written (``dirty``), a comparable copy of each container as loaded
+(``baseline``, to find in-place changes), the row version loaded (``loaded_version``), and how
+the transaction holds the object (strongly, or weakly for objects a unit of work loaded and
+nobody changed).  One state per object, whatever the transaction: loading an object allocates
+nothing else.  The owning transaction resets the tracking when it lets go (:meth:`release`).
 
-Called by the attribute descriptors, the transaction and the loaders.  No I/O.
+The object's ``context`` is its *jar* (:class:`Jar`): what the field descriptors call to read
+or write a stored field outside the owning transaction.  This module only knows the protocol.
+
+Called by the descriptors (:mod:`claystore.orm.attributes`), the loaders and the transaction.
+No I/O.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
 from uuid import UUID
 
 from claystore.errors import ObjectNotRegisteredError
-
-if TYPE_CHECKING:
-    from claystore.orm.context import ObjectContext
-    from claystore.orm.transaction import Transaction
+from claystore.orm.fields import Field, FieldKind
 
 STATE_ATTR = "_dc_state"
+NOTHING: frozenset[str] = frozenset()
 
 
 class Lifecycle(enum.Enum):
@@ -46,19 +57,74 @@ class Lifecycle(enum.Enum):
     DELETED = "deleted"
 
 
-class ObjectState:
-    """The claystore state of one stored object."""
+class Jar(Protocol):
+    """What a stored object's field descriptors call on the client context it belongs to
+    (implemented by :class:`claystore.orm.context.ObjectContext`)."""
 
-    __slots__ = ("backend_id", "context", "dataset", "lifecycle", "object_id", "owner")
+    def read_field(self, obj: Any, state: ObjectState, field: Field) -> Any:
+        """The value of a stored object's field."""
+
+    def write_field(self, obj: Any, state: ObjectState, field: Field, value: Any) -> None:
+        """Assign a stored object's field (the value is checked already)."""
+
+
+class Holder(Protocol):
+    """The open transaction that owns an object (implemented by
+    :class:`claystore.orm.transaction.Transaction`)."""
+
+    thread_id: int
+    is_active: bool
+
+    def write(self, obj: Any, state: ObjectState, field: Field, value: Any) -> None:
+        """Record an assignment to a field of an object this transaction may own."""
+
+
+def baseline_of(field: Field, value: Any) -> Any:
+    """A comparable copy of a container value, to find in-place changes later."""
+    if value is None:
+        return None
+    kind = field.kind
+    if kind is FieldKind.JSON:
+        assert field.encode is not None
+        return field.encode(value)
+    if kind is FieldKind.REF_DICT:
+        return {k: id(v) for k, v in value.items()}
+    if kind is FieldKind.REF_SET:
+        return frozenset(id(v) for v in value)
+    return [id(v) for v in value]
+
+
+def _container(obj: Any, field: Field) -> Any:
+    """The in-memory value of a container field (JSON under its key, links under its name)."""
+    return obj.__dict__.get(field.name if field.kind.is_link else field.key)
+
+
+class ObjectState:
+    """The claystore state of one stored object (see the module docstring)."""
+
+    __slots__ = (
+        "backend_id",
+        "baseline",
+        "context",
+        "dataset",
+        "dirty",
+        "fresh",
+        "held",
+        "lifecycle",
+        "loaded_version",
+        "object_id",
+        "owner",
+        "ref",
+    )
 
     def __init__(  # noqa: PLR0917 - built in hot loops, positional on purpose
         self,
         object_id: UUID,
-        context: ObjectContext,
+        context: Jar,
         dataset: str,
         backend_id: UUID,
         lifecycle: Lifecycle = Lifecycle.PERSISTENT,
-        owner: Transaction | None = None,
+        owner: Holder | None = None,
     ) -> None:
         self.object_id = object_id
         self.context = context
@@ -66,22 +132,193 @@ class ObjectState:
         self.backend_id = backend_id
         self.lifecycle = lifecycle
         self.owner = owner
+        # tracked by the owner: shared frozen sets until they change (most loaded objects never
+        # do, and two sets per object would double what the garbage collector walks)
+        self.fresh: set[str] | frozenset[str] = NOTHING
+        self.dirty: set[str] | frozenset[str] = NOTHING
+        self.baseline: dict[str, Any] | None = None
+        self.loaded_version: int | None = None
+        self.held: Any = None  # the object, while its owner holds it strongly
+        self.ref: weakref.ref[Any] | None = None  # or a weak reference to it
 
     def __repr__(self) -> str:
         return f"<ObjectState {self.object_id} {self.lifecycle.value}>"
 
+    # -- how the owner holds the object ----------------------------------------------------------
 
-def state_of(obj: Any) -> ObjectState | None:
-    """The state of ``obj``, or None when it is transient."""
-    state: ObjectState | None = obj.__dict__.get(STATE_ATTR)
-    return state
+    @property
+    def obj(self) -> Any:
+        """The owned object (None once a weakly held, unchanged object was dropped)."""
+        held = self.held
+        if held is not None:
+            return held
+        ref = self.ref
+        return ref() if ref is not None else None
+
+    def hold(self) -> None:
+        """Keep the object alive until its owner ends (it has, or may get, changes)."""
+        if self.held is None and self.ref is not None:
+            self.held = self.ref()
+
+    def release(self) -> None:
+        """The owner lets go: no owner, nothing tracked (memory values stay, not current)."""
+        self.owner = None
+        self.held = None
+        self.ref = None
+        self.fresh = NOTHING
+        self.dirty = NOTHING
+        self.baseline = None
+        self.loaded_version = None
+
+    # -- tracking ----------------------------------------------------------------------------
+
+    def mark_fresh(self, names: Iterable[str]) -> None:
+        """These fields' memory values are current in the owning transaction."""
+        fresh = self.fresh
+        if isinstance(fresh, frozenset):  # shared: copy on first change
+            fresh = self.fresh = set(fresh)
+        fresh.update(names)
+
+    def mark_dirty(self, name: str) -> None:
+        """The field ``name`` was assigned and is not written yet."""
+        dirty = self.dirty
+        if isinstance(dirty, frozenset):
+            self.dirty = {name, *dirty}
+        else:
+            dirty.add(name)
+
+    def clear_dirty(self) -> None:
+        """No field is waiting to be written any more."""
+        self.dirty = NOTHING
+
+    def set_baseline(self, field: Field, value: Any) -> None:
+        """Remember ``value`` (the container as loaded or written) to compare with later."""
+        baseline = self.baseline
+        if baseline is None:
+            baseline = self.baseline = {}
+        baseline[field.name] = baseline_of(field, value)
+
+    def mark_loaded(self, obj: Any) -> None:
+        """The object's column fields were just read from its row: they are current."""
+        info = type(obj)._dc_info
+        d = obj.__dict__
+        self.loaded_version = d.get("_dc_version")
+        if self.fresh:
+            self.mark_fresh(info.column_field_names)
+        else:
+            self.fresh = info.column_field_names  # shared (frozen) until something is added
+        dirty = self.dirty
+        for field in info.json_fields:
+            if field.name not in dirty:
+                self.set_baseline(field, d.get(field.key))
+
+    def track_all(self, obj: Any) -> None:
+        """Every field of the object is current (it was just inserted)."""
+        info = type(obj)._dc_info
+        self.dirty = NOTHING
+        if self.fresh:
+            self.mark_fresh(info.field_names)
+        else:
+            self.fresh = info.field_names  # shared (frozen) until something is added
+        for field in info.fields.values():
+            if field.kind is FieldKind.JSON or field.kind.is_link:
+                self.set_baseline(field, _container(obj, field))
+
+    def changed_fields(self, obj: Any) -> set[str]:
+        """Fields assigned, plus containers changed in place since their baseline."""
+        dirty = set(self.dirty)
+        baseline = self.baseline
+        if baseline:
+            fields = type(obj)._dc_info.fields
+            for name, before in baseline.items():
+                if name not in dirty:
+                    field = fields[name]
+                    if baseline_of(field, _container(obj, field)) != before:
+                        dirty.add(name)
+        return dirty
+
+    def expire(self, obj: Any) -> None:
+        """Forget what the owner loaded or changed in memory (it is reloaded on next use)."""
+        d = obj.__dict__
+        fields = type(obj)._dc_info.fields
+        for name in self.fresh:
+            field = fields.get(name)
+            if field is None:
+                continue
+            d.pop(field.key, None)
+            if field.kind is FieldKind.REF or field.kind.is_link:
+                d.pop(field.name, None)
+        self.fresh = NOTHING
+        self.dirty = NOTHING
+        self.baseline = None
+        self.loaded_version = None
+
+
+# -- reading a state ---------------------------------------------------------------------------
 
 
 def stored_state(obj: Any) -> ObjectState:
-    """The state of a stored object whose client is open; raises ObjectNotRegisteredError
-    (transient or deleted) or ClientClosedError."""
+    """The state of a stored object (its client may be stopped: callers check that).
+
+    Raises :class:`ObjectNotRegisteredError` when the object is transient or deleted.
+    """
     state: ObjectState | None = obj.__dict__.get(STATE_ATTR)
     if state is None or state.lifecycle is Lifecycle.DELETED:
         raise ObjectNotRegisteredError(f"{type(obj).__name__} at {id(obj):#x}")
-    state.context.check_open()
+    return state
+
+
+# -- the transitions -----------------------------------------------------------------------------
+
+
+def stage_new(
+    objects: list[Any],
+    ids: list[UUID],
+    *,
+    context: Jar,
+    dataset: str,
+    backend_id: UUID,
+    owner: Holder,
+) -> None:
+    """Transient -> NEW: give each object its id and a state owned by ``owner``."""
+    new = Lifecycle.NEW
+    for obj, object_id in zip(objects, ids, strict=True):
+        obj.__dict__[STATE_ATTR] = ObjectState(object_id, context, dataset, backend_id, new, owner)
+
+
+def loaded(object_id: UUID, context: Jar, dataset: str, backend_id: UUID) -> ObjectState:
+    """Loaded -> PERSISTENT: the state of an object just built from its row."""
+    return ObjectState(object_id, context, dataset, backend_id, Lifecycle.PERSISTENT)
+
+
+def mark_persistent(state: ObjectState) -> None:
+    """NEW -> PERSISTENT: the transaction that stored the object committed."""
+    if state.lifecycle is Lifecycle.NEW:
+        state.lifecycle = Lifecycle.PERSISTENT
+
+
+def mark_deleted(state: ObjectState) -> None:
+    """PERSISTENT -> DELETED: the object's rows were deleted in its owner's transaction."""
+    state.lifecycle = Lifecycle.DELETED
+    state.clear_dirty()
+
+
+def undelete(state: ObjectState) -> None:
+    """DELETED -> PERSISTENT: the deleting transaction (or savepoint) rolled back."""
+    if state.lifecycle is Lifecycle.DELETED:
+        state.lifecycle = Lifecycle.PERSISTENT
+
+
+def make_transient(obj: Any) -> ObjectState | None:
+    """NEW or DELETED -> transient: the object keeps its field values, not its ids or state.
+    Returns the state it had (None if it had none)."""
+    d = obj.__dict__
+    state: ObjectState | None = d.pop(STATE_ATTR, None)
+    if state is None:
+        return None
+    for key in ("_dc_id", "_dc_class", "_dc_version"):
+        d.pop(key, None)
+    for field in type(obj)._dc_info.fields.values():
+        if field.kind is FieldKind.REF:
+            d.pop(field.key, None)
     return state

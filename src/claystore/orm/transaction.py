@@ -1,27 +1,34 @@
-"""One database transaction and the objects it holds: the core of every write.
+"""One database transaction and the objects it holds: ownership, savepoints, commit, rollback.
 
-Owns :class:`Transaction`.  Every operation that writes runs inside one: an autocommit
-assignment (one short transaction), an activemethod (one transaction around the method, the
-object locked), and a unit of work (``client.session()``).  The transaction
+Owns :class:`Transaction` and its unit-of-work form :class:`UnitOfWork` (two classes with the
+same verbs; the mode is the type, never a flag), :class:`Ownership` and the "current
+transaction" of the calling context.
+
+Every operation that writes runs inside a transaction: an autocommit assignment (one short
+:class:`Transaction`), an activemethod (one :class:`Transaction` around the method, the object
+locked), and a unit of work (``client.session()``: a :class:`UnitOfWork`).  A transaction
 
 - opens its connection lazily, on first use (a session that never touches the database never
-  takes a lock);
+  takes a lock), through the :class:`~claystore.orm.database.Database` it is handed;
 - *owns* the objects it touches (``state.owner``): an owned object is served from memory
-  within the transaction, and its changes are tracked there (assignments mark a field dirty;
-  in-place changes to containers are found by comparing with the value loaded, the
-  *baseline*).  A unit of work also owns what it loads, in its own identity scope;
-- *flushes* the changes through :mod:`claystore.orm.unitofwork`;
-- commits, moving NEW objects to PERSISTENT and DELETED ones to transient, or rolls back,
-  turning NEW objects transient again and expiring what the transaction changed in memory, so
-  nothing keeps a value the database does not have;
-- streams query rows on its connection (:class:`RowStream`); a stream still open when the
-  transaction ends reads its remaining rows into memory first, so a loop that commits a
-  session every N objects goes on over the rest of its query.
+  within the transaction and its changes are tracked on its state (assignments mark a field
+  dirty; in-place changes to containers are found by comparing with the baseline).  Ownership
+  is exclusive between the transactions of one client (:class:`Ownership`): a transaction that
+  needs an object another thread's transaction holds waits for it, up to the lock timeout;
+- loads through a :class:`~claystore.orm.loading.Loader` on its connection, into its identity
+  scope (the client's identity map; a unit of work is its own scope);
+- *flushes* its changes through :mod:`claystore.orm.unitofwork` (tables are ensured first);
+- commits, or rolls back and undoes in memory what it did, through the lifecycle transitions of
+  :mod:`claystore.orm.state`; query rows still streaming on its connection are read into
+  memory first (:class:`~claystore.orm.loading.RowStream`).
 
-Ownership is exclusive between transactions of one client: a transaction that needs an object
-another thread's transaction holds waits for it (up to the lock timeout).
+A :class:`UnitOfWork` differs in what it does, not in how it is driven: it owns what it loads
+(held weakly until changed, so streaming a large query stays bounded in memory), registers new
+objects and aliases now but writes them at the next flush, flushes before reads so queries see
+its changes, updates optimistically (``WHERE dc_version = <as loaded>``), and at commit hands
+what it loaded to the client's identity map.
 
-Called by :mod:`claystore.orm.context` (which opens and ends transactions) and the session.
+Created by :mod:`claystore.orm.context` (which begins and ends transactions).
 """
 
 from __future__ import annotations
@@ -30,31 +37,42 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
-from claystore.errors import LockTimeoutError, ObjectDoesNotExistError
-from claystore.orm import loading, persistence, unitofwork
+from claystore.errors import LockTimeoutError
+from claystore.orm import aliases, persistence, unitofwork
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
-from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
-from claystore.orm.unitofwork import baseline_of
+from claystore.orm.identity import IdentityMap, new_object_ids
+from claystore.orm.loading import IdentityScope, Loader, RowStream
+from claystore.orm.state import (
+    STATE_ATTR,
+    Jar,
+    Lifecycle,
+    ObjectState,
+    make_transient,
+    mark_deleted,
+    mark_persistent,
+    stage_new,
+    undelete,
+)
 
 if TYPE_CHECKING:
-    from uuid import UUID
-
-    from sqlalchemy.engine import Connection, CursorResult
+    from sqlalchemy.engine import Connection
     from sqlalchemy.sql.base import Executable
 
-    from claystore.orm.context import ObjectContext
+    from claystore.orm.database import Database
+
+__all__ = ["Ownership", "Transaction", "UnitOfWork", "current_transaction"]
 
 _current: ContextVar[Transaction | None] = ContextVar("claystore_transaction", default=None)
-_NOTHING: frozenset[str] = frozenset()
 
 
-def current_transaction(context: ObjectContext) -> Transaction | None:
-    """The open transaction of ``context`` in this thread, if any.
+def current_transaction(context: object) -> Transaction | None:
+    """The open transaction of ``context`` (a client's object context) in this thread, if any.
 
     A transaction copied into another thread with ``contextvars.copy_context()`` is ignored
     there: a connection belongs to the thread that opened it.
@@ -67,167 +85,63 @@ def current_transaction(context: ObjectContext) -> Transaction | None:
     return tx
 
 
-class OwnedEntry:
-    """What a transaction tracks about one object it owns.
+class Ownership:
+    """Which open transaction of one client holds each of its objects (``state.owner``).
 
-    The entry holds its object strongly, except for objects a unit of work loaded and nobody
-    has changed: those are held weakly (as SQLAlchemy's identity map does), so streaming a
-    large query through a session keeps memory bounded.  Assigning a field, or handing out a
-    container to change in place, makes the hold strong until the transaction ends.
+    Exclusive: a transaction that needs an object another open transaction holds waits until
+    it is let go, up to ``lock_timeout`` seconds, then raises :class:`LockTimeoutError`.
     """
 
-    __slots__ = ("_ref", "_strong", "baseline", "dirty", "fresh", "loaded_version", "state")
+    def __init__(self, lock_timeout: float) -> None:
+        self.lock_timeout = lock_timeout
+        self._condition = threading.Condition()
 
-    def __init__(self, obj: Any, state: ObjectState, ref: weakref.ref[Any] | None = None) -> None:
-        self._strong: Any = None if ref is not None else obj
-        self._ref = ref
-        self.state = state
-        # fields whose memory value is current in this transaction, and fields assigned and not
-        # yet flushed: shared frozen sets until they change (most loaded objects never do, and
-        # two sets per object would double what the garbage collector walks while loading)
-        self.fresh: set[str] | frozenset[str] = _NOTHING
-        self.dirty: set[str] | frozenset[str] = _NOTHING
-        self.baseline: dict[str, Any] = {}  # container fields: value as loaded/flushed
-        self.loaded_version: int | None = None  # dc_version as loaded in this transaction
+    @staticmethod
+    def _take(state: ObjectState, tx: Transaction) -> None:
+        if state.owner is not tx:
+            if state.owner is not None:  # an owner that ended and has not let go yet
+                state.release()
+            state.owner = tx
 
-    def mark_fresh(self, names: Iterable[str]) -> None:
-        """These fields' memory values are current in this transaction."""
-        fresh = self.fresh
-        if isinstance(fresh, frozenset):  # shared: copy on first change
-            fresh = self.fresh = set(fresh)
-        fresh.update(names)
+    def acquire(self, state: ObjectState, tx: Transaction) -> None:
+        """Make ``tx`` the owner of ``state``, waiting while another open transaction is."""
+        cond = self._condition
+        with cond:
+            deadline = time.monotonic() + self.lock_timeout
+            while state.owner is not None and state.owner is not tx and state.owner.is_active:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    msg = (
+                        f"object {state.object_id} is held by another transaction of this client "
+                        f"(thread {state.owner.thread_id}) for more than {self.lock_timeout:g}s"
+                    )
+                    raise LockTimeoutError(msg)
+                cond.wait(remaining)
+            self._take(state, tx)
 
-    def clear_dirty(self) -> None:
-        """No field is waiting to be flushed any more."""
-        self.dirty = _NOTHING
+    def try_acquire(self, state: ObjectState, tx: Transaction) -> bool:
+        """Make ``tx`` the owner of ``state`` unless another open transaction is (never
+        waits)."""
+        with self._condition:
+            owner = state.owner
+            if owner is not None and owner is not tx and owner.is_active:
+                return False
+            self._take(state, tx)
+        return True
 
-    def mark_dirty(self, name: str) -> None:
-        """Record that the field ``name`` was assigned and is not flushed yet."""
-        dirty = self.dirty
-        if isinstance(dirty, frozenset):
-            self.dirty = {name, *dirty}
-        else:
-            dirty.add(name)
-
-    @property
-    def obj(self) -> Any:
-        """The object (None once a weakly held, unchanged object was dropped)."""
-        strong = self._strong
-        if strong is not None:
-            return strong
-        return self._ref() if self._ref is not None else None
-
-    def hold(self) -> None:
-        """Keep the object alive until the transaction ends (it has, or may get, changes)."""
-        if self._strong is None and self._ref is not None:
-            self._strong = self._ref()
-
-    def track_all(self) -> None:
-        """Every field of the object is current (it was just inserted)."""
-        info = type(self.obj)._dc_info
-        d = self.obj.__dict__
-        self.dirty = _NOTHING
-        if self.fresh:
-            self.mark_fresh(info.field_names)
-        else:
-            self.fresh = info.field_names  # shared (frozen) until something is added
-        for field in info.fields.values():
-            if field.kind is FieldKind.JSON:
-                self.baseline[field.name] = baseline_of(field, d.get(field.key))
-            elif field.kind.is_link:
-                self.baseline[field.name] = baseline_of(field, d.get(field.name))
-
-    def changed_fields(self) -> set[str]:
-        """Fields assigned, plus containers changed in place since their baseline."""
-        dirty = set(self.dirty)
-        obj = self.obj
-        if self.baseline and obj is not None:
-            info = type(obj)._dc_info
-            d = obj.__dict__
-            for name, before in self.baseline.items():
-                if name in dirty:
-                    continue
-                field = info.fields[name]
-                current = d.get(field.name if field.kind.is_link else field.key)
-                if baseline_of(field, current) != before:
-                    dirty.add(name)
-        return dirty
-
-    def expire(self) -> None:
-        """Forget what this transaction loaded or changed (it is reloaded on use)."""
-        obj = self.obj
-        if obj is None:
-            return
-        d = obj.__dict__
-        info = type(obj)._dc_info
-        for name in self.fresh:
-            field = info.fields.get(name)
-            if field is None:
-                continue
-            d.pop(field.key, None)
-            if field.kind is FieldKind.REF or field.kind.is_link:
-                d.pop(field.name, None)
-        self.fresh = _NOTHING
-        self.dirty = _NOTHING
-        self.baseline.clear()
-        self.loaded_version = None
+    def release(self, states: Iterable[ObjectState | None], tx: Transaction) -> None:
+        """``tx`` lets go of these objects (those it still owns); waiting transactions wake."""
+        with self._condition:
+            for state in states:
+                if state is not None and state.owner is tx:
+                    state.release()
+            self._condition.notify_all()
 
 
-class RowStream:
-    """The rows of one SELECT running on a transaction's connection, fetched in chunks.
-
-    :meth:`detach` (called when the transaction ends) reads the rows not fetched yet into
-    memory and closes the cursor, so iteration goes on after a commit or rollback.
-    """
-
-    __slots__ = ("__weakref__", "_error", "_rest", "_result")
-
-    def __init__(self, result: CursorResult[Any]) -> None:
-        self._result: CursorResult[Any] | None = result
-        self._rest: list[Any] | None = None
-        self._error: BaseException | None = None
-
-    def batches(self, size: int) -> Iterator[Sequence[Any]]:
-        """The rows, ``size`` at a time."""
-        while True:
-            if self._rest is not None:
-                if self._error is not None:
-                    raise self._error
-                rest, self._rest = self._rest, []
-                for start in range(0, len(rest), size):
-                    yield rest[start : start + size]
-                return
-            if self._result is None:
-                return
-            part = self._result.fetchmany(size)
-            if not part:
-                return
-            yield part
-
-    def detach(self) -> None:
-        """Read the remaining rows now (the connection is about to end its transaction)."""
-        result, self._result = self._result, None
-        if result is None or self._rest is not None:
-            return
-        try:
-            self._rest = list(result.fetchall())  # reading to the end closes the cursor
-        except Exception as exc:  # kept: raised to the code iterating, not at the commit
-            self._rest, self._error = [], exc
-            with contextlib.suppress(Exception):  # a broken connection: its error is kept above
-                result.close()
-
-    def close(self) -> None:
-        """Stop: free the cursor (rows not read are dropped)."""
-        result, self._result = self._result, None
-        self._rest = []
-        if result is not None:
-            result.close()
-
-
-def _forgetter(entries: dict[UUID, OwnedEntry]) -> Callable[[weakref.KeyedRef[UUID, Any]], None]:
+def _forgetter(entries: dict[UUID, ObjectState]) -> Callable[[weakref.KeyedRef[Any, UUID]], None]:
     """The callback that drops the entry of a weakly held object once it is collected."""
 
-    def forget(ref: weakref.KeyedRef[UUID, Any]) -> None:
+    def forget(ref: weakref.KeyedRef[Any, UUID]) -> None:
         current = entries.get(ref.key)
         if current is not None and current.obj is None:
             del entries[ref.key]
@@ -236,43 +150,70 @@ def _forgetter(entries: dict[UUID, OwnedEntry]) -> Callable[[weakref.KeyedRef[UU
 
 
 class Transaction:
-    """An open database transaction of one client context, in one thread."""
+    """An open database transaction of one client, in one thread: one autocommit operation or
+    one activemethod.  Loads go to the client's identity map; new objects and aliases are
+    written when they are stored; changes to owned objects at the flush (commit)."""
+
+    check_versions = False  # updates are not optimistic: the objects are locked or just read
 
     def __init__(
         self,
-        context: ObjectContext,
-        opener: Callable[[], Connection],
-        closer: Callable[[Connection], None],
+        context: Jar,
+        database: Database,
+        identity: IdentityMap,
+        ownership: Ownership,
         *,
-        unit_of_work: bool = False,
+        dataset: str,
+        backend_id: UUID,
     ) -> None:
-        self.context = context
-        self.unit_of_work = unit_of_work
+        self.context = context  # the jar of the objects it stores
+        self.database = database
+        self.dialect = database.dialect
+        self.identity = identity
+        self.ownership = ownership
+        self.dataset = dataset
+        self.backend_id = backend_id  # where new objects go unless told
         self.thread_id = threading.get_ident()
-        self.entries: dict[UUID, OwnedEntry] = {}
-        self.new: list[Any] = []  # inserted or staged by this transaction (lifecycle NEW)
+        self.entries: dict[UUID, ObjectState] = {}  # the objects it owns
+        self.new: list[Any] = []  # stored by this transaction (lifecycle NEW)
         self.staged: dict[UUID, Any] = {}  # NEW objects whose rows are not written yet
         self.pending_aliases: list[tuple[str, str, Any]] = []  # (dataset, alias, object)
         self.deleted: list[Any] = []
         self.is_active = True
-        self._opener = opener
-        self._closer = closer
-        self._conn: Connection | None = None
         self.token: Any = None  # set by the context that made it current
-        self._forget: Callable[[weakref.KeyedRef[UUID, Any]], None] | None = None
+        self._conn: Connection | None = None
+        self._loader: Loader | None = None
         self._streams: weakref.WeakSet[RowStream] = weakref.WeakSet()
+
+    def __repr__(self) -> str:
+        status = "open" if self.is_active else "ended"
+        return f"<{type(self).__name__} {status}, {len(self.entries)} objects>"
+
+    # -- connection ----------------------------------------------------------------------------
 
     @property
     def conn(self) -> Connection:
         """The transaction's connection (connected and begun on first use)."""
         if self._conn is None:
-            self._conn = self._opener()
+            self._conn = self.database.open_write()
         return self._conn
 
     @property
     def has_connection(self) -> bool:
         """True once the transaction has touched the database."""
         return self._conn is not None
+
+    @property
+    def scope(self) -> IdentityScope:
+        """Where objects loaded in this transaction are looked up and registered."""
+        return self.identity
+
+    @property
+    def loader(self) -> Loader:
+        """Loads objects on this transaction's connection, into its identity scope."""
+        if self._loader is None:
+            self._loader = Loader(self.conn, self.context, self.scope, self.dialect)
+        return self._loader
 
     def stream(self, statement: Executable, chunk: int) -> RowStream:
         """Run a SELECT on this transaction's connection, its rows fetched ``chunk`` at a time
@@ -298,105 +239,59 @@ class Transaction:
 
     # -- ownership -------------------------------------------------------------------------
 
-    def own(self, obj: Any, state: ObjectState, *, lock: bool = False) -> OwnedEntry:
-        """Take ``obj`` into this transaction; with ``lock``, lock its row and load it fresh."""
+    def own(self, obj: Any, state: ObjectState, *, lock: bool = False) -> ObjectState:
+        """Take ``obj`` into this transaction; with ``lock``, lock its row and load it fresh.
+        Returns the state this transaction tracks the object with."""
         entry = self.entries.get(state.object_id)
         if entry is None:
-            self._acquire(state)
-            entry = OwnedEntry(obj, state)
-            self.entries[state.object_id] = entry
-            if state.lifecycle is Lifecycle.NEW:  # inserted/staged by this transaction
-                entry.track_all()
-                return entry
-        if lock and "_locked" not in entry.fresh and state.object_id not in self.staged:
-            self._load_columns(entry, lock=True)
+            self.ownership.acquire(state, self)
+            state.held = obj
+            self.entries[state.object_id] = entry = state
+            if state.lifecycle is Lifecycle.NEW:  # stored by this transaction
+                state.track_all(obj)
+                return state
+        if lock and "_locked" not in entry.fresh and entry.object_id not in self.staged:
+            self._load_columns(entry.obj, entry, lock=True)
         return entry
 
-    def try_own(self, obj: Any) -> bool:
-        """Own ``obj`` if no other open transaction holds it (never waits)."""
-        state: ObjectState = obj.__dict__[STATE_ATTR]
-        with self.context.ownership:
-            owner = state.owner
-            if owner is not None and owner is not self and owner.is_active:
-                return False
-            state.owner = self
-        if state.object_id not in self.entries:
-            self.entries[state.object_id] = OwnedEntry(obj, state)
-        return True
-
-    def adopt_loaded(self, obj: Any, state: ObjectState) -> None:
-        """Track an object this unit of work has just loaded (its columns are current); it is
-        held weakly until something changes it."""
-        state.owner = self
-        object_id = state.object_id
-        forget = self._forget
-        if forget is None:
-            forget = self._forget = _forgetter(self.entries)
-        entry = OwnedEntry(obj, state, weakref.KeyedRef(obj, forget, object_id))
-        self._mark_columns_fresh(entry)
-        self.entries[object_id] = entry
-
-    def _acquire(self, state: ObjectState) -> None:
-        cond = self.context.ownership
-        timeout = self.context.lock_timeout
-        with cond:
-            deadline = time.monotonic() + timeout
-            while state.owner is not None and state.owner is not self and state.owner.is_active:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    msg = (
-                        f"object {state.object_id} is held by another transaction of this client "
-                        f"(thread {state.owner.thread_id}) for more than {timeout:g}s"
-                    )
-                    raise LockTimeoutError(msg)
-                cond.wait(remaining)
-            state.owner = self
-
-    def _load_columns(self, entry: OwnedEntry, *, lock: bool = False) -> None:
-        obj, state = entry.obj, entry.state
-        info = type(obj)._dc_info
-        row = loading.fetch_row(self.conn, self.context, info, state.object_id, lock=lock)
-        if row is None:
-            raise ObjectDoesNotExistError(state.object_id, f"the {type(obj).__name__} was deleted")
-        loading.apply_row(obj, info, row, skip=entry.dirty)
-        self._mark_columns_fresh(entry)
+    def _load_columns(self, obj: Any, state: ObjectState, *, lock: bool = False) -> None:
+        self.loader.refresh(obj, state, lock=lock, skip=state.dirty)
+        state.mark_loaded(obj)
         if lock:
-            entry.mark_fresh(("_locked",))
+            state.mark_fresh(("_locked",))
 
-    @staticmethod
-    def _mark_columns_fresh(entry: OwnedEntry) -> None:
-        d = entry.obj.__dict__
-        info = type(entry.obj)._dc_info
-        entry.loaded_version = d.get("_dc_version")
-        if entry.fresh:
-            entry.mark_fresh(info.column_field_names)
-        else:
-            entry.fresh = info.column_field_names  # shared (frozen) until something is added
-        for field in info.json_fields:
-            if field.name not in entry.dirty:
-                entry.baseline[field.name] = baseline_of(field, d.get(field.key))
+    def refresh(self, obj: Any, state: ObjectState) -> None:
+        """Reload an object's fields from the database (pending changes to it are lost)."""
+        entry = self.own(obj, state)
+        entry.expire(entry.obj)
+        self._load_columns(entry.obj, entry)
 
-    # -- reading and writing owned objects ---------------------------------------------------
+    # -- reading and writing -------------------------------------------------------------------
 
-    def read(self, entry: OwnedEntry, field: Field) -> Any:
+    def read_field(self, obj: Any, state: ObjectState, field: Field) -> Any:
+        """A field of a stored object, read in this transaction: from memory if it owns the
+        object, else committed state from the database (nothing cached)."""
+        entry = self.entries.get(state.object_id)
+        if entry is not None:
+            return self.read(entry, field)
+        return self.loader.field(obj, state, field, cache=False)
+
+    def read(self, entry: ObjectState, field: Field) -> Any:
         """The value of an owned object's field, loaded once per transaction."""
         obj = entry.obj
         d = obj.__dict__
         name = field.name
         if name not in entry.fresh:
             if field.kind.is_link:
-                info = type(obj)._dc_info
-                value = loading.load_link(
-                    self.conn, self.context, info, field, entry.state.object_id
-                )
+                value = self.loader.link(type(obj)._dc_info, field, entry.object_id)
                 d[name] = value
                 entry.mark_fresh((name,))
-                entry.baseline[name] = baseline_of(field, value)
+                entry.set_baseline(field, value)
             else:
-                self._load_columns(entry)
+                self._load_columns(obj, entry)
         kind = field.kind
         if kind is FieldKind.REF:
-            return loading.resolve_ref(self.conn, self.context, obj, field)
+            return self.loader.reference(obj, field)
         if kind.is_link:
             entry.hold()  # the caller may change the container in place
             return d[name]
@@ -404,8 +299,10 @@ class Transaction:
             entry.hold()
         return d[field.key]
 
-    def write(self, entry: OwnedEntry, field: Field, value: Any) -> None:
-        """Assign an owned object's field (checked already); flushed later."""
+    def write(self, obj: Any, state: ObjectState, field: Field, value: Any) -> None:
+        """Assign a field (checked already) of an object, owning it if needed; written at the
+        next flush."""
+        entry = self.own(obj, state)
         d = entry.obj.__dict__
         if field.kind is FieldKind.REF:
             d[field.name] = value
@@ -419,7 +316,29 @@ class Transaction:
         entry.mark_dirty(field.name)
         entry.hold()
 
+    def prepare_read(self) -> None:
+        """Before reading on this transaction's connection: nothing to do here (changes are
+        written at commit; a unit of work flushes)."""
+
     # -- storing -----------------------------------------------------------------------------
+
+    def _ensure_tables(self) -> None:
+        """Create the tables of model classes defined since the transaction began, in it."""
+        if self.database.has_new_tables():
+            self.database.ensure_tables(self.conn)
+
+    def stage(self, objects: list[Any], backend_id: UUID | None = None) -> None:
+        """Register transient objects as NEW objects of this transaction (ids, states, the
+        identity map); their rows are written by the next flush (``staged`` until then)."""
+        ids = new_object_ids(len(objects))
+        backend = backend_id or self.backend_id
+        stage_new(
+            objects, ids, context=self.context, dataset=self.dataset, backend_id=backend, owner=self
+        )
+        pairs = list(zip(ids, objects, strict=True))
+        self.identity.add_many(pairs)
+        self.staged.update(pairs)
+        self.new.extend(objects)
 
     def persist(
         self,
@@ -427,30 +346,30 @@ class Transaction:
         *,
         recursive: bool = True,
         backend_id: UUID | None = None,
-        defer: bool = False,
+        alias: str | None = None,
     ) -> list[Any]:
-        """Store every transient object reachable from ``roots``; returns them.
-
-        With ``defer`` (a unit of work) they are registered now and written at the next flush.
-        """
+        """Store every transient object reachable from ``roots`` now, and give the first root
+        ``alias`` in this transaction's dataset; returns the objects stored."""
         objects = collect_transient(roots, recursive=recursive)
         if objects:
-            persistence.stage_objects(self, objects, backend_id=backend_id)
-            if not defer:
-                unitofwork.write_staged(self)
+            self.stage(objects, backend_id)
+            self._ensure_tables()
+            unitofwork.write_staged(self)
+        if alias is not None:
+            aliases.add(self.conn, self.dataset, alias, roots[0]._dc_state.object_id)
         return objects
 
     def delete(self, obj: Any, state: ObjectState) -> None:
         """Delete a stored object (its row, registry entry, aliases, and references to it)."""
-        unitofwork.flush(self)
+        self.flush()
         entry = self.own(obj, state)
-        persistence.delete_objects(self, [entry])
-        state.lifecycle = Lifecycle.DELETED
-        entry.clear_dirty()
-        self.deleted.append(obj)
+        persistence.delete_objects(self.conn, [entry.obj])
+        mark_deleted(entry)
+        self.deleted.append(entry.obj)
 
     def flush(self) -> None:
         """Write every pending change (see :func:`claystore.orm.unitofwork.flush`)."""
+        self._ensure_tables()
         unitofwork.flush(self)
 
     @contextlib.contextmanager
@@ -459,7 +378,7 @@ class Transaction:
         database and in memory) and the transaction goes on."""
         self.flush()
         new_mark, deleted_mark = len(self.new), len(self.deleted)
-        before = {object_id: set(entry.dirty) for object_id, entry in list(self.entries.items())}
+        before = {object_id: set(state.dirty) for object_id, state in list(self.entries.items())}
         nested = self.conn.begin_nested()
         try:
             yield
@@ -473,34 +392,29 @@ class Transaction:
                 nested.commit()
 
     def _undo_since(self, new_mark: int, deleted_mark: int, before: dict[UUID, set[str]]) -> None:
-        identity = self.context.identity
         self.pending_aliases.clear()  # the savepoint began with a flush: all are its own
         for obj in self.new[new_mark:]:
-            state = obj.__dict__.pop(STATE_ATTR, None)
+            state = make_transient(obj)
             if state is not None:
-                identity.discard(state.object_id)
+                self.identity.discard(state.object_id)
                 self.entries.pop(state.object_id, None)
                 self.staged.pop(state.object_id, None)
-                _forget_columns(obj)
         del self.new[new_mark:]
         for obj in self.deleted[deleted_mark:]:
-            obj._dc_state.lifecycle = Lifecycle.PERSISTENT
+            undelete(obj._dc_state)
         del self.deleted[deleted_mark:]
         released = []
-        for object_id, entry in list(self.entries.items()):
-            if entry.obj is None:
+        for object_id, state in list(self.entries.items()):
+            obj = state.obj
+            if obj is None:
                 continue
-            if object_id not in before:
+            if object_id not in before:  # taken inside the savepoint: let go of it
                 self.entries.pop(object_id)
-                released.append(entry.state)
-                entry.expire()
-            elif entry.dirty != before[object_id] or entry.changed_fields():
-                entry.expire()
-        with self.context.ownership:
-            for state in released:
-                if state.owner is self:
-                    state.owner = None
-            self.context.ownership.notify_all()
+                released.append(state)
+                state.expire(obj)
+            elif state.dirty != before[object_id] or state.changed_fields(obj):
+                state.expire(obj)
+        self.ownership.release(released, self)
 
     # -- ending ------------------------------------------------------------------------------
 
@@ -511,22 +425,19 @@ class Transaction:
         if self._conn is not None:
             self._conn.commit()
         self.is_active = False
-        identity = self.context.identity
+        self._settle_committed()
+        self._release()
+
+    def _settle_committed(self) -> None:
+        """After the COMMIT: NEW objects are persistent, deleted ones transient."""
         for obj in self.new:
             state = obj.__dict__.get(STATE_ATTR)
-            if state is not None and state.lifecycle is Lifecycle.NEW:
-                state.lifecycle = Lifecycle.PERSISTENT
-        for obj in self.deleted:
-            state = obj.__dict__.pop(STATE_ATTR, None)
             if state is not None:
-                identity.discard(state.object_id)
-                _forget_columns(obj)
-        if self.unit_of_work:  # what this unit of work loaded joins the client's map
-            for entry in list(self.entries.values()):
-                obj = entry.obj
-                if obj is not None and entry.state.lifecycle is Lifecycle.PERSISTENT:
-                    identity.add(entry.state.object_id, obj)
-        self._release()
+                mark_persistent(state)
+        for obj in self.deleted:
+            state = make_transient(obj)
+            if state is not None:
+                self.identity.discard(state.object_id)
 
     def rollback(self) -> None:
         """Roll back, then undo in memory what the transaction did."""
@@ -536,43 +447,127 @@ class Transaction:
                 self._conn.rollback()
         finally:
             self.is_active = False
-            identity = self.context.identity
             new_ids = set()
             for obj in self.new:
-                state = obj.__dict__.pop(STATE_ATTR, None)
+                state = make_transient(obj)
                 if state is not None:
                     new_ids.add(state.object_id)
-                    identity.discard(state.object_id)
-                    _forget_columns(obj)
-            for object_id, entry in list(self.entries.items()):
-                if object_id in new_ids or entry.obj is None:
+                    self.identity.discard(state.object_id)
+            for object_id, state in list(self.entries.items()):
+                obj = state.obj
+                if object_id in new_ids or obj is None or state.owner is not self:
                     continue
-                if entry.state.lifecycle is Lifecycle.DELETED:
-                    entry.state.lifecycle = Lifecycle.PERSISTENT
-                entry.expire()
+                undelete(state)
+                state.expire(obj)
             self._release()
 
     def _release(self) -> None:
-        cond = self.context.ownership
-        with cond:
-            for entry in list(self.entries.values()):
-                if entry.state.owner is self:
-                    entry.state.owner = None
-            for obj in self.new:
-                state = obj.__dict__.get(STATE_ATTR)
-                if state is not None and state.owner is self:
-                    state.owner = None
-            cond.notify_all()
+        states = [*self.entries.values(), *(o.__dict__.get(STATE_ATTR) for o in self.new)]
+        self.ownership.release(states, self)
         conn, self._conn = self._conn, None
+        self._loader = None
         if conn is not None:
-            self._closer(conn)
+            self.database.close_write(conn)
 
 
-def _forget_columns(obj: Any) -> None:
-    """An object that became transient again keeps its values, not its ids."""
-    d = obj.__dict__
-    for key in ("_dc_id", "_dc_class", "_dc_version"):
-        d.pop(key, None)
-    for field in type(obj)._dc_info.fields.values():
-        if field.kind is FieldKind.REF:
-            d.pop(field.key, None)
+class UnitOfWork(Transaction):
+    """The transaction of ``client.session()``: its own identity scope, deferred writes,
+    optimistic updates (see the module docstring)."""
+
+    check_versions = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._forget = _forgetter(self.entries)
+
+    @property
+    def scope(self) -> IdentityScope:
+        """A unit of work is its own identity scope."""
+        return self
+
+    # -- identity scope ------------------------------------------------------------------------
+
+    def find(self, object_id: UUID) -> Any | None:
+        """The object this unit of work sees for an id: its own, else the client's if it can
+        own it at once; None means "load a copy"."""
+        state = self.entries.get(object_id)
+        if state is not None:
+            obj = state.obj
+            if obj is not None:
+                return obj
+        obj = self.identity.get(object_id)
+        if obj is not None and obj.__dict__.get(STATE_ATTR) is not None and self.try_own(obj):
+            return obj
+        return None
+
+    def adopt(self, pairs: list[tuple[UUID, Any]]) -> dict[int, Any] | None:
+        """Track objects just loaded (their columns are current), held weakly until something
+        changes them."""
+        entries = self.entries
+        forget = self._forget
+        losers: dict[int, Any] | None = None
+        for object_id, obj in pairs:
+            current = entries.get(object_id)
+            existing = current.obj if current is not None else None
+            if existing is not None:
+                if losers is None:
+                    losers = {}
+                losers[id(obj)] = existing
+                continue
+            state: ObjectState = obj.__dict__[STATE_ATTR]
+            state.owner = self
+            state.ref = weakref.KeyedRef(obj, forget, object_id)
+            state.mark_loaded(obj)
+            entries[object_id] = state
+        return losers
+
+    def try_own(self, obj: Any) -> bool:
+        """Own ``obj`` if no other open transaction holds it (never waits)."""
+        state: ObjectState = obj.__dict__[STATE_ATTR]
+        if not self.ownership.try_acquire(state, self):
+            return False
+        if state.object_id not in self.entries:
+            state.held = obj
+            self.entries[state.object_id] = state
+        return True
+
+    # -- reading and storing -------------------------------------------------------------------
+
+    def read_field(self, obj: Any, state: ObjectState, field: Field) -> Any:
+        """A field of an object, which this unit of work owns from now on."""
+        entry = self.entries.get(state.object_id)
+        if entry is None:
+            entry = self.own(obj, state)
+        return self.read(entry, field)
+
+    def prepare_read(self) -> None:
+        """Flush first, so that what is read sees this unit of work's changes."""
+        self.flush()
+
+    def persist(
+        self,
+        roots: list[Any],
+        *,
+        recursive: bool = True,
+        backend_id: UUID | None = None,
+        alias: str | None = None,
+    ) -> list[Any]:
+        """Register every transient object reachable from ``roots`` (and ``alias`` for the
+        first root, refused now if it is taken); they are written at the next flush."""
+        if alias is not None:
+            aliases.check_free(self.conn, self.dataset, alias)
+        objects = collect_transient(roots, recursive=recursive)
+        if objects:
+            self.stage(objects, backend_id)
+        if alias is not None:
+            self.pending_aliases.append((self.dataset, alias, roots[0]))
+        return objects
+
+    def _settle_committed(self) -> None:
+        """After the COMMIT, what this unit of work loaded joins the client's identity map."""
+        super()._settle_committed()
+        persistent = Lifecycle.PERSISTENT
+        for state in list(self.entries.values()):
+            obj = state.obj
+            if obj is not None and state.lifecycle is persistent:
+                self.identity.add(state.object_id, obj)

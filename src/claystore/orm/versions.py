@@ -17,7 +17,7 @@ Owns :class:`VersionedObject`, the versioning part of the object API, mixed into
 - ``dc_delete()`` of an object with live versions is refused; of a version, discards its group.
 
 Called by users through ``DataClayObject``; calls the object's context (one transaction per
-operation), :mod:`claystore.orm.loading` and the registry table.
+operation), the transaction's loader and the registry table.
 """
 
 from __future__ import annotations
@@ -37,19 +37,17 @@ from claystore.errors import (
     ObjectIsNotVersionError,
     VersionConflictError,
 )
-from claystore.orm import loading
 from claystore.orm.asynctwin import async_twin
+from claystore.orm.context import ObjectContext, stored
 from claystore.orm.fields import Field, FieldKind
-from claystore.orm.state import STATE_ATTR, ObjectState, stored_state
+from claystore.orm.state import STATE_ATTR, ObjectState
 from claystore.orm.system import dc_object
-from claystore.orm.transaction import current_transaction
+from claystore.orm.transaction import Transaction, current_transaction
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from claystore.orm.context import ObjectContext
     from claystore.orm.mapping import ModelInfo
-    from claystore.orm.transaction import Transaction
 
 Held = tuple[Any, ObjectState]  # a stored object and its state
 R = TypeVar("R")
@@ -100,8 +98,8 @@ class VersionedObject:
         object reachable through references is versioned too and the version points to those
         versions.  Raises ObjectNotRegisteredError on a transient object.
         """
-        state = stored_state(self)
-        with _operation(state.context) as tx:
+        state, context = stored(self)
+        with _operation(context) as tx:
             version: Self = _branch(tx, self, state, recursive=recursive)
         return version
 
@@ -114,28 +112,24 @@ class VersionedObject:
         was taken, unless ``force``.  Raises ObjectIsNotVersionError on an object that is not a
         version and ObjectHasVersionsError if the version has live versions of its own.
         """
-        state = stored_state(self)
-        with _operation(state.context) as tx:
+        state, context = stored(self)
+        with _operation(context) as tx:
             _consolidate(tx, self, state, force=force)
 
     def get_versions(self) -> list[Self]:
         """The live versions of this object: its versions, their versions, ..., oldest first."""
-        state = stored_state(self)
-        context = state.context
-        with context.connection() as conn:
-            ids = _descendants(conn, [state.object_id])
-            found = loading.load_objects(conn, context, ids)
+        state, context = stored(self)
+        with context.loading() as loader:
+            ids = _descendants(loader.conn, [state.object_id])
+            found = loader.objects(ids)
         return [found[i] for i in ids if i in found]
 
-    def _dc_before_delete(self, conn: Connection, state: ObjectState) -> None:
-        """Called by ``dc_delete`` inside its transaction, before anything is deleted: refuse
-        to delete an object that has live versions; deleting a version also discards the
-        versions it references (its group, as ``new_version(recursive=True)`` made it)."""
-        tx = current_transaction(state.context)
-        if tx is None:  # pragma: no cover - dc_delete always calls this inside its transaction
-            msg = "_dc_before_delete must run inside the deleting transaction"
-            raise RuntimeError(msg)
+    def _dc_before_delete(self, tx: Transaction, state: ObjectState) -> None:
+        """Called by ``dc_delete`` inside its transaction ``tx``, before anything is deleted:
+        refuse to delete an object that has live versions; deleting a version also discards
+        the versions it references (its group, as ``new_version(recursive=True)`` made it)."""
         tx.flush()  # the group is read from the database
+        conn = tx.conn
         lineage = _lineage(conn, [state.object_id]).get(state.object_id)
         members: dict[UUID, Held] = {state.object_id: (self, state)}
         if lineage is not None and lineage.parent_id is not None:
@@ -195,7 +189,7 @@ def _locked(
 
 def _branch(tx: Transaction, root: Any, root_state: ObjectState, *, recursive: bool) -> Any:
     """Store the version of ``root`` (and, ``recursive``, of everything it reaches)."""
-    conn, context = tx.conn, tx.context
+    conn, loader = tx.conn, tx.loader
     root_id = root_state.object_id
 
     Found = tuple[dict[UUID, dict[str, Any]], dict[UUID, Held]]
@@ -207,7 +201,7 @@ def _branch(tx: Transaction, root: Any, root_state: ObjectState, *, recursive: b
         while queue:
             object_id = queue.pop()
             obj, state = sources[object_id]
-            values[object_id] = loading.read_values(conn, context, obj, state)
+            values[object_id] = loader.values(obj, state)
             if recursive:
                 for target in _targets(obj, values[object_id]):
                     target_state = _state(target)
@@ -231,6 +225,7 @@ def _branch(tx: Transaction, root: Any, root_state: ObjectState, *, recursive: b
         for name, value in field_values.items():
             setattr(version, name, _swap(fields[name], value, to_copy))
     tx.persist(list(copies.values()), recursive=False, backend_id=root_state.backend_id)
+    tx.flush()  # a unit of work registers them only: their registry rows are updated below
     rows = []
     for object_id, version in copies.items():
         source_state = sources[object_id][1]
@@ -279,9 +274,9 @@ def _consolidate(tx: Transaction, version: Any, state: ObjectState, *, force: bo
         fields = _info(group.members[member_id][0]).fields
         for level, ancestor_id in enumerate(chain, 1):
             obj, ancestor_state = group.ancestors[ancestor_id]
-            entry = tx.own(obj, ancestor_state, lock=True)
+            tx.own(obj, ancestor_state, lock=True)
             for name, value in _level_values(group, fields, values, level).items():
-                tx.write(entry, fields[name], value)
+                tx.write(obj, ancestor_state, fields[name], value)
     tx.flush()
     # intermediate versions now equal their parents: record them as taken now
     written = _row_versions(conn, group.ancestors.values())
@@ -344,7 +339,7 @@ def _conflict_message(
         fields = _info(group.members[conflict.member_id][0]).fields
         obj, ancestor_state = group.ancestors[conflict.ancestor_id]
         mine = _level_values(group, fields, group.values[conflict.member_id], conflict.level)
-        theirs = loading.read_values(tx.conn, tx.context, obj, ancestor_state)
+        theirs = tx.loader.values(obj, ancestor_state)
         differ = [
             n
             for n in fields
@@ -400,7 +395,7 @@ def _refuse_live_versions(conn: Connection, members: dict[UUID, Held], doing: st
 def _discover_group(tx: Transaction, version: Any, state: ObjectState) -> VersionGroup:
     """The version, the versions it references (directly or through versions, but not its own
     ancestors), their values, lineage and ancestors — read in ``tx`` as it stands."""
-    conn, context = tx.conn, tx.context
+    conn, loader = tx.conn, tx.loader
     root_id = state.object_id
     root_chains, lineage = _ancestors(conn, [root_id])
     excluded = set(root_chains[root_id])
@@ -411,7 +406,7 @@ def _discover_group(tx: Transaction, version: Any, state: ObjectState) -> Versio
         reached: dict[UUID, Held] = {}
         for object_id in frontier:
             obj, member_state = members[object_id]
-            values[object_id] = loading.read_values(conn, context, obj, member_state)
+            values[object_id] = loader.values(obj, member_state)
             for target in _targets(obj, values[object_id]):
                 target_state = _state(target)
                 target_id = target_state.object_id
@@ -426,7 +421,7 @@ def _discover_group(tx: Transaction, version: Any, state: ObjectState) -> Versio
     chains = {**root_chains, **other_chains}
     lineage.update(more)
     ancestor_ids = {i for chain in chains.values() for i in chain}
-    objects = loading.load_objects(conn, context, ancestor_ids)
+    objects = loader.objects(ancestor_ids)
     missing = ancestor_ids - objects.keys()
     if missing:
         raise ObjectDoesNotExistError(min(missing), "an ancestor of a version was deleted")

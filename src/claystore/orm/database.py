@@ -1,0 +1,163 @@
+"""One client's database: the engine and its dialect, every connection claystore opens on it,
+and the model tables known to exist there.
+
+Owns :class:`Database`, the one place where connections are opened, in three shapes:
+
+- :meth:`Database.reader`: a short read outside any transaction (committed state; autocommit
+  on PostgreSQL);
+- :meth:`Database.open_write` / :meth:`Database.close_write`: the connection of a write
+  transaction, begun so that it holds what it needs (SQLite ``BEGIN IMMEDIATE``) — used by
+  :class:`claystore.orm.transaction.Transaction`, which opens it lazily;
+- :meth:`Database.read_transaction`: a read transaction whose rows stream in chunks (a query
+  iterated outside any transaction).
+
+Driver errors are translated here (:func:`claystore.dialects.base.translate_error`).  An
+in-memory SQLite database is one shared connection, used by one thread at a time.
+
+Also owns :meth:`Database.ensure_tables`: ``CREATE`` the tables of model classes defined since
+the last check (cheap when none were).  Callers ensure tables *before* they write (the
+transaction does it before each flush), so the layers below never reach back up for DDL.
+
+Created by :mod:`claystore.orm.context` (one per start of a client).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from claystore.dialects.base import EngineSupport, translate_error
+from claystore.errors import ClientClosedError
+from claystore.orm import mapping
+
+
+class Database:
+    """The engine of one started client, and every connection claystore opens on it."""
+
+    def __init__(self, engine: Engine, dialect: EngineSupport, *, lock_timeout: float) -> None:
+        self.engine = engine
+        self.dialect = dialect
+        self.lock_timeout = lock_timeout
+        self.is_open = True
+        self._created: set[str] = set()
+        self._generation = -1
+        self._ddl_lock = threading.Lock()
+        # an in-memory SQLite database is one shared connection: use it one thread at a time
+        self._serial: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if dialect.is_memory else contextlib.nullcontext()
+        )
+
+    def __repr__(self) -> str:
+        return f"<Database {self.dialect.describe()}>"
+
+    def close(self) -> None:
+        """Stop: no more connections (the engine is disposed of by its owner)."""
+        self.is_open = False
+
+    def check_open(self) -> None:
+        """Raise :class:`ClientClosedError` if the client was stopped."""
+        if not self.is_open:
+            msg = (
+                f"the client of {self.dialect.describe()} is stopped; start it again "
+                "(client.start() or `with client:`) to use its objects"
+            )
+            raise ClientClosedError(msg)
+
+    def translate(self, exc: BaseException) -> BaseException:
+        """The claystore error for a driver error on this database."""
+        return translate_error(exc, self.dialect.url)
+
+    # -- connections -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for a short read outside any transaction (committed state)."""
+        self.check_open()
+        self.ensure_tables()
+        with self._serial:
+            try:
+                with self.engine.connect() as conn:
+                    yield self.dialect.reader(conn)
+            except sa.exc.SQLAlchemyError as exc:
+                raise self.translate(exc) from exc
+
+    @contextlib.contextmanager
+    def read_transaction(self, *, chunk: int) -> Iterator[Connection]:
+        """A read transaction whose results stream ``chunk`` rows at a time (rolled back at
+        the end: it wrote nothing)."""
+        self.check_open()
+        self.ensure_tables()
+        with self._serial:
+            try:
+                with self.engine.connect() as conn:
+                    conn.execution_options(yield_per=chunk)
+                    self.dialect.begin(conn, write=False, lock_timeout=self.lock_timeout)
+                    yield conn
+                    conn.rollback()
+            except sa.exc.SQLAlchemyError as exc:
+                raise self.translate(exc) from exc
+
+    def open_write(self) -> Connection:
+        """A connection with a write transaction begun; end it with :meth:`close_write`."""
+        self.check_open()
+        self.ensure_tables()
+        serial = self._serial
+        serial.__enter__()
+        try:
+            conn = self.engine.connect()
+            try:
+                self.dialect.begin(conn, write=True, lock_timeout=self.lock_timeout)
+            except BaseException:
+                conn.close()
+                raise
+        except sa.exc.SQLAlchemyError as exc:
+            serial.__exit__(None, None, None)
+            raise self.translate(exc) from exc
+        except BaseException:
+            serial.__exit__(None, None, None)
+            raise
+        return conn
+
+    def close_write(self, conn: Connection) -> None:
+        """Close a connection from :meth:`open_write` (its transaction already ended)."""
+        try:
+            conn.close()
+        finally:
+            self._serial.__exit__(None, None, None)
+
+    # -- tables ------------------------------------------------------------------------------
+
+    def has_new_tables(self) -> bool:
+        """True when model classes were defined since the tables were last ensured."""
+        return mapping.generation() != self._generation
+
+    def ensure_tables(self, conn: Connection | None = None) -> None:
+        """CREATE the tables of model classes defined since the last check (cheap when none
+        were).  With ``conn``, inside that transaction (DDL is transactional on both engines)."""
+        generation = mapping.generation()
+        if generation == self._generation:
+            return
+        with self._ddl_lock:
+            tables = [t for t in mapping.metadata.sorted_tables if t.name not in self._created]
+            if tables:
+                if conn is not None:
+                    self._create(conn, tables)
+                else:
+                    try:
+                        with self._serial, self.engine.connect() as own:
+                            self.dialect.begin(own, write=True, lock_timeout=self.lock_timeout)
+                            self._create(own, tables)
+                            own.commit()
+                    except sa.exc.SQLAlchemyError as exc:
+                        raise self.translate(exc) from exc
+            self._generation = generation
+
+    def _create(self, conn: Connection, tables: list[sa.Table]) -> None:
+        self.dialect.lock_schema(conn)
+        mapping.metadata.create_all(conn, tables=tables, checkfirst=True)
+        self._created.update(t.name for t in tables)
