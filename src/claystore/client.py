@@ -37,7 +37,7 @@ from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database
 from claystore.orm.mapping import metadata
 from claystore.orm.objectstore import ModelObjectStore
-from claystore.orm.query import query_objects
+from claystore.orm.modelquery import query_objects
 from claystore.orm.session import Session, transactional
 from claystore.orm.system import system_metadata
 

@@ -31,7 +31,7 @@ from claystore.datastore import (
     ShardedDatastore,
 )
 from claystore.orm.context import active_context
-from claystore.orm.query import ModelQuery
+from claystore.orm.modelquery import ModelQuery
 from claystore.orm.transaction import current_transaction
 from tests.statements import count_statements
 

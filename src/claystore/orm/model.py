@@ -27,7 +27,7 @@ from claystore.orm.asynctwin import async_twin
 from claystore.orm.context import ObjectContext, active_context, context_of_state, stored
 from claystore.orm.fields import FieldKind
 from claystore.orm.mapping import ModelInfo, map_model_class
-from claystore.orm.query import QueryableObject
+from claystore.orm.modelquery import QueryableObject
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
 from claystore.orm.system import dc_object
 from claystore.orm.transaction import current_transaction

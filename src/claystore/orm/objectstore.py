@@ -31,7 +31,7 @@ from claystore.orm import aliases
 from claystore.orm.context import ObjectContext
 from claystore.orm.mapping import ModelInfo, iter_subclass_infos
 from claystore.orm.model import persist
-from claystore.orm.query import query_objects
+from claystore.orm.modelquery import query_objects
 from claystore.orm.sqlquery import find_model
 from claystore.orm.state import stored_state
 from claystore.orm.system import dc_object
