@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.schema import CreateIndex
 
 from claystore.dialects import dialect_for, translate_error
-from claystore.dialects.base import EngineSupport
+from claystore.dialects.base import Dialect
 from claystore.errors import ClientNotStartedError, ConfigurationError
 from claystore.orm import backends as backend_registry
 from claystore.orm.context import ObjectContext
@@ -158,7 +158,7 @@ class Client:
         self.lock_timeout = float(lock_timeout)
         self._echo = echo
         self._engine_options = dict(engine_options or {})
-        self._support: EngineSupport = dialect_for(self._url)
+        self._support: Dialect = dialect_for(self._url)
         self._engine: Engine | None = None
         self._context: ObjectContext | None = None
         self._token: Any = None

@@ -39,7 +39,7 @@ from claystore.datastore.sqlcompile import (
     json_number,
     limit_of,
 )
-from claystore.dialects.base import EngineSupport, dialect_for, translate_error
+from claystore.dialects import Dialect, dialect_for, translate_error
 from claystore.errors import DatastoreTypeError, InvalidKeyError
 
 __all__ = ["SQLCursor", "SQLDatastore", "datastore_table", "encode_value", "finish_in_python"]
@@ -259,7 +259,7 @@ class SQLDatastore(Datastore):
         self.lock_timeout = float(lock_timeout)
         self.chunk_size = int(chunk_size)
         self.engine, self._owns_engine = _engine_for(target, self.lock_timeout)
-        self.support: EngineSupport = dialect_for(self.engine.url)
+        self.support: Dialect = dialect_for(self.engine.url)
         self.table = datastore_table(table)
         self.compiler = JSONQueryCompiler(self.table, self.support.name)
         self._is_pg = self.support.name == "postgresql"

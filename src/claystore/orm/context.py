@@ -29,7 +29,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from claystore.dialects.base import EngineSupport, translate_error
+from claystore.dialects.base import Dialect, translate_error
 from claystore.errors import ClientClosedError, ClientNotStartedError, ObjectDoesNotExistError
 from claystore.orm import loading, mapping
 from claystore.orm.fields import Field
@@ -48,7 +48,7 @@ class ObjectContext:
     def __init__(
         self,
         engine: Engine,
-        dialect: EngineSupport,
+        dialect: Dialect,
         *,
         dataset: str,
         username: str | None,
