@@ -40,6 +40,7 @@ from claystore.datastore.sqlcompile import (
     limit_of,
 )
 from claystore.dialects import Dialect, dialect_for, translate_error
+from claystore.dialects.types import CodePointText, JSONText
 from claystore.errors import DatastoreTypeError, InvalidKeyError
 
 __all__ = ["SQLCursor", "SQLDatastore", "datastore_table", "encode_value", "finish_in_python"]
@@ -183,10 +184,6 @@ def finish_in_python(
 # -- the datastore ----------------------------------------------------------------------------
 
 
-def _text_type() -> sa.types.TypeEngine[str]:
-    return sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
-
-
 def datastore_table(name: str) -> sa.Table:
     """The table of a :class:`SQLDatastore` (in its own MetaData): ``key`` (primary key),
     ``path`` (the key's collection, indexed with ``key``), ``value`` (JSON text; JSONB on
@@ -195,11 +192,9 @@ def datastore_table(name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("key", _text_type(), primary_key=True),
-        sa.Column("path", _text_type(), nullable=False),
-        sa.Column(
-            "value", sa.Text().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
-        ),
+        sa.Column("key", CodePointText(), primary_key=True),
+        sa.Column("path", CodePointText(), nullable=False),
+        sa.Column("value", JSONText(), nullable=False),
         sa.Index(f"ix_{name}_path_key", "path", "key"),
         comment="claystore SQLDatastore: one JSON value per key",
     )

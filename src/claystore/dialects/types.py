@@ -8,6 +8,8 @@ comes from the dialect class of the engine it is compiled for
 (:func:`~claystore.dialects.registry.dialect_class`), so one ``MetaData`` serves every engine
 and alembic autogenerate reads it.  What an engine stores (``COLLATE "C"`` text, JSONB,
 ``timestamptz``, ``NUMERIC``, or text on SQLite) is in the engine's module.
+``load_dialect_impl`` returns that storage type as the dialect class gives it, not adapted to
+the driver: DDL renders it as written (``TEXT``), and SQLAlchemy adapts it for binding values.
 
 Called by :mod:`claystore.orm.types` (the type map of model fields) and by
 :mod:`claystore.datastore.jsontable` (the JSON-table datastore's table).  No I/O.
@@ -47,8 +49,7 @@ class CodePointString(TypeDecorator[str]):
     def load_dialect_impl(self, dialect: SQLAlchemyDialect) -> TypeEngine[Any]:
         text = self.impl_instance
         assert isinstance(text, sa.String)
-        storage = dialect_class(dialect.name).code_point_text_type(text)
-        return dialect.type_descriptor(storage)
+        return dialect_class(dialect.name).code_point_text_type(text)
 
 
 class CodePointText(CodePointString):
@@ -67,8 +68,7 @@ class JSONDocument(TypeDecorator[Any]):
 
     @override
     def load_dialect_impl(self, dialect: SQLAlchemyDialect) -> TypeEngine[Any]:
-        storage = dialect_class(dialect.name).json_document_type(self.impl_instance)
-        return dialect.type_descriptor(storage)
+        return dialect_class(dialect.name).json_document_type(self.impl_instance)
 
 
 class JSONText(TypeDecorator[str]):
@@ -81,8 +81,7 @@ class JSONText(TypeDecorator[str]):
 
     @override
     def load_dialect_impl(self, dialect: SQLAlchemyDialect) -> TypeEngine[Any]:
-        storage = dialect_class(dialect.name).json_document_type(self.impl_instance)
-        return dialect.type_descriptor(storage)
+        return dialect_class(dialect.name).json_document_type(self.impl_instance)
 
 
 class AwareDateTime(TypeDecorator[dt.datetime]):
@@ -97,7 +96,7 @@ class AwareDateTime(TypeDecorator[dt.datetime]):
 
     @override
     def load_dialect_impl(self, dialect: SQLAlchemyDialect) -> TypeEngine[Any]:
-        return dialect.type_descriptor(dialect_class(dialect.name).aware_datetime_type())
+        return dialect_class(dialect.name).aware_datetime_type()
 
     @override
     def process_bind_param(self, value: dt.datetime | None, dialect: SQLAlchemyDialect) -> Any:
@@ -119,7 +118,7 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
     @override
     def load_dialect_impl(self, dialect: SQLAlchemyDialect) -> TypeEngine[Any]:
-        return dialect.type_descriptor(dialect_class(dialect.name).exact_decimal_type())
+        return dialect_class(dialect.name).exact_decimal_type()
 
     @override
     def process_result_value(self, value: Any, dialect: SQLAlchemyDialect) -> Decimal | None:

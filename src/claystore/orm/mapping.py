@@ -31,6 +31,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, column_property, registry, synonym
 
+from claystore.dialects.indexes import nullable_column_index
 from claystore.errors import MappingError
 from claystore.orm import types as sqltypes
 from claystore.orm.attributes import FieldAttribute
@@ -263,7 +264,7 @@ def _column_for(field: Field) -> sa.Column[Any]:
         field.column_name,
         type_,
         nullable=field.nullable,
-        # a nullable indexed column gets its indexes from _indexes (NULLS FIRST on PostgreSQL)
+        # a nullable indexed column gets its indexes from _indexes (one per engine)
         index=index and not unique and not field.nullable,
         unique=unique or None,
     )
@@ -272,17 +273,14 @@ def _column_for(field: Field) -> sa.Column[Any]:
 def _indexes(table: sa.Table, fields: list[Field]) -> None:
     """Indexes of nullable indexed columns, in the order queries read them.
 
-    claystore orders None first ascending and last descending (its total order).  SQLite's
-    indexes already sort NULLs first; PostgreSQL's sort them last unless told, and could then
-    serve neither direction, so its index says ``NULLS FIRST``.
+    claystore orders None first ascending and last descending (its total order); each engine's
+    dialect says how its index serves that order (``NULLS FIRST`` on PostgreSQL).
     """
     for field in fields:
         if field.indexed is None or field.indexed.unique or not field.nullable:
             continue
         column = table.c[field.column_name]
-        name = f"ix_{table.name}_{column.name}"
-        sa.Index(name, column.asc().nulls_first()).ddl_if(dialect="postgresql")
-        sa.Index(name, column).ddl_if(dialect="sqlite")
+        nullable_column_index(f"ix_{table.name}_{column.name}", column)
 
 
 def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
@@ -299,7 +297,7 @@ def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
         columns.append(sa.Column("position", sa.Integer, primary_key=True))
         columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
     elif field.kind is FieldKind.REF_DICT:
-        columns.append(sa.Column("key", sqltypes.text_type(), primary_key=True))
+        columns.append(sa.Column("key", sqltypes.sql_type_for(str), primary_key=True))
         columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
     else:
         columns.append(sa.Column("target_id", sa.Uuid, primary_key=True, index=True))
