@@ -216,12 +216,12 @@ class ModelQuery(Query):
     def statement(self) -> sa.Select[Any]:
         """The SELECT this query runs (for reading or EXPLAIN; values bound as parameters)."""
         context = self._context()
-        return compile_model_query(self.info, self, context.dialect.name).statement
+        return compile_model_query(self.info, self, context.dialect).statement
 
     def count(self) -> int:
         """How many objects iterating would return (limit and offset applied); one SELECT."""
         context = self._context()
-        plan = compile_model_query(self.info, self, context.dialect.name)
+        plan = compile_model_query(self.info, self, context.dialect)
         _flush(context)
         with context.connection() as conn:
             return int(conn.execute(plan.count()).scalar_one())
@@ -324,7 +324,7 @@ def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
         raise QueryError(msg)
     context.check_open()
     info = _model_of(query)
-    plan = compile_model_query(info, query, context.dialect.name)
+    plan = compile_model_query(info, query, context.dialect)
     dialect = context.engine.dialect
     return ModelCursor(
         query,

@@ -39,7 +39,6 @@ from claystore.datastore.sqlcompile import (
     INT64_MIN,
     compare_bracketed,
     compare_keys,
-    compare_text,
     is_plain,
     limit_of,
     op_holds,
@@ -47,6 +46,7 @@ from claystore.datastore.sqlcompile import (
     sql_compare,
     value_class,
 )
+from claystore.dialects.base import Dialect
 from claystore.errors import QueryError
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.mapping import (
@@ -151,7 +151,7 @@ def _column_class(field: Field) -> tuple[Any, ...]:
     return (4, python_type.__name__)
 
 
-def _check_typed(field: Field, op: str, value: Any, is_pg: bool) -> None:
+def _check_typed(field: Field, op: str, value: Any, dialect: Dialect) -> None:
     """Refuse comparisons SQL would answer differently from what the user meant."""
     python_type = field.python_type
     if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
@@ -163,10 +163,10 @@ def _check_typed(field: Field, op: str, value: Any, is_pg: bool) -> None:
             )
             raise QueryError(msg)
         return
-    if python_type is Decimal and not is_pg:
+    if python_type is Decimal and not dialect.has_exact_decimals:
         msg = (
-            f"{field.label} is a Decimal, stored as exact text on SQLite, which SQL cannot "
-            "compare as a number; compare it in Python, or use PostgreSQL"
+            f"{field.label} is a Decimal, stored as exact text on {dialect.title}, which SQL "
+            "cannot compare as a number; compare it in Python, or use PostgreSQL"
         )
         raise QueryError(msg)
     wanted, kept = value_class(value), _column_class(field)
@@ -183,13 +183,13 @@ def _check_typed(field: Field, op: str, value: Any, is_pg: bool) -> None:
 
 
 def _compare_number(
-    op: str, column: Any, python_type: type, value: Any, is_pg: bool
+    op: str, column: Any, python_type: type, value: Any, dialect: Dialect
 ) -> sa.ColumnElement[bool] | bool:
     """``column <op> value`` for an int or float column and an int or float value, exactly."""
     if isinstance(value, float) and math.isnan(value):
-        if python_type is float and is_pg:
-            return sql_compare(op, column, value)  # PostgreSQL orders NaN like Python's order
-        return op_holds(op, -1)  # NaN sorts after every number; SQLite stores no NaN
+        if python_type is float:
+            return dialect.compare_nan(op, column, value)
+        return op_holds(op, -1)  # NaN sorts after every number, and int columns hold no NaN
     if python_type is float:
         if isinstance(value, int):
             return compare_bracketed(op, column, value)
@@ -215,13 +215,13 @@ def _compare_int_column(op: str, column: Any, value: float) -> sa.ColumnElement[
 
 
 def _same_class(
-    field: Field, column: Any, op: str, value: Any, is_pg: bool
+    field: Field, column: Any, op: str, value: Any, dialect: Dialect
 ) -> sa.ColumnElement[bool] | bool:
     rank = _column_class(field)[0]
     if rank == 2:
-        return _compare_number(op, column, field.python_type, value, is_pg)
+        return _compare_number(op, column, field.python_type, value, dialect)
     if rank == 3:
-        return compare_text(op, column, value, is_pg=is_pg)
+        return dialect.compare_text(op, column, value)
     return sql_compare(op, column, sa.literal(value, column.type))  # bools too: a bound value
 
 
@@ -247,18 +247,20 @@ def _ref_clause(field: Field, column: Any, op: str, value: Any) -> sa.ColumnElem
     return sa.or_(column != target, column.is_(None))
 
 
-def filter_clause(info: ModelInfo, condition: Filter, is_pg: bool) -> sa.ColumnElement[bool] | None:
+def filter_clause(
+    info: ModelInfo, condition: Filter, dialect: Dialect
+) -> sa.ColumnElement[bool] | None:
     """The WHERE clause of one filter (None when it holds for every row)."""
     field = _field(info, condition.field, "filter on")
     op, value = condition.op, condition.value
     column = info.table_of(field).c[field.column_name]
     if field.kind is FieldKind.REF:
         return _ref_clause(field, column, op, value)
-    _check_typed(field, op, value, is_pg)
+    _check_typed(field, op, value, dialect)
     wanted = value_class(value)
     kept = _column_class(field)
     if wanted == kept:
-        rows = _same_class(field, column, op, value, is_pg)
+        rows = _same_class(field, column, op, value, dialect)
     else:
         rows = op_holds(op, compare_keys(kept, wanted))
     nulls_pass = field.nullable and op_holds(op, compare_keys((0,), wanted))
@@ -274,7 +276,7 @@ def filter_clause(info: ModelInfo, condition: Filter, is_pg: bool) -> sa.ColumnE
     return sa.or_(*parts) if parts else sa.false()
 
 
-def order_field(info: ModelInfo, order: Order, is_pg: bool) -> Field:
+def order_field(info: ModelInfo, order: Order, dialect: Dialect) -> Field:
     """The field an order sorts by; raises :class:`QueryError` for fields with no order."""
     field = _field(info, order.field, "order by")
     if field.kind is FieldKind.REF:
@@ -284,18 +286,19 @@ def order_field(info: ModelInfo, order: Order, is_pg: bool) -> Field:
     if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
         msg = f"{field.label} holds {python_type.__name__} members, which have no order"
         raise QueryError(msg)
-    _check_typed(field, "=", None, is_pg)
+    _check_typed(field, "=", None, dialect)
     return field
 
 
-def order_term(column: Any, field: Field, order: Order, is_pg: bool) -> sa.ColumnElement[Any]:
-    """ORDER BY term for ``column`` (NULLs first ascending, last descending, both engines)."""
-    if is_pg and field.python_type is str:
-        column = column.collate("C")
-    term = column.asc() if order.isAscending() else column.desc()
-    if is_pg and field.nullable:  # SQLite already sorts NULL lowest
-        term = term.nulls_first() if order.isAscending() else term.nulls_last()
-    return term  # type: ignore[no-any-return]
+def order_term(column: Any, field: Field, order: Order, dialect: Dialect) -> sa.ColumnElement[Any]:
+    """ORDER BY term for ``column`` (NULLs first ascending, last descending; text by code
+    point): the dialect writes it."""
+    return dialect.order_term(
+        column,
+        ascending=order.isAscending(),
+        nullable=field.nullable,
+        is_text=field.python_type is str,
+    )
 
 
 def _offset_key_clause(info: ModelInfo, offset_key: Key, id_column: Any) -> Any:
@@ -393,14 +396,13 @@ def _not_a_version(root: sa.Table) -> sa.ColumnElement[bool]:
     return root.c.id.not_in(versions)
 
 
-def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPlan:
-    """Compile ``query`` on ``info``'s class for ``dialect`` (``sqlite`` or ``postgresql``).
+def compile_model_query(info: ModelInfo, query: Query, dialect: Dialect) -> ModelPlan:
+    """Compile ``query`` on ``info``'s class for the engine of ``dialect``.
 
     Without a limit: one SELECT of the joined tables.  With a limit, the same statement
     first picks the page of ids (filter, order, limit, offset on the class's own tables, so
     an index serves it) and joins the registry and subclass tables to those rows only.
     """
-    is_pg = dialect == "postgresql"
     plain = all(is_plain(f, query) for f in query.filters)
     if not plain or not all(is_plain(o, query) for o in query.orders):
         msg = (
@@ -409,16 +411,16 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
         )
         raise QueryError(msg)
     root = info.root.table
-    where = [c for c in (filter_clause(info, f, is_pg) for f in query.filters) if c is not None]
+    where = [c for c in (filter_clause(info, f, dialect) for f in query.filters) if c is not None]
     select = class_select(info)
     where.append(select.not_a_version)
     if query.offset_key is not None:
         where.append(_offset_key_clause(info, query.offset_key, root.c.id))
-    orders = [(o, order_field(info, o, is_pg)) for o in query.orders]
+    orders = [(o, order_field(info, o, dialect)) for o in query.orders]
     keys = [info.table_of(f).c[f.column_name] for _, f in orders]
     limit, offset = limit_of(query), row_count(query.offset or None)
     if limit is None:
-        terms = [order_term(k, f, o, is_pg) for k, (o, f) in zip(keys, orders, strict=True)]
+        terms = [order_term(k, f, o, dialect) for k, (o, f) in zip(keys, orders, strict=True)]
         statement = (
             select.select.select_from(select.source)
             .where(*where)
@@ -426,7 +428,7 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
             .offset(offset)
         )
     else:
-        inner = [order_term(k, f, o, is_pg) for k, (o, f) in zip(keys, orders, strict=True)]
+        inner = [order_term(k, f, o, dialect) for k, (o, f) in zip(keys, orders, strict=True)]
         page = (
             sa.select(root.c.id.label("id"), *(k.label(f"o{n}") for n, k in enumerate(keys)))
             .select_from(info.selectable())
@@ -436,7 +438,7 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
             .offset(offset)
             .subquery("page")
         )
-        outer = [order_term(page.c[f"o{n}"], f, o, is_pg) for n, (o, f) in enumerate(orders)]
+        outer = [order_term(page.c[f"o{n}"], f, o, dialect) for n, (o, f) in enumerate(orders)]
         statement = select.select.select_from(page.join(select.source, root.c.id == page.c.id))
         statement = statement.order_by(*outer, page.c.id)
     return ModelPlan(info, statement, select.shapes, where, limit, query.offset)
