@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from claystore.datastore.basic import BatchOperation, Datastore
@@ -39,7 +38,7 @@ from claystore.datastore.sqlcompile import (
     json_number,
     limit_of,
 )
-from claystore.dialects import Dialect, dialect_for, translate_error
+from claystore.dialects import Dialect, dialect_for, normalise_url, translate_error
 from claystore.dialects.types import CodePointText, JSONText
 from claystore.errors import DatastoreTypeError, InvalidKeyError
 
@@ -206,12 +205,10 @@ def _engine_for(target: Any, lock_timeout: float) -> tuple[Engine, bool]:
     if isinstance(target, Engine):
         return target, False
     if isinstance(target, str | URL):
-        url = make_url(target)
-        if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
-            url = url.set(drivername="postgresql+psycopg")
-        support = dialect_for(url)
-        engine = sa.create_engine(url, **support.engine_options())
-        support.configure(engine, lock_timeout=lock_timeout)
+        url = normalise_url(make_url(target))
+        dialect = dialect_for(url)
+        engine = sa.create_engine(url, **dialect.engine_options())
+        dialect.configure(engine, lock_timeout=lock_timeout)
         return engine, True
     client_engine = getattr(target, "engine", None)  # a claystore Client (raises if stopped)
     if isinstance(client_engine, Engine):
@@ -238,6 +235,7 @@ class SQLDatastore(Datastore):
     lists and str-keyed dicts of them; anything else raises
     :class:`~claystore.errors.DatastoreTypeError` (wrap the store in a serializer shim for
     other types).  On PostgreSQL (JSONB) objects come back with their keys in JSONB's order.
+    ``dialect`` is the engine's :class:`~claystore.dialects.base.Dialect`.
     """
 
     def __init__(
@@ -254,21 +252,20 @@ class SQLDatastore(Datastore):
         self.lock_timeout = float(lock_timeout)
         self.chunk_size = int(chunk_size)
         self.engine, self._owns_engine = _engine_for(target, self.lock_timeout)
-        self.support: Dialect = dialect_for(self.engine.url)
+        self.dialect: Dialect = dialect_for(self.engine.url)
         self.table = datastore_table(table)
-        self.compiler = JSONQueryCompiler(self.table, self.support.name)
-        self._is_pg = self.support.name == "postgresql"
+        self.compiler = JSONQueryCompiler(self.table, self.dialect)
         # an in-memory SQLite database is one shared connection: one user at a time
         self._serial: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if self.support.is_memory else contextlib.nullcontext()
+            threading.RLock() if self.dialect.is_memory else contextlib.nullcontext()
         )
         self._upsert = self._upsert_statement()
         with self._connect(write=True) as conn:
-            self.support.lock_schema(conn)
+            self.dialect.lock_schema(conn)
             self.table.metadata.create_all(conn, checkfirst=True)
 
     def __repr__(self) -> str:
-        return f"<SQLDatastore {self.support.describe()} table {self.table.name!r}>"
+        return f"<SQLDatastore {self.dialect.describe()} table {self.table.name!r}>"
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -280,11 +277,11 @@ class SQLDatastore(Datastore):
         with self._serial:
             try:
                 with self.engine.connect() as conn:
-                    if snapshot and self._is_pg:  # several statements, one view of the data
-                        conn.execution_options(isolation_level="REPEATABLE READ")
+                    if snapshot:  # several statements, one view of the data
+                        self.dialect.read_snapshot(conn)
                     if stream:
                         conn.execution_options(yield_per=self.chunk_size)
-                    self.support.begin(conn, write=write, lock_timeout=self.lock_timeout)
+                    self.dialect.begin(conn, write=write, lock_timeout=self.lock_timeout)
                     yield conn
                     conn.commit()
             except sa.exc.SQLAlchemyError as exc:
@@ -301,7 +298,8 @@ class SQLDatastore(Datastore):
         return text
 
     def _encode(self, value: Any, key: str) -> str:
-        return encode_value(value, exact_numbers=self._is_pg, where=f"value of {key}")
+        exact = self.dialect.has_exact_json_numbers
+        return encode_value(value, exact_numbers=exact, where=f"value of {key}")
 
     # -- the datastore API ---------------------------------------------------------------------
 
@@ -368,7 +366,7 @@ class SQLDatastore(Datastore):
         small = limit is not None and limit <= self.chunk_size and not plan.in_python
 
         def run(cursor: SQLCursor) -> Iterator[Entry]:
-            if self.support.is_memory or small:  # one shared connection, or one chunk at most
+            if self.dialect.is_memory or small:  # one shared connection, or one chunk at most
                 yield from list(self._stream(cursor, plan, query, stream=False))
             else:
                 yield from self._stream(cursor, plan, query, stream=True)
@@ -418,19 +416,10 @@ class SQLDatastore(Datastore):
         for key, text in conn.execute(statement):
             yield Key(key), json.loads(text)
 
-    def _upsert_statement(self) -> Any:
-        table = self.table
-        value: sa.ColumnElement[Any] = sa.bindparam("v", type_=sa.Text)
-        if self._is_pg:
-            value = sa.cast(value, postgresql.JSONB)
-        dialect_insert = postgresql.insert if self._is_pg else sqlite.insert
-        statement = dialect_insert(table).values(
-            key=sa.bindparam("k"), path=sa.bindparam("p"), value=value
-        )
-        return statement.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={"path": statement.excluded.path, "value": statement.excluded.value},
-        )
+    def _upsert_statement(self) -> sa.Insert:
+        value = self.dialect.json_from_text(sa.bindparam("v", type_=sa.Text))
+        row = {"key": sa.bindparam("k"), "path": sa.bindparam("p"), "value": value}
+        return self.dialect.upsert(self.table, row)
 
     def close(self) -> None:
         """Dispose of the engine if this datastore created it (from a URL)."""

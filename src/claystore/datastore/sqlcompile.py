@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import json
 import math
-import operator
-import re
-from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from claystore.datastore.query import Filter, Order, Query
 from claystore.datastore.values import value_sort_key
-from claystore.errors import QueryError
+from claystore.dialects.base import LONE_SURROGATE, OPERATORS, Dialect, JSONType, sql_constant
 
 __all__ = [
     "RENDER_COUNTS",
@@ -44,7 +40,6 @@ __all__ = [
     "JSONQueryCompiler",
     "compare_bracketed",
     "compare_keys",
-    "compare_text",
     "encode_json_string",
     "is_plain",
     "json_number",
@@ -58,11 +53,11 @@ __all__ = [
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 EXACT_FLOAT_LIMIT: Final = 2.0**53  # below it, repr() of an integral float is exact
-SURROGATE: Final = re.compile("[\ud800-\udfff]")
+SURROGATE: Final = LONE_SURROGATE
 
 # -- the total order, by class ----------------------------------------------------------------
 
-NULL, BOOL, NUMBER, STRING, OBJECT, ARRAY = range(6)
+NULL, BOOL, NUMBER, STRING, OBJECT, ARRAY = JSONType
 #: The total-order prefix (rank, type name) of each SQL class of JSON values.
 CLASS_KEYS: Final[dict[int, tuple[Any, ...]]] = {
     NULL: (0,),
@@ -71,14 +66,6 @@ CLASS_KEYS: Final[dict[int, tuple[Any, ...]]] = {
     STRING: (3,),
     OBJECT: (4, "dict"),
     ARRAY: (4, "list"),
-}
-_TESTS: Final[dict[str, Callable[[Any, Any], Any]]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    "=": operator.eq,
-    "!=": operator.ne,
-    ">=": operator.ge,
-    ">": operator.gt,
 }
 
 
@@ -91,12 +78,12 @@ def value_class(value: Any) -> tuple[Any, ...]:
 
 def op_holds(op: str, comparison: int) -> bool:
     """Whether ``stored <op> value`` holds when comparing them gave ``comparison`` (-1/0/1)."""
-    return bool(_TESTS[op](comparison, 0))
+    return bool(OPERATORS[op](comparison, 0))
 
 
 def sql_compare(op: str, left: Any, right: Any) -> sa.ColumnElement[bool]:
     """The SQL expression ``left <op> right``."""
-    clause: sa.ColumnElement[bool] = _TESTS[op](left, right)
+    clause: sa.ColumnElement[bool] = OPERATORS[op](left, right)
     return clause
 
 
@@ -151,22 +138,6 @@ def compare_bracketed(op: str, stored: Any, value: int) -> sa.ColumnElement[bool
     return sql_compare("<=", stored, low) if op in ("<", "<=") else sql_compare(">=", stored, high)
 
 
-def compare_text(op: str, stored: Any, value: str, *, is_pg: bool) -> sa.ColumnElement[bool] | bool:
-    """``stored <op> value`` by code point.  PostgreSQL text cannot hold NUL, so a value with
-    one is compared through its part before the NUL (no stored text equals it)."""
-    if SURROGATE.search(value):
-        msg = f"{value!r:.60} holds a lone surrogate, which cannot be sent to the database"
-        raise QueryError(msg)
-    if is_pg:
-        stored = stored.collate("C")
-        if "\x00" in value:
-            head = value[: value.index("\x00")]
-            if op in ("=", "!="):
-                return op == "!="
-            return sql_compare("<=" if op in ("<", "<=") else ">", stored, head)
-    return sql_compare(op, stored, value)
-
-
 def encode_json_string(text: str) -> str:
     """A str as JSON text (unicode kept as is)."""
     return json.dumps(text, ensure_ascii=False)
@@ -185,35 +156,6 @@ def json_number(value: bool | float) -> str:
 # -- compiling queries (no I/O) ---------------------------------------------------------------
 
 _TOP_LEVEL_TYPES: Final = (("array", list), ("string", str), ("boolean", bool), ("null", None))
-_SQLITE_FIRST_CHARS: Final = {"array": "[", "string": '"', "boolean": "tf", "null": "n"}
-_NUMBER_CHARS: Final = "-0123456789"
-_SQLITE_TYPE_CLASSES: Final = {
-    "null": NULL,
-    "true": BOOL,
-    "false": BOOL,
-    "integer": NUMBER,
-    "real": NUMBER,
-    "text": STRING,
-    "object": OBJECT,
-    "array": ARRAY,
-}
-_PG_TYPE_CLASSES: Final = {
-    "boolean": BOOL,
-    "number": NUMBER,
-    "string": STRING,
-    "object": OBJECT,
-    "array": ARRAY,
-}
-
-
-def constant(value: int | str) -> sa.ColumnElement[Any]:
-    """A constant written into the SQL text (class codes and type names, never user data)."""
-    return sa.literal_column(repr(value) if isinstance(value, str) else str(value))
-
-
-def _class_case(classes: dict[str, int], kind: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
-    whens = {constant(name): constant(code) for name, code in classes.items()}
-    return sa.case(whens, value=kind, else_=constant(NULL))
 
 
 def is_plain(condition: Filter | Order, query: Query) -> bool:
@@ -249,60 +191,30 @@ class JSONPlan:
 
 
 class JSONQueryCompiler:
-    """Translates datastore queries into SELECTs on a :class:`SQLDatastore` table."""
+    """Translates datastore queries into SELECTs on a :class:`SQLDatastore` table, for the
+    engine of ``dialect`` (which reads the JSON documents)."""
 
-    def __init__(self, table: sa.Table, dialect: str) -> None:
+    def __init__(self, table: sa.Table, dialect: Dialect) -> None:
         self.table = table
-        self.is_pg = dialect == "postgresql"
-
-    # -- fields --------------------------------------------------------------------------------
-
-    def _member(self, field: str, *, text: bool = False) -> sa.ColumnElement[Any]:
-        """PostgreSQL: ``value -> field`` (JSONB), or ``value ->> field`` (text)."""
-        if text:
-            return self.table.c.value.op("->>", return_type=sa.Text())(sa.literal(field))
-        return self.table.c.value.op("->", return_type=postgresql.JSONB())(sa.literal(field))
-
-    def _sqlite_path(self, field: str) -> str | None:
-        if '"' in field or "\\" in field or any(ord(ch) < 0x20 for ch in field):
-            return None  # SQLite's JSON paths cannot spell it: use json_each
-        return f'$."{field}"'
-
-    def _sqlite_lookup(self, field: str, column: str) -> sa.ColumnElement[Any]:
-        path = self._sqlite_path(field)
-        if path is not None:
-            name = "json_type" if column == "type" else "json_extract"
-            return getattr(sa.func, name)(self.table.c.value, path)  # type: ignore[no-any-return]
-        each = sa.func.json_each(self.table.c.value).table_valued("key", "type", "atom")
-        return sa.select(each.c[column]).where(each.c.key == field).scalar_subquery()
+        self.dialect = dialect
 
     def class_of(self, field: str) -> sa.ColumnElement[int]:
-        """The class (0-5) of ``field`` in each record."""
-        if self.is_pg:
-            kind: sa.ColumnElement[Any] = sa.func.jsonb_typeof(self._member(field))
-            return _class_case(_PG_TYPE_CLASSES, kind)
-        return _class_case(_SQLITE_TYPE_CLASSES, self._sqlite_lookup(field, "type"))
+        """The class (:class:`~claystore.dialects.base.JSONType`) of ``field`` in each record."""
+        return self.dialect.json_type(self.table.c.value, field)
 
-    def _typed(  # noqa: PLR0911 - one return per class of value and engine
-        self, field: str, klass: int, op: str, value: Any
-    ) -> sa.ColumnElement[bool] | bool:
+    def _typed(self, field: str, klass: int, op: str, value: Any) -> sa.ColumnElement[bool] | bool:
         """``field <op> value`` for records whose field has ``value``'s class (bool, number or
         string); True/False when the answer is the same for every such record."""
         if klass == NUMBER and isinstance(value, float) and not math.isfinite(value):
             return op_holds(op, 1 if value == -math.inf else -1)  # stored numbers are finite
-        if self.is_pg:
-            if klass == STRING:
-                return compare_text(op, self._member(field, text=True), value, is_pg=True)
-            literal = sa.cast(sa.literal(json_number(value)), postgresql.JSONB)
-            return sql_compare(op, self._member(field), literal)
-        stored = self._sqlite_lookup(field, "atom")
+        document, dialect = self.table.c.value, self.dialect
         if klass == STRING:
-            return compare_text(op, stored, value, is_pg=False)
-        if klass == BOOL:
-            return sql_compare(op, stored, int(value))
-        if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
-            return compare_bracketed(op, stored, value)  # SQLite cannot bind it
-        return sql_compare(op, stored, value)
+            return dialect.compare_text(op, dialect.json_member_text(document, field), value)
+        stored = dialect.json_member(document, field)
+        literal = dialect.json_literal(value, json_number(value))
+        if isinstance(literal, int) and not INT64_MIN <= literal <= INT64_MAX:
+            return compare_bracketed(op, stored, literal)  # no driver binds it as an integer
+        return sql_compare(op, stored, literal)
 
     def filter_clause(self, condition: Filter) -> sa.ColumnElement[bool] | None:
         """The WHERE clause of a filter, or None when SQL cannot decide it exactly.
@@ -314,8 +226,10 @@ class JSONQueryCompiler:
         wanted = value_class(value)
         if wanted in (CLASS_KEYS[OBJECT], CLASS_KEYS[ARRAY]):
             return None  # Python compares dicts and lists by repr()
-        if self.is_pg and op in ("=", "!=") and wanted in ((1,), (2,), (3,)):
-            return self._pg_equality(field, op, value)
+        if op in ("=", "!=") and wanted in ((1,), (2,), (3,)):
+            equality = self._equality(field, op, value)
+            if equality is not None:
+                return equality
         klass = self.class_of(field)
         always: list[int] = []
         typed: list[sa.ColumnElement[bool]] = []
@@ -328,54 +242,36 @@ class JSONQueryCompiler:
             if clause is True:
                 always.append(code)
             elif clause is not False:
-                typed.append(sa.and_(clause, klass == constant(code)))
+                typed.append(sa.and_(clause, klass == sql_constant(code)))
         if len(always) == len(CLASS_KEYS):
             return sa.true()
-        parts = typed + ([klass.in_([constant(c) for c in always])] if always else [])
+        parts = typed + ([klass.in_([sql_constant(c) for c in always])] if always else [])
         return sa.or_(*parts) if parts else sa.false()
 
-    def _pg_equality(self, field: str, op: str, value: Any) -> sa.ColumnElement[bool]:
-        """``=`` / ``!=`` on PostgreSQL: JSONB equality is already exact across types (``1`` is
-        neither ``true`` nor ``"1"``, ``1 = 1.0``), so no class test is needed."""
+    def _equality(self, field: str, op: str, value: Any) -> sa.ColumnElement[bool] | None:
+        """``=`` / ``!=`` with a bool, number or str decided by the engine's JSON equality
+        alone, when it holds only within one JSON type; None when the class test is needed."""
         if isinstance(value, float) and not math.isfinite(value):
             return sa.true() if op == "!=" else sa.false()  # stored numbers are finite
-        if isinstance(value, str):
-            if "\x00" in value:  # JSONB cannot hold it: nothing stored equals it
-                return sa.true() if op == "!=" else sa.false()
-            compare_text(op, sa.literal(""), value, is_pg=True)  # refuses lone surrogates
-            literal = sa.cast(sa.literal(encode_json_string(value)), postgresql.JSONB)
-        else:
-            literal = sa.cast(sa.literal(json_number(value)), postgresql.JSONB)
-        equal = self._member(field) == literal
-        return equal if op == "=" else sa.func.coalesce(equal, sa.false()) == sa.false()
+        text = encode_json_string(value) if isinstance(value, str) else json_number(value)
+        return self.dialect.json_equals(op, self.table.c.value, field, value, text)
 
     def order_terms(self, order: Order) -> list[sa.ColumnElement[Any]]:
         """ORDER BY terms of one order: the class, then the typed key(s) inside it."""
         field = order.field
         klass = self.class_of(field)
-        if self.is_pg:
-            # typed keys, NULL outside their classes (JSON null is not SQL NULL in JSONB)
-            text = sa.case((klass == constant(STRING), self._member(field, text=True)))
-            scalar = sa.case((klass.in_([constant(BOOL), constant(NUMBER)]), self._member(field)))
-            terms: list[sa.ColumnElement[Any]] = [klass, text.collate("C"), scalar]
-        else:
-            terms = [klass, self._sqlite_lookup(field, "atom")]
-        return [t.asc() if order.isAscending() else t.desc() for t in terms]
+        keys = self.dialect.json_order_keys(self.table.c.value, field, klass)
+        return [t.asc() if order.isAscending() else t.desc() for t in (klass, *keys)]
 
     def _risky(self, fields: list[str]) -> sa.ColumnElement[bool] | None:
         kinds = sorted({kind for field in fields for kind in attribute_types(field)})
         if not kinds:
             return None
-        if self.is_pg:
-            return sa.func.jsonb_typeof(self.table.c.value).in_(kinds)
-        chars = "".join(_SQLITE_FIRST_CHARS.get(kind, _NUMBER_CHARS) for kind in kinds)
-        return sa.func.substr(self.table.c.value, 1, 1).in_(sorted(set(chars)))
+        return self.dialect.json_root_type_in(self.table.c.value, kinds)
 
     def value_column(self) -> sa.ColumnElement[Any]:
         """The stored JSON as text."""
-        if self.is_pg:
-            return sa.cast(self.table.c.value, sa.Text)
-        return self.table.c.value
+        return self.dialect.json_as_text(self.table.c.value)
 
     def compile(self, query: Query) -> JSONPlan:
         """Compile ``query``: the one SELECT that answers it when SQL can, and the narrowing
@@ -399,7 +295,7 @@ class JSONQueryCompiler:
             in_python.append("orders: they read fields through a custom object_getattr")
         columns: list[Any] = [table.c.key, self.value_column()]
         if query.orders:
-            flags = (self.class_of(o.field) >= constant(OBJECT) for o in query.orders)
+            flags = (self.class_of(o.field) >= sql_constant(OBJECT) for o in query.orders)
             columns.append(sa.or_(*flags))
         order_by = [term for order in query.orders for term in self.order_terms(order)]
         statement = (
