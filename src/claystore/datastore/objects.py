@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from claystore.datastore.basic import BatchOperation, Datastore
 from claystore.datastore.key import Key
 from claystore.datastore.query import Query
-from claystore.datastore.sql import SQLCursor
+from claystore.datastore.sqlcursor import SQLCursor
 from claystore.errors import (
     AliasDoesNotExistError,
     DatastoreError,
@@ -85,7 +85,7 @@ class ObjectDatastore(Datastore):
     @staticmethod
     def _parse(key: Any) -> tuple[ModelInfo, str]:
         """The class and the id-or-alias a key names."""
-        from claystore.orm.sqlquery import find_model  # noqa: PLC0415 - see module docstring
+        from claystore.orm.modelcompiler import find_model  # noqa: PLC0415 - see module docstring
 
         if not isinstance(key, Key):
             msg = f"datastore keys must be Key objects, not {type(key).__name__}: use Key({key!r})"

@@ -28,14 +28,14 @@ import sqlalchemy as sa
 
 from claystore.datastore.key import Key
 from claystore.datastore.query import Entry, Order, Query, QueryDict
-from claystore.datastore.sql import SQLCursor
-from claystore.datastore.sqlcompile import RENDER_COUNTS, limit_of
+from claystore.datastore.sqlcursor import SQLCursor
+from claystore.datastore.sqlorder import RENDER_COUNTS, limit_of
 from claystore.dialects.base import translate_error
 from claystore.errors import MappingError, QueryError
 from claystore.orm.context import active_context
 from claystore.orm.loading import RowReader, hydrate_rows
 from claystore.orm.mapping import ModelInfo
-from claystore.orm.sqlquery import ModelPlan, compile_model_query, find_model
+from claystore.orm.modelcompiler import ModelPlan, compile_model_query, find_model
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:

@@ -1,24 +1,24 @@
-"""Datastore queries -> SQL: the datastore's total order of values, written as SQL.
+"""The JSON-table datastore's query compiler: datastore queries -> SQL on one JSON table.
 
-Owns the translation, and does no I/O: :func:`value_class`, :func:`op_holds` and the exact
-comparison helpers (:func:`compare_bracketed` for doubles against integers,
-:func:`compare_text` for code-point order), shared with the model-query compiler
-(:mod:`claystore.orm.sqlquery`), and :class:`JSONQueryCompiler`, which compiles queries for
-:class:`~claystore.datastore.sql.SQLDatastore` tables.
+Owns :class:`JSONQueryCompiler`, which compiles queries for
+:class:`~claystore.datastore.jsontable.SQLDatastore` tables into a :class:`JSONPlan`, and
+does no I/O.  The engine reads the JSON documents (members, their types, typed comparisons and
+ordering keys) through its :class:`~claystore.dialects.base.Dialect`; the order itself is
+:mod:`claystore.datastore.sqlorder`'s.
 
 How the total order (:mod:`claystore.datastore.query`) becomes SQL: every field of a record
 has a *class* -- 0 missing/null, 1 bool, 2 number, 3 string, 4 object, 5 array (``dict`` sorts
-before ``list``).  Orders sort by class, then by a typed key inside the class; a filter is
-decided by class where the classes differ and by a typed comparison where they are the same:
-numbers exactly (SQLite compares INTEGER and REAL exactly; PostgreSQL compares JSONB numbers
-as ``numeric``), strings by code point (SQLite ``BINARY``, PostgreSQL ``COLLATE "C"``).
-Ties are broken by key.  What SQL cannot decide exactly is left to Python, after SQL has
-narrowed the rows (:class:`JSONPlan`): filters on objects or arrays (Python compares them by
-``repr``), orders meeting such values (flagged per row), fields Python reads as attributes
-of records that are not JSON objects (``count`` of a list record; checked first), and
-fields read through a custom ``object_getattr``.
+before ``list``; :class:`~claystore.dialects.base.JSONType`).  Orders sort by class, then by a
+typed key inside the class; a filter is decided by class where the classes differ and by a
+typed comparison where they are the same: numbers exactly (SQLite compares INTEGER and REAL
+exactly; PostgreSQL compares JSONB numbers as ``numeric``), strings by code point (SQLite
+``BINARY``, PostgreSQL ``COLLATE "C"``).  Ties are broken by key.  What SQL cannot decide
+exactly is left to Python, after SQL has narrowed the rows (:class:`JSONPlan`): filters on
+objects or arrays (Python compares them by ``repr``), orders meeting such values (flagged per
+row), fields Python reads as attributes of records that are not JSON objects (``count`` of a
+list record; checked first), and fields read through a custom ``object_getattr``.
 
-Called by :mod:`claystore.datastore.sql` and :mod:`claystore.orm.sqlquery`.
+Called by :mod:`claystore.datastore.jsontable`.
 """
 
 from __future__ import annotations
@@ -31,29 +31,22 @@ import attrs
 import sqlalchemy as sa
 
 from claystore.datastore.query import Filter, Order, Query
-from claystore.datastore.values import value_sort_key
-from claystore.dialects.base import LONE_SURROGATE, OPERATORS, Dialect, JSONType, sql_constant
+from claystore.datastore.sqlorder import (
+    INT64_MAX,
+    INT64_MIN,
+    compare_bracketed,
+    compare_keys,
+    is_plain,
+    json_number,
+    limit_of,
+    op_holds,
+    row_count,
+    sql_compare,
+    value_class,
+)
+from claystore.dialects.base import Dialect, JSONType, sql_constant
 
-__all__ = [
-    "RENDER_COUNTS",
-    "JSONPlan",
-    "JSONQueryCompiler",
-    "compare_bracketed",
-    "compare_keys",
-    "encode_json_string",
-    "is_plain",
-    "json_number",
-    "limit_of",
-    "op_holds",
-    "row_count",
-    "sql_compare",
-    "value_class",
-]
-
-INT64_MIN: Final = -(2**63)
-INT64_MAX: Final = 2**63 - 1
-EXACT_FLOAT_LIMIT: Final = 2.0**53  # below it, repr() of an integral float is exact
-SURROGATE: Final = LONE_SURROGATE
+__all__ = ["CLASS_KEYS", "JSONPlan", "JSONQueryCompiler", "attribute_types", "encode_json_string"]
 
 # -- the total order, by class ----------------------------------------------------------------
 
@@ -69,104 +62,12 @@ CLASS_KEYS: Final[dict[int, tuple[Any, ...]]] = {
 }
 
 
-def value_class(value: Any) -> tuple[Any, ...]:
-    """The part of ``value``'s total-order key that SQL decides by class: the rank, and for
-    values of the last rank ("anything else") the type name."""
-    key = value_sort_key(value)
-    return key[:1] if key[0] < 4 else key[:2]
-
-
-def op_holds(op: str, comparison: int) -> bool:
-    """Whether ``stored <op> value`` holds when comparing them gave ``comparison`` (-1/0/1)."""
-    return bool(OPERATORS[op](comparison, 0))
-
-
-def sql_compare(op: str, left: Any, right: Any) -> sa.ColumnElement[bool]:
-    """The SQL expression ``left <op> right``."""
-    clause: sa.ColumnElement[bool] = OPERATORS[op](left, right)
-    return clause
-
-
-def limit_of(query: Query) -> int | None:
-    """``query.limit`` as an int, or None for no limit (model queries' ``limit`` is callable)."""
-    limit = query.limit
-    return int(limit) if isinstance(limit, int) else None
-
-
-RENDER_COUNTS: Final = {"render_postcompile": True}  # compile_kwargs: row_count() numbers shown
-
-
-def row_count(count: int | None) -> Any:
-    """A LIMIT or OFFSET written into the SQL as a number, not bound as a parameter (None
-    stays None).  SQLite plans ``LIMIT ?`` as if no limit were known and may then prefer an
-    index scan with a row lookup per entry to a plain table scan (1.3x slower on a
-    1,000,000-row collection); the statement stays cached, the number is rendered at run time.
-    """
-    if count is None:
-        return None
-    return sa.bindparam(None, int(count), type_=sa.Integer(), literal_execute=True)
-
-
-def compare_keys(left: tuple[Any, ...], right: tuple[Any, ...]) -> int:
-    """-1, 0 or 1 as ``left`` sorts before, with or after ``right``."""
-    return (left > right) - (left < right)
-
-
-def bracket_int(value: int) -> tuple[float, float]:
-    """The doubles just below and above ``value`` (the same double twice when one equals it;
-    the largest finite double and infinity beyond them): ``x < value`` is ``x <= low`` and
-    ``x > value`` is ``x >= high`` for every double ``x``."""
-    try:
-        as_float = float(value)
-    except OverflowError:
-        largest = math.nextafter(math.inf, 0.0)
-        return (largest, math.inf) if value > 0 else (-math.inf, -largest)
-    if int(as_float) == value:
-        return as_float, as_float
-    if as_float < value:
-        return as_float, math.nextafter(as_float, math.inf)
-    return math.nextafter(as_float, -math.inf), as_float
-
-
-def compare_bracketed(op: str, stored: Any, value: int) -> sa.ColumnElement[bool] | bool:
-    """``stored <op> value`` for a column of doubles and an int no double may equal exactly."""
-    low, high = bracket_int(value)
-    if low == high:
-        return sql_compare(op, stored, low)
-    if op in ("=", "!="):
-        return op == "!="
-    return sql_compare("<=", stored, low) if op in ("<", "<=") else sql_compare(">=", stored, high)
-
-
 def encode_json_string(text: str) -> str:
     """A str as JSON text (unicode kept as is)."""
     return json.dumps(text, ensure_ascii=False)
 
 
-def json_number(value: bool | float) -> str:
-    """The exact JSON text of a bool, int (any size) or finite float, for comparisons with
-    JSONB numbers on PostgreSQL (``numeric``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    return f"{int(value)}.0" if abs(value) >= EXACT_FLOAT_LIMIT else float.__repr__(value)
-
-
-# -- compiling queries (no I/O) ---------------------------------------------------------------
-
 _TOP_LEVEL_TYPES: Final = (("array", list), ("string", str), ("boolean", bool), ("null", None))
-
-
-def is_plain(condition: Filter | Order, query: Query) -> bool:
-    """Whether a filter or order reads fields the default way (so SQL can evaluate it)."""
-    base = Filter if isinstance(condition, Filter) else Order
-    return (
-        type(condition) is base
-        and "object_getattr" not in vars(condition)
-        and "object_getattr" not in vars(query)
-        and type(query).object_getattr is Query.object_getattr
-    )
 
 
 def attribute_types(field: str) -> list[str]:

@@ -1,12 +1,13 @@
-"""The SQL-backed datastore: any JSON value, stored under its key in one SQL table.
+"""The JSON-table datastore: any JSON value, stored under its key in one SQL table.
 
-Owns :class:`SQLDatastore` (table, connections, get/put/delete/contains, batches, running
-queries), :class:`SQLCursor` -- the lazy, streaming result of a query run as SQL, which model
-queries (:mod:`claystore.orm.query`) return too -- and the JSON text a stored value becomes
+Owns :class:`SQLDatastore` (its table -- :func:`datastore_table` --, connections,
+get/put/delete/contains, batches, running queries) and the JSON text a stored value becomes
 (:func:`encode_value`, which refuses what JSON cannot hold exactly).  Queries are compiled by
-:mod:`claystore.datastore.sqlcompile`; what SQL cannot decide exactly is evaluated in Python
-after SQL narrowed the rows, and the cursor says so (:attr:`SQLCursor.evaluated_in_python`,
-logger ``claystore.datastore.sql``).
+:mod:`claystore.datastore.jsoncompiler` and return a
+:class:`~claystore.datastore.sqlcursor.SQLCursor`; what SQL cannot decide exactly is evaluated
+in Python after SQL narrowed the rows, and the cursor says so.  What differs per engine (the
+upsert, JSONB, snapshots, exact JSON numbers) is the engine's
+:class:`~claystore.dialects.base.Dialect`.
 
 Called by applications (``from claystore.datastore import SQLDatastore``).
 """
@@ -15,43 +16,33 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import threading
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from claystore.datastore.basic import BatchOperation, Datastore
+from claystore.datastore.jsoncompiler import JSONPlan, JSONQueryCompiler
 from claystore.datastore.key import Key
-from claystore.datastore.query import Cursor, Entry, Query
-from claystore.datastore.sqlcompile import (
-    INT64_MAX,
-    INT64_MIN,
-    RENDER_COUNTS,
-    SURROGATE,
-    JSONPlan,
-    JSONQueryCompiler,
-    json_number,
-    limit_of,
-)
+from claystore.datastore.query import Entry, Query
+from claystore.datastore.sqlcursor import SQLCursor, finish_in_python
+from claystore.datastore.sqlorder import INT64_MAX, INT64_MIN, RENDER_COUNTS, json_number, limit_of
 from claystore.dialects import Dialect, dialect_for, normalise_url, translate_error
+from claystore.dialects.base import LONE_SURROGATE
 from claystore.dialects.types import CodePointText, JSONText
 from claystore.errors import DatastoreTypeError, InvalidKeyError
 
-__all__ = ["SQLCursor", "SQLDatastore", "datastore_table", "encode_value", "finish_in_python"]
-
-log = logging.getLogger("claystore.datastore.sql")
+__all__ = ["SQLDatastore", "datastore_table", "encode_value"]
 
 
 # -- stored values ----------------------------------------------------------------------------
 
 
 def _check_text(text: str, where: str) -> str:
-    if "\x00" in text or SURROGATE.search(text):
+    if "\x00" in text or LONE_SURROGATE.search(text):
         msg = (
             f"{where}: {text!r:.60} holds a NUL or a lone surrogate, which PostgreSQL cannot "
             "store; clean the text (or encode it, e.g. base64) first"
@@ -112,72 +103,6 @@ def encode_value(value: Any, *, exact_numbers: bool = False, where: str = "value
     out: list[str] = []
     _write(value, out, exact_numbers, where)
     return "".join(out)
-
-
-# -- cursors ----------------------------------------------------------------------------------
-
-
-class SQLCursor(Cursor):
-    """The lazy result of a query answered by SQL; iterate it once.
-
-    Nothing runs before the first ``next()``; rows then stream from the database in chunks
-    (a server-side cursor on PostgreSQL), so a result larger than memory can be iterated.
-    ``statement`` is the SELECT's SQL text (values bound as parameters).
-    ``evaluated_in_python`` lists what Python had to evaluate after SQL narrowed the rows, and
-    why (empty when SQL did everything; filled in as iteration starts).  ``returned`` and
-    ``skipped`` count as for every cursor.  :meth:`close` stops early and frees the connection.
-    """
-
-    def __init__(
-        self,
-        query: Query,
-        run: Callable[[SQLCursor], Iterator[Entry]],
-        statement: Callable[[], str],
-        evaluated_in_python: list[str] | None = None,
-    ) -> None:
-        super().__init__(query, ())
-        self._render = statement
-        self._statement: str | None = None
-        self.evaluated_in_python: list[str] = []
-        for reason in evaluated_in_python or ():
-            self.note_python(reason)
-        # a generator (its body runs at the first next()) holding only a weak proxy of the
-        # cursor: a cursor dropped half-way is freed at once, closing its connection
-        self._entries = run(weakref.proxy(self))
-
-    @property
-    def statement(self) -> str:
-        """The SELECT's SQL text (rendered when first read)."""
-        if self._statement is None:
-            self._statement = self._render()
-        return self._statement
-
-    def note_python(self, reason: str) -> None:
-        """Record (and log) that Python evaluates part of the query, with the reason."""
-        self.evaluated_in_python.append(reason)
-        log.info("query %s is evaluated in Python: %s", self.query.dict(), reason)
-
-    def close(self) -> None:
-        """Stop the query and release its database connection."""
-        entries = self._entries
-        if isinstance(entries, Iterator) and hasattr(entries, "close"):
-            entries.close()
-
-
-def finish_in_python(
-    cursor: SQLCursor, rows: Iterator[Entry], query: Query, done: int
-) -> Iterator[Entry]:
-    """Evaluate ``query`` naively over the narrowed ``rows`` (in key order) and yield its
-    results after the first ``done`` (already yielded by SQL)."""
-    rest = query.copy()
-    rest.offset = query.offset + done
-    limit = limit_of(query)
-    rest.limit = None if limit is None else limit - done
-    naive = rest.evaluate(rows)
-    for entry in naive.items():
-        cursor.skipped = query.offset if done else naive.skipped
-        yield entry
-    cursor.skipped = query.offset if done else naive.skipped
 
 
 # -- the datastore ----------------------------------------------------------------------------
@@ -292,7 +217,7 @@ class SQLDatastore(Datastore):
             msg = f"datastore keys must be Key objects, not {type(key).__name__}: use Key({key!r})"
             raise DatastoreTypeError(msg)
         text = str(key)
-        if "\x00" in text or SURROGATE.search(text):
+        if "\x00" in text or LONE_SURROGATE.search(text):
             msg = f"key {text!r} holds a NUL or a lone surrogate, which SQL text cannot store"
             raise InvalidKeyError(msg)
         return text

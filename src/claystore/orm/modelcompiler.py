@@ -1,11 +1,14 @@
-"""Model queries -> one SELECT: the compiler behind ``Employee.dc_query()`` and ``client.query``.
+"""The model query's compiler: model queries -> one SELECT, behind ``Employee.dc_query()``.
 
-Owns :func:`compile_model_query`, which turns a datastore :class:`~claystore.datastore.Query`
-on a model class into one SELECT on the class's tables (typed columns, so indexes serve
-filters and orders), joined with the registry (``dc_object``: dataset and backend of each
-row) and, when the class has subclasses, LEFT OUTER JOINed with their tables so that every
-object comes back as its own class from the same statement.  Also owns :func:`find_model`
-(the class a collection key names).  Does no I/O.
+Owns :func:`compile_model_query` (also behind ``client.query``), which turns a datastore
+:class:`~claystore.datastore.Query` on a model class into one SELECT on the class's tables
+(typed columns, so indexes serve filters and orders), joined with the registry
+(``dc_object``: dataset and backend of each row) and, when the class has subclasses, LEFT
+OUTER JOINed with their tables so that every object comes back as its own class from the same
+statement.  Also owns :func:`find_model` (the class a collection key names).  Does no I/O.
+The total order written as SQL is :mod:`claystore.datastore.sqlorder`'s; what differs per
+engine (text by code point, NULL ordering, NaN, Decimal comparisons) is the engine's
+:class:`~claystore.dialects.base.Dialect`.
 
 Semantics are the datastore's (:mod:`claystore.datastore.query`): values compare in the total
 order None < bool < numbers < str, a missing value (NULL) is None, results are ordered by the
@@ -18,7 +21,8 @@ type's natural order with values of the same type; Enum fields take ``=``/``!=``
 references take ``=``/``!=`` with an object, an id or None.  Anything else (containers, link
 tables, custom ``object_getattr``, mixed types among those) raises :class:`QueryError`.
 
-Called by :mod:`claystore.orm.query`.
+Called by :mod:`claystore.orm.query` (and :mod:`claystore.datastore.objects`, for
+:func:`find_model`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import sqlalchemy as sa
 
 from claystore.datastore.key import Key
 from claystore.datastore.query import Filter, Order, Query
-from claystore.datastore.sqlcompile import (
+from claystore.datastore.sqlorder import (
     INT64_MAX,
     INT64_MIN,
     compare_bracketed,
