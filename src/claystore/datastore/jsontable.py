@@ -153,8 +153,8 @@ class SQLDatastore(Datastore):
     table (created if missing).  ``get``, ``put`` (an upsert), ``delete`` and ``contains`` are
     one statement each; ``batch()`` applies its writes in one transaction.  ``query`` compiles
     filters, orders, ``limit``, ``offset`` and ``offset_key`` into one SELECT that returns the
-    same sequence as :class:`~claystore.datastore.DictDatastore` would (module docstring),
-    streamed in chunks of ``chunk_size`` rows.
+    same sequence as :class:`~claystore.datastore.DictDatastore` would
+    (:mod:`claystore.datastore.jsoncompiler`), streamed in chunks of ``chunk_size`` rows.
 
     Values are what JSON holds exactly -- None, bool, int (64-bit), finite float, str, and
     lists and str-keyed dicts of them; anything else raises
@@ -285,7 +285,7 @@ class SQLDatastore(Datastore):
     def query(self, query: Query) -> SQLCursor:
         """Run ``query`` as SQL; returns a lazy, streaming :class:`SQLCursor`."""
         plan = self.compile(query)
-        dialect = self.engine.dialect
+        sql_dialect = self.engine.dialect
 
         limit = limit_of(query)
         small = limit is not None and limit <= self.chunk_size and not plan.in_python
@@ -297,7 +297,7 @@ class SQLDatastore(Datastore):
                 yield from self._stream(cursor, plan, query, stream=True)
 
         def render() -> str:
-            return str(plan.statement.compile(dialect=dialect, compile_kwargs=RENDER_COUNTS))
+            return str(plan.statement.compile(dialect=sql_dialect, compile_kwargs=RENDER_COUNTS))
 
         return SQLCursor(query, run, render, plan.in_python)
 
