@@ -49,7 +49,7 @@ import sqlalchemy as sa
 import claystore
 from claystore import Client, DataClayObject, Indexed
 from claystore.datastore import DictDatastore, Key, Query, SQLDatastore
-from claystore.datastore.sql import encode_value
+from claystore.datastore.jsontable import encode_value
 from claystore.orm.identity import new_object_id
 from claystore.orm.system import dc_object
 

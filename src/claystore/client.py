@@ -29,15 +29,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.schema import CreateIndex
 
-from claystore.dialects import dialect_for, translate_error
-from claystore.dialects.base import EngineSupport
+from claystore.dialects import dialect_class, dialect_for, normalise_url, translate_error
+from claystore.dialects.base import Dialect
 from claystore.errors import ClientNotStartedError, ConfigurationError
 from claystore.orm import backends as backend_registry
 from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database
 from claystore.orm.mapping import metadata
-from claystore.orm.objectstore import ModelObjectStore
 from claystore.orm.modelquery import query_objects
+from claystore.orm.objectstore import ModelObjectStore
 from claystore.orm.session import Session, transactional
 from claystore.orm.system import system_metadata
 
@@ -45,7 +45,6 @@ __all__ = ["DEFAULT_URL", "Client"]
 
 DEFAULT_URL = "sqlite:///claystore.db"
 DEFAULT_DATASET = "default"
-DEFAULT_PORT = 5432
 
 log = logging.getLogger("claystore")
 
@@ -60,27 +59,8 @@ def _postgres_url(
     password: str | None,
     database: str | None,
 ) -> URL:
-    try:
-        port_number = int(port) if port not in (None, "") else DEFAULT_PORT
-    except (TypeError, ValueError):
-        msg = f"port must be a number, not {port!r}"
-        raise ConfigurationError(msg) from None
-    return URL.create(
-        "postgresql+psycopg",
-        username=username or None,
-        password=password or None,
-        host=host,
-        port=port_number,
-        # like libpq: the database defaults to the user's name
-        database=database or username or "postgres",
-    )
-
-
-def _normalise(url: URL) -> URL:
-    """Pin PostgreSQL URLs to psycopg 3 (the driver claystore depends on)."""
-    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
-        return url.set(drivername="postgresql+psycopg")
-    return url
+    """The PostgreSQL URL of dataClay-style arguments (the port defaults to 5432)."""
+    return dialect_class("postgresql").server_url(host, port, username, password, database)
 
 
 def resolve_url(
@@ -99,11 +79,11 @@ def resolve_url(
         raise ConfigurationError(msg)
     try:
         if url is not None:
-            return _normalise(make_url(url))
+            return normalise_url(make_url(url))
         if host is not None:
             return _postgres_url(host, port, username, password, database)
         if environ.get("DC_URL"):
-            return _normalise(make_url(environ["DC_URL"]))
+            return normalise_url(make_url(environ["DC_URL"]))
         if environ.get("DC_HOST"):
             return _postgres_url(
                 environ["DC_HOST"],
@@ -160,7 +140,7 @@ class Client:
         self.lock_timeout = float(lock_timeout)
         self._echo = echo
         self._engine_options = dict(engine_options or {})
-        self._support: EngineSupport = dialect_for(self._url)
+        self._support: Dialect = dialect_for(self._url)
         self._engine: Engine | None = None
         self._context: ObjectContext | None = None
         self._token: Any = None

@@ -32,6 +32,7 @@ from claystore.datastore.collections import (
 )
 from claystore.datastore.directory import DirectoryDatastore, DirectoryTreeDatastore
 from claystore.datastore.filesystem import FileSystemDatastore
+from claystore.datastore.jsontable import SQLDatastore
 from claystore.datastore.key import Key, Namespace
 from claystore.datastore.objects import ObjectDatastore
 from claystore.datastore.query import (
@@ -56,7 +57,6 @@ from claystore.datastore.shims import (
     NestedPathDatastore,
     SymlinkDatastore,
 )
-from claystore.datastore.sql import SQLDatastore
 
 __all__ = [
     "Batch",

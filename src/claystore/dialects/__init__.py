@@ -1,5 +1,18 @@
-"""What differs per database engine, one module per engine behind :func:`dialect_for`."""
+"""What differs per database engine: one dialect class per engine behind a lazy registry.
 
-from claystore.dialects.base import EngineSupport, dialect_for, translate_error
+:class:`Dialect` (:mod:`.base`) is the contract, :class:`~.sqlite.SQLiteDialect` and
+:class:`~.postgresql.PostgreSQLDialect` fulfil it, :mod:`.registry` finds them, and
+:mod:`.types` / :mod:`.indexes` build engine-independent table metadata from them.
+"""
 
-__all__ = ["EngineSupport", "dialect_for", "translate_error"]
+from claystore.dialects.base import Dialect, translate_error
+from claystore.dialects.registry import dialect_class, dialect_classes, dialect_for, normalise_url
+
+__all__ = [
+    "Dialect",
+    "dialect_class",
+    "dialect_classes",
+    "dialect_for",
+    "normalise_url",
+    "translate_error",
+]

@@ -1,39 +1,158 @@
-"""The engine-support contract, the lazy registry by URL scheme, and error translation.
+"""The engine's dialect: the contract of everything that differs per database engine.
 
-Owns :class:`EngineSupport` (what claystore needs from an engine: how to configure a
-SQLAlchemy engine, how to open a write transaction that holds its locks, how to lock a row),
-:func:`dialect_for` (``sqlite`` -> :mod:`.sqlite`, ``postgresql`` -> :mod:`.postgresql`) and
-:func:`translate_error`, the one place where driver errors become claystore errors.
+Owns :class:`Dialect`, which one file per engine fulfils (:mod:`.sqlite`, :mod:`.postgresql`),
+grouped as the class reads:
 
-Called by the client (engine set-up) and by :mod:`claystore.orm.context` (transactions).
-Knows nothing of the ORM.
+- engine set-up and transactions (engine options and listeners, a write transaction that holds
+  its locks, short reads, one snapshot across several reads, schema and row locks, bulk
+  INSERT/UPDATE) and the upsert;
+- SQL the engines spell differently: text compared by code point, NULL ordering and collation
+  in ORDER BY terms, the NaN of float columns, whether Decimal columns compare in SQL, and the
+  members of JSON documents in the JSON-table datastore (:class:`JSONType` names their types);
+- column storage types and index terms, read through :mod:`.types` and :mod:`.indexes` so that
+  one ``MetaData`` serves every engine;
+- URLs: the driver an engine's URL is pinned to, and a server URL from dataClay-style
+  arguments.
+
+A method's default is what an engine that already does what claystore needs would do; an
+engine overrides what differs (where no engine-independent SQL exists, the default raises).
+What the engine *is* needs no database and is a class attribute or class method; what
+concerns one database (its URL, its connections) is an instance method.
+
+Also owns :func:`translate_error`, the one place where driver errors become claystore errors.
+The lazy registry of engines lives in :mod:`.registry`.
+
+Called by the client (engine set-up), :mod:`claystore.orm.context` (transactions), the
+compilers (:mod:`claystore.orm.modelcompiler`, :mod:`claystore.datastore.jsoncompiler`), the
+JSON-table datastore, and :mod:`.types` / :mod:`.indexes`.  Knows nothing of the ORM or the
+datastore.
 """
 
 from __future__ import annotations
 
-import importlib
+import datetime as dt
+import enum
 import operator
-from collections.abc import Callable, Sequence
-from typing import Any
+import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.types import TypeEngine
 
 from claystore import errors
 
-_MODULES = {"sqlite": "claystore.dialects.sqlite", "postgresql": "claystore.dialects.postgresql"}
+#: ``left <op> right`` for the six comparison operators of datastore filters.
+OPERATORS: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+#: Text no driver can send (a lone surrogate is not UTF-8).
+LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
-class EngineSupport:
-    """Engine-specific behaviour.  Subclasses override what differs."""
+class JSONType(enum.IntEnum):
+    """The type of a JSON value (missing counts as null), numbered in the datastore's total
+    order -- null, bool, number, str, then objects before arrays -- so that ``ORDER BY`` the
+    number sorts as the datastore does."""
 
-    name = "generic"
+    NULL = 0
+    BOOLEAN = 1
+    NUMBER = 2
+    STRING = 3
+    OBJECT = 4
+    ARRAY = 5
+
+
+def sql_constant(value: int | str) -> sa.ColumnElement[Any]:
+    """A constant written into the SQL text (type codes and type names, never user data)."""
+    return sa.literal_column(repr(value) if isinstance(value, str) else str(int(value)))
+
+
+def json_type_case(
+    names: Mapping[str, JSONType], type_name: sa.ColumnElement[Any]
+) -> sa.ColumnElement[int]:
+    """The :class:`JSONType` number of an engine's JSON type name (``names``: the engine's
+    names; any other name, and NULL, is :attr:`JSONType.NULL`)."""
+    whens = {sql_constant(name): sql_constant(code) for name, code in names.items()}
+    return sa.case(whens, value=type_name, else_=sql_constant(JSONType.NULL))
+
+
+def refuse_lone_surrogates(value: str) -> str:
+    """``value``, or :class:`~claystore.errors.QueryError` if it holds a lone surrogate."""
+    if LONE_SURROGATE.search(value):
+        msg = f"{value!r:.60} holds a lone surrogate, which cannot be sent to the database"
+        raise errors.QueryError(msg)
+    return value
+
+
+def on_conflict_update(insert: Any, table: sa.Table, values: Mapping[str, Any]) -> sa.Insert:
+    """``insert`` (SQLite's or PostgreSQL's INSERT of ``values`` into ``table``) made to update
+    the row whose primary key is taken with the other values instead (``ON CONFLICT (key) DO
+    UPDATE``, the form both engines share)."""
+    statement = insert.values(**values)
+    keys = table.primary_key.columns
+    upsert: sa.Insert = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: statement.excluded[name] for name in values if name not in keys},
+    )
+    return upsert
+
+
+class Dialect:
+    """What claystore needs from one database engine; one subclass per engine.
+
+    Made by :func:`~claystore.dialects.registry.dialect_for` for one database (``url``); the
+    class itself is found by SQLAlchemy dialect name
+    (:func:`~claystore.dialects.registry.dialect_class`).
+    """
+
+    #: SQLAlchemy's name of the engine, which is also its URL scheme.
+    name: ClassVar[str] = "generic"
+    #: The engine's name in messages.
+    title: ClassVar[str] = "SQL"
+    #: Whether Decimal columns are an exact number type that SQL compares as numbers (not:
+    #: they hold exact text, which SQL cannot compare as numbers).
+    has_exact_decimals: ClassVar[bool] = True
+    #: Whether JSON numbers compare as exact decimals, so that a stored float must be written
+    #: with all its digits to compare exactly with integers.
+    has_exact_json_numbers: ClassVar[bool] = False
 
     def __init__(self, url: URL) -> None:
         self.url = url
         self._plans: dict[
             tuple[sa.Table, tuple[str, ...]], tuple[str, list[Callable[[Any], Any] | None]]
         ] = {}
+
+    # -- URLs ----------------------------------------------------------------------------------
+
+    @classmethod
+    def normalise_url(cls, url: URL) -> URL:
+        """``url`` pinned to the driver claystore uses for this engine (unchanged if it names
+        another engine, or the driver is already the one)."""
+        return url
+
+    @classmethod
+    def server_url(
+        cls,
+        host: str,
+        port: Any,
+        username: str | None,
+        password: str | None,
+        database: str | None,
+    ) -> URL:
+        """The URL of a database on a server, from dataClay-style arguments."""
+        msg = f"{cls.title} databases are not on a server: give a URL instead of host/port"
+        raise errors.ConfigurationError(msg)
+
+    # -- engine set-up and transactions --------------------------------------------------------
 
     def engine_options(self) -> dict[str, Any]:
         """Extra keyword arguments for ``create_engine``."""
@@ -50,6 +169,11 @@ class EngineSupport:
     def reader(self, conn: Connection) -> Connection:
         """Prepare ``conn`` for a short read that needs no transaction."""
         return conn
+
+    def read_snapshot(self, conn: Connection) -> None:
+        """Make the transaction begun next on ``conn`` see one snapshot of the data in all its
+        statements (several reads that must agree).  The default: the engine's transactions
+        already do."""
 
     def insert_rows(
         self, conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
@@ -130,6 +254,13 @@ class EngineSupport:
         """Make a SELECT of ``table``'s rows hold them locked until the transaction ends."""
         return statement
 
+    @classmethod
+    def upsert(cls, table: sa.Table, values: Mapping[str, Any]) -> sa.Insert:
+        """INSERT ``values`` (column name -> value or bind parameter) into ``table``; a row
+        whose primary key is taken gets the other values instead."""
+        msg = f"claystore has no upsert for {cls.title}"
+        raise NotImplementedError(msg)
+
     @property
     def is_memory(self) -> bool:
         """True for a database that lives in one process's memory (one shared connection)."""
@@ -140,6 +271,142 @@ class EngineSupport:
         url = self.url
         where = f"{url.host or 'localhost'}:{url.port or 'default port'}"
         return f"{url.get_backend_name()} database {url.database!r} at {where}"
+
+    # -- SQL: comparisons and orders -----------------------------------------------------------
+
+    @classmethod
+    def compare_text(
+        cls, op: str, stored: sa.ColumnElement[Any], value: str
+    ) -> sa.ColumnElement[bool] | bool:
+        """``stored <op> value`` by code point, like Python's ``str`` (True/False when every
+        row gives the same answer); raises QueryError for a lone surrogate.  The default: the
+        engine's default collation compares by code point."""
+        clause: sa.ColumnElement[bool] = OPERATORS[op](stored, refuse_lone_surrogates(value))
+        return clause
+
+    @classmethod
+    def order_term(
+        cls, column: sa.ColumnElement[Any], *, ascending: bool, nullable: bool, is_text: bool
+    ) -> sa.ColumnElement[Any]:
+        """The ORDER BY term sorting ``column`` as the datastore does: NULL lowest (first
+        ascending, last descending), text by code point.  The default: the engine does both."""
+        return column.asc() if ascending else column.desc()
+
+    @classmethod
+    def compare_nan(
+        cls, op: str, column: sa.ColumnElement[Any], nan: float
+    ) -> sa.ColumnElement[bool] | bool:
+        """``column <op> nan`` for a float column, where NaN sorts after every number (the
+        datastore's order).  The default: the engine stores NaN and orders it so."""
+        clause: sa.ColumnElement[bool] = OPERATORS[op](column, nan)
+        return clause
+
+    # -- SQL: JSON documents of the JSON-table datastore ---------------------------------------
+
+    @classmethod
+    def json_type(cls, document: sa.ColumnElement[Any], field: str) -> sa.ColumnElement[int]:
+        """The :class:`JSONType` of member ``field`` of each document (missing: NULL)."""
+        msg = f"claystore cannot read JSON documents on {cls.title}"
+        raise NotImplementedError(msg)
+
+    @classmethod
+    def json_member(cls, document: sa.ColumnElement[Any], field: str) -> sa.ColumnElement[Any]:
+        """Member ``field`` of each document, to compare with :meth:`json_literal` (and to
+        order booleans and numbers)."""
+        msg = f"claystore cannot read JSON documents on {cls.title}"
+        raise NotImplementedError(msg)
+
+    @classmethod
+    def json_member_text(cls, document: sa.ColumnElement[Any], field: str) -> sa.ColumnElement[Any]:
+        """Member ``field`` of each document as SQL text, where it is a JSON string."""
+        return cls.json_member(document, field)
+
+    @classmethod
+    def json_literal(cls, value: bool | float, json_text: str) -> Any:
+        """The literal :meth:`json_member` compares with for a bool or number ``value``
+        (``json_text``: the value written as exact JSON).  The default: the SQL value itself,
+        booleans as 0 and 1."""
+        return int(value) if isinstance(value, bool) else value
+
+    @classmethod
+    def json_equals(
+        cls,
+        op: str,
+        document: sa.ColumnElement[Any],
+        field: str,
+        value: bool | float | str,
+        json_text: str,
+    ) -> sa.ColumnElement[bool] | None:
+        """``member = value`` (or ``!=``) for a bool, finite number or str, when the engine's
+        JSON equality already holds only within one JSON type (``1`` is neither ``true`` nor
+        ``"1"``); ``json_text`` is the value written as exact JSON.  None (the default): the
+        engine needs the comparison by :meth:`json_type` first."""
+        return None
+
+    @classmethod
+    def json_order_keys(
+        cls, document: sa.ColumnElement[Any], field: str, json_type: sa.ColumnElement[int]
+    ) -> list[sa.ColumnElement[Any]]:
+        """ORDER BY keys of member ``field`` inside its :class:`JSONType` (``json_type``:
+        :meth:`json_type` of the member): booleans, numbers and strings in their own order."""
+        msg = f"claystore cannot order JSON documents on {cls.title}"
+        raise NotImplementedError(msg)
+
+    @classmethod
+    def json_root_type_in(
+        cls, document: sa.ColumnElement[Any], type_names: Sequence[str]
+    ) -> sa.ColumnElement[bool]:
+        """Whether the JSON type of each whole document is one of ``type_names`` (``null``,
+        ``boolean``, ``number``, ``string``, ``array``)."""
+        msg = f"claystore cannot read JSON documents on {cls.title}"
+        raise NotImplementedError(msg)
+
+    @classmethod
+    def json_as_text(cls, document: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """The stored document as JSON text.  The default: it is stored as text."""
+        return document
+
+    @classmethod
+    def json_from_text(cls, text: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """A JSON document to store, given as JSON text.  The default: it is stored as text."""
+        return text
+
+    # -- column storage types and indexes (through .types and .indexes) -----------------------
+
+    @classmethod
+    def code_point_text_type(cls, text: sa.String) -> TypeEngine[str]:
+        """The storage of ``text`` (a String or Text type) compared by code point, like
+        Python's ``str``.  The default: the engine's default collation does it."""
+        return text
+
+    @classmethod
+    def json_document_type(cls, plain: TypeEngine[Any]) -> TypeEngine[Any]:
+        """The storage of a JSON document: the engine's own JSON document type, or ``plain``
+        (how the document is kept without one: SQLAlchemy's JSON, or JSON text)."""
+        return plain
+
+    @classmethod
+    def aware_datetime_type(cls) -> TypeEngine[dt.datetime]:
+        """The storage of a timezone-aware datetime (given and read in UTC)."""
+        return sa.DateTime(timezone=True)
+
+    @classmethod
+    def exact_decimal_type(cls) -> TypeEngine[Decimal]:
+        """The storage of a Decimal that keeps every digit."""
+        return sa.Numeric(asdecimal=True)
+
+    @classmethod
+    def nullable_index_term(cls, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+        """The index term of a nullable indexed column, so that the index serves the
+        datastore's order (NULL lowest) in both directions.  The default: the engine's
+        indexes already sort NULL lowest."""
+        return column
+
+    @classmethod
+    def partial_index_options(cls, where: sa.ColumnElement[bool] | sa.TextClause) -> dict[str, Any]:
+        """Keyword arguments of ``sa.Index`` that index only the rows where ``where`` holds
+        (an empty dict: the engine has no partial indexes and indexes every row)."""
+        return {f"{cls.name}_where": where}
 
 
 _converters: dict[tuple[int, ...], Callable[..., tuple[Any, ...]]] = {}
@@ -174,23 +441,6 @@ def processed_rows(
     converter = _row_converter(len(processors), positions)
     procs = [processors[i] for i in positions]
     return [converter(row, *procs) for row in rows]
-
-
-def dialect_for(url: URL) -> EngineSupport:
-    """The engine support for ``url``'s backend; raises ConfigurationError if unsupported."""
-    backend = url.get_backend_name()
-    module_name = _MODULES.get(backend)
-    if module_name is None:
-        supported = ", ".join(sorted(_MODULES))
-        msg = f"claystore supports {supported} databases, not {backend!r} ({_safe(url)})"
-        raise errors.ConfigurationError(msg)
-    module = importlib.import_module(module_name)
-    support: EngineSupport = module.Support(url)
-    return support
-
-
-def _safe(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
 
 
 def _scrub(text: str, url: URL | None) -> str:

@@ -1,34 +1,96 @@
 """PostgreSQL (psycopg 3): the production engine.
 
-Owns the row lock (``SELECT ... FOR UPDATE OF <root table>``), the lock timeout (set once per
-connection), bulk loads through ``COPY``, and short reads in autocommit mode (one round trip,
-no transaction to end).
+Owns :class:`PostgreSQLDialect`: the row lock (``SELECT ... FOR UPDATE OF <root table>``), the
+lock timeout (set once per connection), bulk loads through ``COPY``, short reads in autocommit
+mode (one round trip, no transaction to end), snapshots across several reads (REPEATABLE
+READ), and URLs (pinned to psycopg 3; built from dataClay-style host/port arguments).  Also
+how PostgreSQL is made to keep the datastore's order: text under ``COLLATE "C"`` (code-point
+order, whatever the server locale), ``NULLS FIRST`` in ascending orders and indexes, JSON
+documents as JSONB (exact numbers and typed equality), and no NUL in text.
 
-Called through :func:`claystore.dialects.base.dialect_for`.
+Called through :mod:`claystore.dialects.registry`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.types import TypeEngine
 from typing_extensions import override
 
-from claystore.dialects.base import EngineSupport, processed_rows
+from claystore.dialects.base import (
+    OPERATORS,
+    Dialect,
+    JSONType,
+    json_type_case,
+    on_conflict_update,
+    processed_rows,
+    refuse_lone_surrogates,
+    sql_constant,
+)
+from claystore.errors import ConfigurationError
 
 # advisory lock key for CREATE TABLE between processes ("claystor" in ASCII)
 _SCHEMA_LOCK_KEY = 0x636C_6179_7374_6F72
 # below this many rows a plain executemany is as quick as COPY
 _COPY_THRESHOLD = 200
+#: jsonb_typeof() names -> JSON types (``null`` is NULL like a missing member).
+_JSON_TYPES: Final = {
+    "boolean": JSONType.BOOLEAN,
+    "number": JSONType.NUMBER,
+    "string": JSONType.STRING,
+    "object": JSONType.OBJECT,
+    "array": JSONType.ARRAY,
+}
 
 
-class Support(EngineSupport):
-    """PostgreSQL engine support."""
+class PostgreSQLDialect(Dialect):
+    """PostgreSQL, through psycopg 3."""
 
     name = "postgresql"
+    title = "PostgreSQL"
+    has_exact_json_numbers = True  # JSONB numbers are numeric
+    #: The port of a server URL that names none.
+    default_port: ClassVar[int] = 5432
+
+    @override
+    @classmethod
+    def normalise_url(cls, url: URL) -> URL:
+        """Pin ``postgresql://`` (and ``postgres://``, psycopg2) URLs to psycopg 3, the driver
+        claystore depends on."""
+        if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+            return url.set(drivername="postgresql+psycopg")
+        return url
+
+    @override
+    @classmethod
+    def server_url(
+        cls,
+        host: str,
+        port: Any,
+        username: str | None,
+        password: str | None,
+        database: str | None,
+    ) -> URL:
+        try:
+            port_number = int(port) if port not in (None, "") else cls.default_port
+        except (TypeError, ValueError):
+            msg = f"port must be a number, not {port!r}"
+            raise ConfigurationError(msg) from None
+        return URL.create(
+            "postgresql+psycopg",
+            username=username or None,
+            password=password or None,
+            host=host,
+            port=port_number,
+            # like libpq: the database defaults to the user's name
+            database=database or username or "postgres",
+        )
 
     @override
     def engine_options(self) -> dict[str, Any]:
@@ -51,6 +113,12 @@ class Support(EngineSupport):
     @override
     def reader(self, conn: Connection) -> Connection:
         return conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @override
+    def read_snapshot(self, conn: Connection) -> None:
+        """REPEATABLE READ: PostgreSQL's default (READ COMMITTED) sees each statement's own
+        snapshot."""
+        conn.execution_options(isolation_level="REPEATABLE READ")
 
     @override
     def insert_rows(
@@ -80,3 +148,138 @@ class Support(EngineSupport):
     @override
     def lock_rows(self, statement: sa.Select[Any], table: sa.Table) -> sa.Select[Any]:
         return statement.with_for_update(of=table)
+
+    @override
+    @classmethod
+    def upsert(cls, table: sa.Table, values: Mapping[str, Any]) -> sa.Insert:
+        return on_conflict_update(postgresql.insert(table), table, values)
+
+    # -- SQL: text by code point ("C" collation), NULL lowest ----------------------------------
+
+    @override
+    @classmethod
+    def compare_text(
+        cls, op: str, stored: sa.ColumnElement[Any], value: str
+    ) -> sa.ColumnElement[bool] | bool:
+        """Under ``COLLATE "C"``.  PostgreSQL text cannot hold NUL, so a value with one is
+        compared through its part before the NUL (no stored text equals it)."""
+        refuse_lone_surrogates(value)
+        collated = stored.collate("C")
+        if "\x00" in value:
+            if op in ("=", "!="):
+                return op == "!="
+            op, value = ("<=" if op in ("<", "<=") else ">"), value[: value.index("\x00")]
+        clause: sa.ColumnElement[bool] = OPERATORS[op](collated, value)
+        return clause
+
+    @override
+    @classmethod
+    def order_term(
+        cls, column: sa.ColumnElement[Any], *, ascending: bool, nullable: bool, is_text: bool
+    ) -> sa.ColumnElement[Any]:
+        """Text under ``COLLATE "C"``; a nullable column says ``NULLS FIRST`` ascending and
+        ``NULLS LAST`` descending (PostgreSQL sorts NULL highest)."""
+        if is_text:
+            column = column.collate("C")
+        term = column.asc() if ascending else column.desc()
+        if nullable:
+            term = term.nulls_first() if ascending else term.nulls_last()
+        return term
+
+    # -- SQL: JSONB documents --------------------------------------------------------------------
+
+    @override
+    @classmethod
+    def json_type(cls, document: sa.ColumnElement[Any], field: str) -> sa.ColumnElement[int]:
+        kind: sa.ColumnElement[Any] = sa.func.jsonb_typeof(cls.json_member(document, field))
+        return json_type_case(_JSON_TYPES, kind)
+
+    @override
+    @classmethod
+    def json_member(cls, document: sa.ColumnElement[Any], field: str) -> sa.ColumnElement[Any]:
+        """``document -> field``: the member as JSONB."""
+        return document.op("->", return_type=postgresql.JSONB())(sa.literal(field))
+
+    @override
+    @classmethod
+    def json_member_text(cls, document: sa.ColumnElement[Any], field: str) -> sa.ColumnElement[Any]:
+        """``document ->> field``."""
+        return document.op("->>", return_type=sa.Text())(sa.literal(field))
+
+    @override
+    @classmethod
+    def json_literal(cls, value: bool | float, json_text: str) -> Any:
+        """The JSONB of ``json_text``: JSONB compares numbers exactly, as ``numeric``."""
+        return cls.json_from_text(sa.literal(json_text))
+
+    @override
+    @classmethod
+    def json_equals(
+        cls,
+        op: str,
+        document: sa.ColumnElement[Any],
+        field: str,
+        value: bool | float | str,
+        json_text: str,
+    ) -> sa.ColumnElement[bool] | None:
+        """JSONB equality is exact across types (``1`` is neither ``true`` nor ``"1"``,
+        ``1 = 1.0``), so no comparison of types is needed."""
+        if isinstance(value, str):
+            if "\x00" in value:  # JSONB cannot hold it: nothing stored equals it
+                return sa.true() if op == "!=" else sa.false()
+            refuse_lone_surrogates(value)
+        literal = cls.json_from_text(sa.literal(json_text))
+        equal = cls.json_member(document, field) == literal
+        return equal if op == "=" else sa.func.coalesce(equal, sa.false()) == sa.false()
+
+    @override
+    @classmethod
+    def json_order_keys(
+        cls, document: sa.ColumnElement[Any], field: str, json_type: sa.ColumnElement[int]
+    ) -> list[sa.ColumnElement[Any]]:
+        """Typed keys, NULL outside their types (JSON null is not SQL NULL in JSONB): strings
+        under ``COLLATE "C"``, then booleans and numbers as JSONB."""
+        string = sql_constant(JSONType.STRING)
+        scalars = [sql_constant(JSONType.BOOLEAN), sql_constant(JSONType.NUMBER)]
+        text = sa.case((json_type == string, cls.json_member_text(document, field)))
+        scalar = sa.case((json_type.in_(scalars), cls.json_member(document, field)))
+        return [text.collate("C"), scalar]
+
+    @override
+    @classmethod
+    def json_root_type_in(
+        cls, document: sa.ColumnElement[Any], type_names: Sequence[str]
+    ) -> sa.ColumnElement[bool]:
+        return sa.func.jsonb_typeof(document).in_(type_names)
+
+    @override
+    @classmethod
+    def json_as_text(cls, document: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.cast(document, sa.Text)
+
+    @override
+    @classmethod
+    def json_from_text(cls, text: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.cast(text, postgresql.JSONB)
+
+    # -- column storage types and indexes --------------------------------------------------------
+
+    @override
+    @classmethod
+    def code_point_text_type(cls, text: sa.String) -> TypeEngine[str]:
+        """``COLLATE "C"``, so that ORDER BY and indexes agree with Python's sort instead of
+        the server locale's."""
+        return type(text)(length=text.length, collation="C")
+
+    @override
+    @classmethod
+    def json_document_type(cls, plain: TypeEngine[Any]) -> TypeEngine[Any]:
+        """JSONB (indexable, comparable with ``->``/``->>``)."""
+        return postgresql.JSONB()
+
+    @override
+    @classmethod
+    def nullable_index_term(cls, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+        """``NULLS FIRST``: PostgreSQL's indexes sort NULL last unless told, and could then
+        serve neither direction of the datastore's order."""
+        return column.asc().nulls_first()

@@ -1,31 +1,98 @@
 """SQLite: the embedded default.
 
-Owns the pragmas (WAL journal so readers never block the writer, foreign keys on, a busy
-timeout so writers queue instead of failing), and the transaction modes: the pysqlite driver's
-own implicit transactions are switched off and claystore emits ``BEGIN`` itself —
-``BEGIN IMMEDIATE`` for writes, which takes the database's write lock up front (SQLite's row
-lock: an activemethod's read-modify-write can never interleave with another writer's).
+Owns :class:`SQLiteDialect`: the pragmas (WAL journal so readers never block the writer,
+foreign keys on, a busy timeout so writers queue instead of failing), and the transaction
+modes: the pysqlite driver's own implicit transactions are switched off and claystore emits
+``BEGIN`` itself -- ``BEGIN IMMEDIATE`` for writes, which takes the database's write lock up
+front (SQLite's row lock: an activemethod's read-modify-write can never interleave with
+another writer's).  Also what SQLite lacks and how claystore makes up for it: no exact
+decimal or timestamp-with-time-zone type (exact text and UTC ISO text instead, with their
+column types :class:`DecimalText` and :class:`ISOTimestampText`), no NaN, and JSON read
+through ``json_extract``/``json_type`` (``json_each`` for member names a JSON path cannot
+spell).  Its default collation (BINARY) already compares text by code point, and its
+indexes and ORDER BY already sort NULL lowest.
 
-Called through :func:`claystore.dialects.base.dialect_for`.
+Called through :mod:`claystore.dialects.registry`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Final
 
+import sqlalchemy as sa
 from sqlalchemy import event, pool
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.interfaces import Dialect as SQLAlchemyDialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from typing_extensions import override
 
-from claystore.dialects.base import EngineSupport
+from claystore.dialects.base import (
+    OPERATORS,
+    Dialect,
+    JSONType,
+    json_type_case,
+    on_conflict_update,
+)
 
 _BEGIN_OPTION = "claystore_begin"
 
+#: json_type() names -> JSON types.
+_JSON_TYPES: Final = {
+    "null": JSONType.NULL,
+    "true": JSONType.BOOLEAN,
+    "false": JSONType.BOOLEAN,
+    "integer": JSONType.NUMBER,
+    "real": JSONType.NUMBER,
+    "text": JSONType.STRING,
+    "object": JSONType.OBJECT,
+    "array": JSONType.ARRAY,
+}
+#: The first character of a document's JSON text, by JSON type (any other: a number).
+_FIRST_CHARS: Final = {"array": "[", "string": '"', "boolean": "tf", "null": "n"}
+_NUMBER_CHARS: Final = "-0123456789"
 
-class Support(EngineSupport):
-    """SQLite engine support."""
+
+class ISOTimestampText(TypeDecorator[dt.datetime]):
+    """An aware datetime as ISO-8601 text with a fixed ``+00:00`` offset (given in UTC), which
+    sorts in time order."""
+
+    impl = sa.String(32)
+    cache_ok = True
+
+    @override
+    def process_bind_param(self, value: dt.datetime | None, dialect: SQLAlchemyDialect) -> Any:
+        return None if value is None else value.isoformat(timespec="microseconds")
+
+    @override
+    def process_result_value(self, value: Any, dialect: SQLAlchemyDialect) -> dt.datetime | None:
+        return None if value is None else dt.datetime.fromisoformat(value)
+
+
+class DecimalText(TypeDecorator[Decimal]):
+    """A Decimal as its canonical text (SQLite's REAL would round it)."""
+
+    impl = sa.String
+    cache_ok = True
+
+    @override
+    def process_bind_param(self, value: Decimal | None, dialect: SQLAlchemyDialect) -> Any:
+        return None if value is None else str(value)
+
+    @override
+    def process_result_value(self, value: Any, dialect: SQLAlchemyDialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+
+class SQLiteDialect(Dialect):
+    """SQLite, through the pysqlite driver."""
 
     name = "sqlite"
+    title = "SQLite"
+    has_exact_decimals = False  # Decimals are exact text, which SQL cannot compare as numbers
 
     @override
     @property
@@ -77,3 +144,77 @@ class Support(EngineSupport):
     @override
     def describe(self) -> str:
         return f"SQLite database {self.url.database or ':memory:'}"
+
+    @override
+    @classmethod
+    def upsert(cls, table: sa.Table, values: Mapping[str, Any]) -> sa.Insert:
+        return on_conflict_update(sqlite.insert(table), table, values)
+
+    # -- SQL -----------------------------------------------------------------------------------
+
+    @override
+    @classmethod
+    def compare_nan(
+        cls, op: str, column: sa.ColumnElement[Any], nan: float
+    ) -> sa.ColumnElement[bool] | bool:
+        """SQLite stores no NaN (it makes it NULL): every stored number sorts before NaN."""
+        return bool(OPERATORS[op](-1, 0))
+
+    # -- JSON documents: json_extract / json_type ----------------------------------------------
+
+    @staticmethod
+    def _json_path(field: str) -> str | None:
+        if '"' in field or "\\" in field or any(ord(ch) < 0x20 for ch in field):
+            return None  # SQLite's JSON paths cannot spell it: use json_each
+        return f'$."{field}"'
+
+    @classmethod
+    def _json_lookup(
+        cls, document: sa.ColumnElement[Any], field: str, column: str
+    ) -> sa.ColumnElement[Any]:
+        """json_each's ``type`` or ``atom`` column of member ``field``."""
+        path = cls._json_path(field)
+        if path is not None:
+            name = "json_type" if column == "type" else "json_extract"
+            return getattr(sa.func, name)(document, path)  # type: ignore[no-any-return]
+        each = sa.func.json_each(document).table_valued("key", "type", "atom")
+        return sa.select(each.c[column]).where(each.c.key == field).scalar_subquery()
+
+    @override
+    @classmethod
+    def json_type(cls, document: sa.ColumnElement[Any], field: str) -> sa.ColumnElement[int]:
+        return json_type_case(_JSON_TYPES, cls._json_lookup(document, field, "type"))
+
+    @override
+    @classmethod
+    def json_member(cls, document: sa.ColumnElement[Any], field: str) -> sa.ColumnElement[Any]:
+        """The member's SQL value (``json_extract``: true and false are 1 and 0)."""
+        return cls._json_lookup(document, field, "atom")
+
+    @override
+    @classmethod
+    def json_order_keys(
+        cls, document: sa.ColumnElement[Any], field: str, json_type: sa.ColumnElement[int]
+    ) -> list[sa.ColumnElement[Any]]:
+        return [cls.json_member(document, field)]
+
+    @override
+    @classmethod
+    def json_root_type_in(
+        cls, document: sa.ColumnElement[Any], type_names: Sequence[str]
+    ) -> sa.ColumnElement[bool]:
+        """By the first character of the document's JSON text."""
+        chars = "".join(_FIRST_CHARS.get(name, _NUMBER_CHARS) for name in type_names)
+        return sa.func.substr(document, 1, 1).in_(sorted(set(chars)))
+
+    # -- column storage types ------------------------------------------------------------------
+
+    @override
+    @classmethod
+    def aware_datetime_type(cls) -> TypeEngine[dt.datetime]:
+        return ISOTimestampText()
+
+    @override
+    @classmethod
+    def exact_decimal_type(cls) -> TypeEngine[Decimal]:
+        return DecimalText()

@@ -31,7 +31,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from claystore.dialects.base import EngineSupport
+from claystore.dialects.base import Dialect
 from claystore.errors import ClientNotStartedError, ObjectDoesNotExistError
 from claystore.orm.database import Database
 from claystore.orm.fields import Field
@@ -74,7 +74,7 @@ class ObjectContext:
         return self.database.engine
 
     @property
-    def dialect(self) -> EngineSupport:
+    def dialect(self) -> Dialect:
         """The engine's dialect (what differs per database engine)."""
         return self.database.dialect
 

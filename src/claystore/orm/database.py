@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from claystore.dialects.base import EngineSupport, translate_error
+from claystore.dialects.base import Dialect, translate_error
 from claystore.errors import ClientClosedError
 from claystore.orm import mapping
 
@@ -39,7 +39,7 @@ from claystore.orm import mapping
 class Database:
     """The engine of one started client, and every connection claystore opens on it."""
 
-    def __init__(self, engine: Engine, dialect: EngineSupport, *, lock_timeout: float) -> None:
+    def __init__(self, engine: Engine, dialect: Dialect, *, lock_timeout: float) -> None:
         self.engine = engine
         self.dialect = dialect
         self.lock_timeout = lock_timeout

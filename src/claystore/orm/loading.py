@@ -47,7 +47,7 @@ from claystore.orm.system import dc_alias, dc_object
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, CursorResult
 
-    from claystore.dialects.base import EngineSupport
+    from claystore.dialects.base import Dialect
 
 __all__ = [
     "IdentityScope",
@@ -263,7 +263,7 @@ class Loader:
     __slots__ = ("conn", "context", "dialect", "scope")
 
     def __init__(
-        self, conn: Connection, context: Jar, scope: IdentityScope, dialect: EngineSupport
+        self, conn: Connection, context: Jar, scope: IdentityScope, dialect: Dialect
     ) -> None:
         self.conn = conn
         self.context = context  # the jar of the objects built

@@ -1,8 +1,9 @@
 """Field records -> tables and SQLAlchemy mappers.
 
 Owns :data:`metadata` (every model class's tables, for ``create_all`` and alembic
-autogenerate), the registry of model classes by table name, and :func:`map_model_class`, which
-turns a class's fields into:
+autogenerate), the registry of model classes by table name and by class name
+(:func:`find_model`: the class a collection key such as ``/Employee`` names), and
+:func:`map_model_class`, which turns a class's fields into:
 
 - a table named ``snake_case(ClassName)`` (or ``__tablename__``) with ``id`` (UUID primary
   key), ``dc_class`` and ``dc_version`` on root classes, one column per scalar/JSON field and a
@@ -31,7 +32,8 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, column_property, registry, synonym
 
-from claystore.errors import MappingError
+from claystore.dialects.indexes import nullable_column_index
+from claystore.errors import MappingError, QueryError
 from claystore.orm import types as sqltypes
 from claystore.orm.attributes import FieldAttribute
 from claystore.orm.fields import Field, FieldKind, read_fields
@@ -39,6 +41,7 @@ from claystore.orm.system import SYSTEM_TABLE_PREFIX
 
 __all__ = [
     "ModelInfo",
+    "find_model",
     "info_for_table",
     "map_model_class",
     "mapper_registry",
@@ -200,6 +203,22 @@ def model_by_name(name: str) -> type | None:
     return infos[0].cls if len(infos) == 1 else None
 
 
+def find_model(name: str) -> ModelInfo:
+    """The model class whose ``__name__`` is ``name``; raises :class:`QueryError`."""
+    cls = model_by_name(name)
+    if cls is not None:
+        info: ModelInfo = cls._dc_info  # type: ignore[attr-defined]
+        return info
+    same = [i.cls for i in models() if i.cls.__name__ == name]
+    if same:
+        where = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in same)
+        msg = f"several model classes are named {name!r} ({where}); use {name}.dc_query()"
+    else:
+        known = ", ".join(sorted({i.cls.__name__ for i in models()})) or "none yet"
+        msg = f"no model class is named {name!r} (model classes: {known})"
+    raise QueryError(msg)
+
+
 def iter_subclass_infos(info: ModelInfo) -> Iterator[ModelInfo]:
     """``info`` and every mapped subclass of it."""
     for candidate in models():
@@ -263,7 +282,7 @@ def _column_for(field: Field) -> sa.Column[Any]:
         field.column_name,
         type_,
         nullable=field.nullable,
-        # a nullable indexed column gets its indexes from _indexes (NULLS FIRST on PostgreSQL)
+        # a nullable indexed column gets its indexes from _indexes (one per engine)
         index=index and not unique and not field.nullable,
         unique=unique or None,
     )
@@ -272,17 +291,14 @@ def _column_for(field: Field) -> sa.Column[Any]:
 def _indexes(table: sa.Table, fields: list[Field]) -> None:
     """Indexes of nullable indexed columns, in the order queries read them.
 
-    claystore orders None first ascending and last descending (its total order).  SQLite's
-    indexes already sort NULLs first; PostgreSQL's sort them last unless told, and could then
-    serve neither direction, so its index says ``NULLS FIRST``.
+    claystore orders None first ascending and last descending (its total order); each engine's
+    dialect says how its index serves that order (``NULLS FIRST`` on PostgreSQL).
     """
     for field in fields:
         if field.indexed is None or field.indexed.unique or not field.nullable:
             continue
         column = table.c[field.column_name]
-        name = f"ix_{table.name}_{column.name}"
-        sa.Index(name, column.asc().nulls_first()).ddl_if(dialect="postgresql")
-        sa.Index(name, column).ddl_if(dialect="sqlite")
+        nullable_column_index(f"ix_{table.name}_{column.name}", column)
 
 
 def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
@@ -299,7 +315,7 @@ def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
         columns.append(sa.Column("position", sa.Integer, primary_key=True))
         columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
     elif field.kind is FieldKind.REF_DICT:
-        columns.append(sa.Column("key", sqltypes.text_type(), primary_key=True))
+        columns.append(sa.Column("key", sqltypes.sql_type_for(str), primary_key=True))
         columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
     else:
         columns.append(sa.Column("target_id", sa.Uuid, primary_key=True, index=True))

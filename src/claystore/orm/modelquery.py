@@ -4,7 +4,7 @@ Owns :class:`ModelQuery` (a datastore :class:`~claystore.datastore.Query` bound 
 class, with a fluent ``limit(n)`` / ``offset(n)``, iteration, :meth:`~ModelQuery.count` and
 :meth:`~ModelQuery.first`), :class:`QueryableObject` (``dc_query``, mixed into
 :class:`~claystore.orm.model.DataClayObject`) and :func:`query_objects`, which runs a query
-as the one SELECT :mod:`claystore.orm.sqlquery` compiles and turns its rows into objects
+as the one SELECT :mod:`claystore.orm.modelcompiler` compiles and turns its rows into objects
 through the one loading path (:meth:`claystore.orm.loading.Loader.instances`).
 
 Results stream: outside a transaction the SELECT runs on its own connection in a read
@@ -28,13 +28,13 @@ import sqlalchemy as sa
 
 from claystore.datastore.key import Key
 from claystore.datastore.query import Entry, Order, Query, QueryDict
-from claystore.datastore.sql import SQLCursor
-from claystore.datastore.sqlcompile import RENDER_COUNTS, limit_of
+from claystore.datastore.sqlcursor import SQLCursor
+from claystore.datastore.sqlorder import RENDER_COUNTS, limit_of
 from claystore.errors import QueryError
 from claystore.orm.context import ObjectContext, active_context
 from claystore.orm.loading import Loader, RowReader
-from claystore.orm.mapping import ModelInfo
-from claystore.orm.sqlquery import ModelPlan, compile_model_query, find_model
+from claystore.orm.mapping import ModelInfo, find_model
+from claystore.orm.modelcompiler import ModelPlan, compile_model_query
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:
@@ -213,12 +213,12 @@ class ModelQuery(Query):
     def statement(self) -> sa.Select[Any]:
         """The SELECT this query runs (for reading or EXPLAIN; values bound as parameters)."""
         context = self._context()
-        return compile_model_query(self.info, self, context.dialect.name).statement
+        return compile_model_query(self.info, self, context.dialect).statement
 
     def count(self) -> int:
         """How many objects iterating would return (limit and offset applied); one SELECT."""
         context = self._context()
-        plan = compile_model_query(self.info, self, context.dialect.name)
+        plan = compile_model_query(self.info, self, context.dialect)
         _flush(context)
         with context.connection() as conn:
             return int(conn.execute(plan.count()).scalar_one())
@@ -321,7 +321,7 @@ def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
         raise QueryError(msg)
     context.check_open()
     info = _model_of(query)
-    plan = compile_model_query(info, query, context.dialect.name)
+    plan = compile_model_query(info, query, context.dialect)
     dialect = context.engine.dialect
     return ModelCursor(
         query,

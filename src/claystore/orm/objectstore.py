@@ -29,17 +29,16 @@ from claystore.errors import (
 )
 from claystore.orm import aliases
 from claystore.orm.context import ObjectContext
-from claystore.orm.mapping import ModelInfo, iter_subclass_infos
+from claystore.orm.mapping import ModelInfo, find_model, iter_subclass_infos
 from claystore.orm.model import persist
 from claystore.orm.modelquery import query_objects
-from claystore.orm.sqlquery import find_model
 from claystore.orm.state import stored_state
 from claystore.orm.system import dc_object
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from claystore.datastore.sql import SQLCursor
+    from claystore.datastore.sqlcursor import SQLCursor
 
 __all__ = ["ModelObjectStore"]
 

@@ -40,7 +40,7 @@ from claystore.orm.system import dc_object
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from claystore.dialects.base import EngineSupport
+    from claystore.dialects.base import Dialect
 
 #: An object with changes: the object, its state, and the names of the fields that changed.
 Change = tuple[Any, ObjectState, set[str]]
@@ -127,7 +127,7 @@ def _empty(field: Field) -> Any:
     )()
 
 
-def insert_objects(conn: Connection, dialect: EngineSupport, objects: list[Any]) -> None:
+def insert_objects(conn: Connection, dialect: Dialect, objects: list[Any]) -> None:
     """Write the rows of staged (NEW) objects, all in one go.
 
     Every value is checked and every row built before the first statement is sent; then one
@@ -233,7 +233,7 @@ _Links = dict[sa.Table, tuple[list[UUID], list[tuple[Any, ...]]]]
 
 
 def update_objects(
-    conn: Connection, dialect: EngineSupport, changes: list[Change], *, check_versions: bool
+    conn: Connection, dialect: Dialect, changes: list[Change], *, check_versions: bool
 ) -> None:
     """Write changed fields: one UPDATE per (table, changed-column set), link tables rewritten
     per owner.  Every changed object's ``dc_version`` goes up by one.

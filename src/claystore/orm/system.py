@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from claystore.dialects.indexes import partial_index
+
 system_metadata = sa.MetaData()
 
 SYSTEM_TABLE_PREFIX = "dc_"
@@ -43,12 +45,7 @@ dc_object = sa.Table(
     sa.Index("ix_dc_object_parent_id", "parent_id"),
     # the few version rows, which every class query leaves out (``id NOT IN (versions)``):
     # without it SQLite scans the whole registry for each query unless ANALYZE has run
-    sa.Index(
-        "ix_dc_object_versions",
-        "id",
-        sqlite_where=sa.text("original_id IS NOT NULL"),
-        postgresql_where=sa.text("original_id IS NOT NULL"),
-    ),
+    partial_index("ix_dc_object_versions", "id", where=sa.text("original_id IS NOT NULL")),
 )
 
 dc_alias = sa.Table(

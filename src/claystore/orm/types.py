@@ -1,8 +1,10 @@
 """Python type -> SQL type, and the value codecs that go with it.
 
-Owns the one ordered type-map function (:func:`sql_type_for`), the SQLAlchemy type decorators
-that make every engine round-trip a value exactly (aware datetimes, exact decimals, JSON
-containers of non-JSON scalars), and the scalar checks used when a value is assigned.
+Owns the one ordered type-map function (:func:`sql_type_for`), :class:`JSONValue` (a JSON
+container field whose values its codec converts, so non-JSON scalars inside containers
+round-trip exactly), the scalar checks used when a value is assigned, and the JSON codecs of
+scalars.  The column types that differ per engine (text by code point, aware datetimes, exact
+decimals, JSON documents) come from :mod:`claystore.dialects.types`.
 
 Called by :mod:`claystore.orm.fields` (to check and describe fields) and by
 :mod:`claystore.orm.mapping` (to build columns).  Does no I/O.
@@ -19,10 +21,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.engine.interfaces import Dialect as SQLAlchemyDialect
+from sqlalchemy.types import TypeEngine
 from typing_extensions import override
+
+from claystore.dialects.types import AwareDateTime, CodePointString, ExactDecimal, JSONDocument
 
 #: Python scalar types a column can hold, in the order :func:`sql_type_for` tests them.
 SCALAR_TYPES: tuple[type, ...] = (
@@ -43,77 +46,11 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
 
-class AwareDateTime(TypeDecorator[dt.datetime]):
-    """A timezone-aware datetime: ``timestamptz`` on PostgreSQL, UTC ISO text on SQLite.
+class JSONValue(JSONDocument):
+    """A JSON container column (JSONB on PostgreSQL) whose Python values are converted by a
+    field's codec (tuples, sets, datetimes and other scalars inside containers round-trip
+    exactly)."""
 
-    Values come back aware (UTC) on every engine, so comparisons never mix naive and aware.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    @override
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.TIMESTAMP(timezone=True))
-        # ISO-8601 text with a fixed +00:00 offset sorts in time order.
-        return dialect.type_descriptor(sa.String(32))
-
-    @override
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        value = value.astimezone(dt.UTC)
-        if dialect.name == "postgresql":
-            return value
-        return value.isoformat(timespec="microseconds")
-
-    @override
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return dt.datetime.fromisoformat(value)
-        assert isinstance(value, dt.datetime)
-        return value.astimezone(dt.UTC)
-
-
-class ExactDecimal(TypeDecorator[Decimal]):
-    """An exact Decimal: ``NUMERIC`` on PostgreSQL; canonical text on SQLite (whose REAL would
-    round it)."""
-
-    impl = sa.Numeric
-    cache_ok = True
-
-    @override
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(sa.Numeric(asdecimal=True))
-        return dialect.type_descriptor(sa.String())
-
-    @override
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        return value if dialect.name == "postgresql" else str(value)
-
-    @override
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-def json_sql_type() -> TypeEngine[Any]:
-    """JSON on SQLite, JSONB on PostgreSQL (indexable, comparable with ``->>``)."""
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
-
-class JSONValue(TypeDecorator[Any]):
-    """A JSON column whose Python values are converted by a field's codec (tuples, sets,
-    datetimes and other scalars inside containers round-trip exactly)."""
-
-    impl = sa.JSON
     cache_ok = False  # carries per-field codecs
 
     def __init__(self, encode: Callable[[Any], Any], decode: Callable[[Any], Any]) -> None:
@@ -122,17 +59,11 @@ class JSONValue(TypeDecorator[Any]):
         self._decode = decode
 
     @override
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.JSONB())
-        return dialect.type_descriptor(sa.JSON())
-
-    @override
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: Any, dialect: SQLAlchemyDialect) -> Any:
         return None if value is None else self._encode(value)
 
     @override
-    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+    def process_result_value(self, value: Any, dialect: SQLAlchemyDialect) -> Any:
         return None if value is None else self._decode(value)
 
 
@@ -160,7 +91,7 @@ def sql_type_for(python_type: Any) -> TypeEngine[Any]:  # noqa: PLR0911 - the ty
     if python_type is Decimal:
         return ExactDecimal()
     if python_type is str:
-        return text_type()
+        return CodePointString()  # compared by code point on every engine, like str
     if python_type is bytes:
         return sa.LargeBinary()
     if python_type is dt.datetime:
@@ -175,13 +106,6 @@ def sql_type_for(python_type: Any) -> TypeEngine[Any]:  # noqa: PLR0911 - the ty
         return sa.Uuid()
     msg = f"no SQL type for {python_type!r}"
     raise TypeError(msg)
-
-
-def text_type() -> TypeEngine[Any]:
-    """Text compared by code point on every engine, like Python's ``str``: SQLite's default
-    BINARY collation does it; PostgreSQL columns get ``COLLATE "C"`` (so ORDER BY and indexes
-    agree with Python's sort instead of the server locale's)."""
-    return sa.String().with_variant(sa.String(collation="C"), "postgresql")
 
 
 def is_scalar_type(python_type: Any) -> bool:

@@ -31,13 +31,13 @@ from claystore.orm.state import Lifecycle, ObjectState
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from claystore.dialects.base import EngineSupport
+    from claystore.dialects.base import Dialect
 
 
 class Work(Protocol):
     """What a flush reads and calls on the transaction it flushes."""
 
-    dialect: EngineSupport
+    dialect: Dialect
     check_versions: bool  # optimistic updates (a unit of work)
     entries: dict[UUID, ObjectState]  # the objects it owns
     staged: dict[UUID, Any]  # NEW objects whose rows are not written yet

@@ -1,11 +1,15 @@
-"""Model queries -> one SELECT: the compiler behind ``Employee.dc_query()`` and ``client.query``.
+"""The model query's compiler: model queries -> one SELECT, behind ``Employee.dc_query()``.
 
-Owns :func:`compile_model_query`, which turns a datastore :class:`~claystore.datastore.Query`
-on a model class into one SELECT on the class's tables (typed columns, so indexes serve
-filters and orders), joined with the registry (``dc_object``: dataset and backend of each
-row) and, when the class has subclasses, LEFT OUTER JOINed with their tables so that every
-object comes back as its own class from the same statement.  Also owns :func:`find_model`
-(the class a collection key names).  Does no I/O.
+Owns :func:`compile_model_query` (also behind ``client.query``), which turns a datastore
+:class:`~claystore.datastore.Query` on a model class into one SELECT on the class's tables
+(typed columns, so indexes serve filters and orders), joined with the registry
+(``dc_object``: dataset and backend of each row) and, when the class has subclasses, LEFT
+OUTER JOINed with their tables so that every object comes back as its own class from the same
+statement; its leading columns are the row shape of every object SELECT
+(:func:`claystore.orm.loading.object_columns`).  Does no I/O.
+The total order written as SQL is :mod:`claystore.datastore.sqlorder`'s; what differs per
+engine (text by code point, NULL ordering, NaN, Decimal comparisons) is the engine's
+:class:`~claystore.dialects.base.Dialect`.
 
 Semantics are the datastore's (:mod:`claystore.datastore.query`): values compare in the total
 order None < bool < numbers < str, a missing value (NULL) is None, results are ordered by the
@@ -18,7 +22,7 @@ type's natural order with values of the same type; Enum fields take ``=``/``!=``
 references take ``=``/``!=`` with an object, an id or None.  Anything else (containers, link
 tables, custom ``object_getattr``, mixed types among those) raises :class:`QueryError`.
 
-Called by :mod:`claystore.orm.query`.
+Called by :mod:`claystore.orm.modelquery`.
 """
 
 from __future__ import annotations
@@ -34,12 +38,11 @@ import sqlalchemy as sa
 
 from claystore.datastore.key import Key
 from claystore.datastore.query import Filter, Order, Query
-from claystore.datastore.sqlcompile import (
+from claystore.datastore.sqlorder import (
     INT64_MAX,
     INT64_MIN,
     compare_bracketed,
     compare_keys,
-    compare_text,
     is_plain,
     limit_of,
     op_holds,
@@ -47,19 +50,15 @@ from claystore.datastore.sqlcompile import (
     sql_compare,
     value_class,
 )
+from claystore.dialects.base import Dialect
 from claystore.errors import QueryError
 from claystore.orm.fields import Field, FieldKind
-from claystore.orm.mapping import (
-    ModelInfo,
-    generation,
-    iter_subclass_infos,
-    model_by_name,
-    models,
-)
+from claystore.orm.loading import object_columns
+from claystore.orm.mapping import ModelInfo, generation, iter_subclass_infos
 from claystore.orm.state import STATE_ATTR
 from claystore.orm.system import dc_object
 
-__all__ = ["ModelPlan", "RowShape", "compile_model_query", "find_model"]
+__all__ = ["ClassSelect", "ModelPlan", "RowShape", "class_select", "compile_model_query"]
 
 
 @attrs.frozen
@@ -99,22 +98,6 @@ class ModelPlan:
         return sa.select(sa.func.count()).select_from(ids.subquery())
 
 
-def find_model(name: str) -> ModelInfo:
-    """The model class whose ``__name__`` is ``name``; raises :class:`QueryError`."""
-    cls = model_by_name(name)
-    if cls is not None:
-        info: ModelInfo = cls._dc_info  # type: ignore[attr-defined]
-        return info
-    same = [i.cls for i in models() if i.cls.__name__ == name]
-    if same:
-        where = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in same)
-        msg = f"several model classes are named {name!r} ({where}); use {name}.dc_query()"
-    else:
-        known = ", ".join(sorted({i.cls.__name__ for i in models()})) or "none yet"
-        msg = f"no model class is named {name!r} (model classes: {known})"
-    raise QueryError(msg)
-
-
 # -- fields ------------------------------------------------------------------------------------
 
 
@@ -151,7 +134,7 @@ def _column_class(field: Field) -> tuple[Any, ...]:
     return (4, python_type.__name__)
 
 
-def _check_typed(field: Field, op: str, value: Any, is_pg: bool) -> None:
+def _check_typed(field: Field, op: str, value: Any, dialect: Dialect) -> None:
     """Refuse comparisons SQL would answer differently from what the user meant."""
     python_type = field.python_type
     if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
@@ -163,10 +146,10 @@ def _check_typed(field: Field, op: str, value: Any, is_pg: bool) -> None:
             )
             raise QueryError(msg)
         return
-    if python_type is Decimal and not is_pg:
+    if python_type is Decimal and not dialect.has_exact_decimals:
         msg = (
-            f"{field.label} is a Decimal, stored as exact text on SQLite, which SQL cannot "
-            "compare as a number; compare it in Python, or use PostgreSQL"
+            f"{field.label} is a Decimal, stored as exact text on {dialect.title}, which SQL "
+            "cannot compare as a number; compare it in Python, or use PostgreSQL"
         )
         raise QueryError(msg)
     wanted, kept = value_class(value), _column_class(field)
@@ -183,13 +166,13 @@ def _check_typed(field: Field, op: str, value: Any, is_pg: bool) -> None:
 
 
 def _compare_number(
-    op: str, column: Any, python_type: type, value: Any, is_pg: bool
+    op: str, column: Any, python_type: type, value: Any, dialect: Dialect
 ) -> sa.ColumnElement[bool] | bool:
     """``column <op> value`` for an int or float column and an int or float value, exactly."""
     if isinstance(value, float) and math.isnan(value):
-        if python_type is float and is_pg:
-            return sql_compare(op, column, value)  # PostgreSQL orders NaN like Python's order
-        return op_holds(op, -1)  # NaN sorts after every number; SQLite stores no NaN
+        if python_type is float:
+            return dialect.compare_nan(op, column, value)
+        return op_holds(op, -1)  # NaN sorts after every number, and int columns hold no NaN
     if python_type is float:
         if isinstance(value, int):
             return compare_bracketed(op, column, value)
@@ -215,13 +198,13 @@ def _compare_int_column(op: str, column: Any, value: float) -> sa.ColumnElement[
 
 
 def _same_class(
-    field: Field, column: Any, op: str, value: Any, is_pg: bool
+    field: Field, column: Any, op: str, value: Any, dialect: Dialect
 ) -> sa.ColumnElement[bool] | bool:
     rank = _column_class(field)[0]
     if rank == 2:
-        return _compare_number(op, column, field.python_type, value, is_pg)
+        return _compare_number(op, column, field.python_type, value, dialect)
     if rank == 3:
-        return compare_text(op, column, value, is_pg=is_pg)
+        return dialect.compare_text(op, column, value)
     return sql_compare(op, column, sa.literal(value, column.type))  # bools too: a bound value
 
 
@@ -247,18 +230,20 @@ def _ref_clause(field: Field, column: Any, op: str, value: Any) -> sa.ColumnElem
     return sa.or_(column != target, column.is_(None))
 
 
-def filter_clause(info: ModelInfo, condition: Filter, is_pg: bool) -> sa.ColumnElement[bool] | None:
+def filter_clause(
+    info: ModelInfo, condition: Filter, dialect: Dialect
+) -> sa.ColumnElement[bool] | None:
     """The WHERE clause of one filter (None when it holds for every row)."""
     field = _field(info, condition.field, "filter on")
     op, value = condition.op, condition.value
     column = info.table_of(field).c[field.column_name]
     if field.kind is FieldKind.REF:
         return _ref_clause(field, column, op, value)
-    _check_typed(field, op, value, is_pg)
+    _check_typed(field, op, value, dialect)
     wanted = value_class(value)
     kept = _column_class(field)
     if wanted == kept:
-        rows = _same_class(field, column, op, value, is_pg)
+        rows = _same_class(field, column, op, value, dialect)
     else:
         rows = op_holds(op, compare_keys(kept, wanted))
     nulls_pass = field.nullable and op_holds(op, compare_keys((0,), wanted))
@@ -274,7 +259,7 @@ def filter_clause(info: ModelInfo, condition: Filter, is_pg: bool) -> sa.ColumnE
     return sa.or_(*parts) if parts else sa.false()
 
 
-def order_field(info: ModelInfo, order: Order, is_pg: bool) -> Field:
+def order_field(info: ModelInfo, order: Order, dialect: Dialect) -> Field:
     """The field an order sorts by; raises :class:`QueryError` for fields with no order."""
     field = _field(info, order.field, "order by")
     if field.kind is FieldKind.REF:
@@ -284,18 +269,19 @@ def order_field(info: ModelInfo, order: Order, is_pg: bool) -> Field:
     if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
         msg = f"{field.label} holds {python_type.__name__} members, which have no order"
         raise QueryError(msg)
-    _check_typed(field, "=", None, is_pg)
+    _check_typed(field, "=", None, dialect)
     return field
 
 
-def order_term(column: Any, field: Field, order: Order, is_pg: bool) -> sa.ColumnElement[Any]:
-    """ORDER BY term for ``column`` (NULLs first ascending, last descending, both engines)."""
-    if is_pg and field.python_type is str:
-        column = column.collate("C")
-    term = column.asc() if order.isAscending() else column.desc()
-    if is_pg and field.nullable:  # SQLite already sorts NULL lowest
-        term = term.nulls_first() if order.isAscending() else term.nulls_last()
-    return term  # type: ignore[no-any-return]
+def order_term(column: Any, field: Field, order: Order, dialect: Dialect) -> sa.ColumnElement[Any]:
+    """ORDER BY term for ``column`` (NULLs first ascending, last descending; text by code
+    point): the dialect writes it."""
+    return dialect.order_term(
+        column,
+        ascending=order.isAscending(),
+        nullable=field.nullable,
+        is_text=field.python_type is str,
+    )
 
 
 def _offset_key_clause(info: ModelInfo, offset_key: Key, id_column: Any) -> Any:
@@ -352,15 +338,7 @@ def class_select(info: ModelInfo) -> ClassSelect:
         return cached
     root = info.root.table
     source: sa.FromClause = info.selectable()
-    columns: list[Any] = [
-        root.c.id.label("_dc_id"),
-        root.c.dc_class.label("_dc_class"),
-        root.c.dc_version.label("_dc_version"),
-        dc_object.c.dataset.label("_dc_dataset"),
-        # read as stored (hex text on SQLite): loading.backend_uuid converts each value once
-        sa.type_coerce(dc_object.c.backend_id, sa.String).label("_dc_backend_id"),
-    ]
-    columns += [info.table_of(f).c[f.column_name].label(f.key) for f in info.column_fields]
+    columns = object_columns(info)  # the row shape of every object SELECT, then subclasses'
     labels: dict[tuple[str, str], str] = {}
     for number, (owner, table) in enumerate(_subclass_tables(info)):
         source = source.outerjoin(table, table.c.id == root.c.id)
@@ -393,14 +371,13 @@ def _not_a_version(root: sa.Table) -> sa.ColumnElement[bool]:
     return root.c.id.not_in(versions)
 
 
-def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPlan:
-    """Compile ``query`` on ``info``'s class for ``dialect`` (``sqlite`` or ``postgresql``).
+def compile_model_query(info: ModelInfo, query: Query, dialect: Dialect) -> ModelPlan:
+    """Compile ``query`` on ``info``'s class for the engine of ``dialect``.
 
     Without a limit: one SELECT of the joined tables.  With a limit, the same statement
     first picks the page of ids (filter, order, limit, offset on the class's own tables, so
     an index serves it) and joins the registry and subclass tables to those rows only.
     """
-    is_pg = dialect == "postgresql"
     plain = all(is_plain(f, query) for f in query.filters)
     if not plain or not all(is_plain(o, query) for o in query.orders):
         msg = (
@@ -409,16 +386,16 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
         )
         raise QueryError(msg)
     root = info.root.table
-    where = [c for c in (filter_clause(info, f, is_pg) for f in query.filters) if c is not None]
+    where = [c for c in (filter_clause(info, f, dialect) for f in query.filters) if c is not None]
     select = class_select(info)
     where.append(select.not_a_version)
     if query.offset_key is not None:
         where.append(_offset_key_clause(info, query.offset_key, root.c.id))
-    orders = [(o, order_field(info, o, is_pg)) for o in query.orders]
+    orders = [(o, order_field(info, o, dialect)) for o in query.orders]
     keys = [info.table_of(f).c[f.column_name] for _, f in orders]
     limit, offset = limit_of(query), row_count(query.offset or None)
     if limit is None:
-        terms = [order_term(k, f, o, is_pg) for k, (o, f) in zip(keys, orders, strict=True)]
+        terms = [order_term(k, f, o, dialect) for k, (o, f) in zip(keys, orders, strict=True)]
         statement = (
             select.select.select_from(select.source)
             .where(*where)
@@ -426,7 +403,7 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
             .offset(offset)
         )
     else:
-        inner = [order_term(k, f, o, is_pg) for k, (o, f) in zip(keys, orders, strict=True)]
+        inner = [order_term(k, f, o, dialect) for k, (o, f) in zip(keys, orders, strict=True)]
         page = (
             sa.select(root.c.id.label("id"), *(k.label(f"o{n}") for n, k in enumerate(keys)))
             .select_from(info.selectable())
@@ -436,7 +413,7 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: str) -> ModelPla
             .offset(offset)
             .subquery("page")
         )
-        outer = [order_term(page.c[f"o{n}"], f, o, is_pg) for n, (o, f) in enumerate(orders)]
+        outer = [order_term(page.c[f"o{n}"], f, o, dialect) for n, (o, f) in enumerate(orders)]
         statement = select.select.select_from(page.join(select.source, root.c.id == page.c.id))
         statement = statement.order_by(*outer, page.c.id)
     return ModelPlan(info, statement, select.shapes, where, limit, query.offset)

@@ -1,12 +1,13 @@
-"""The SQL-backed datastore: any JSON value, stored under its key in one SQL table.
+"""The JSON-table datastore: any JSON value, stored under its key in one SQL table.
 
-Owns :class:`SQLDatastore` (table, connections, get/put/delete/contains, batches, running
-queries), :class:`SQLCursor` -- the lazy, streaming result of a query run as SQL, which model
-queries (:mod:`claystore.orm.query`) return too -- and the JSON text a stored value becomes
+Owns :class:`SQLDatastore` (its table -- :func:`datastore_table` --, connections,
+get/put/delete/contains, batches, running queries) and the JSON text a stored value becomes
 (:func:`encode_value`, which refuses what JSON cannot hold exactly).  Queries are compiled by
-:mod:`claystore.datastore.sqlcompile`; what SQL cannot decide exactly is evaluated in Python
-after SQL narrowed the rows, and the cursor says so (:attr:`SQLCursor.evaluated_in_python`,
-logger ``claystore.datastore.sql``).
+:mod:`claystore.datastore.jsoncompiler` and return a
+:class:`~claystore.datastore.sqlcursor.SQLCursor`; what SQL cannot decide exactly is evaluated
+in Python after SQL narrowed the rows, and the cursor says so.  What differs per engine (the
+upsert, JSONB, snapshots, exact JSON numbers) is the engine's
+:class:`~claystore.dialects.base.Dialect`.
 
 Called by applications (``from claystore.datastore import SQLDatastore``).
 """
@@ -15,43 +16,33 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import threading
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from claystore.datastore.basic import BatchOperation, Datastore
+from claystore.datastore.jsoncompiler import JSONPlan, JSONQueryCompiler
 from claystore.datastore.key import Key
-from claystore.datastore.query import Cursor, Entry, Query
-from claystore.datastore.sqlcompile import (
-    INT64_MAX,
-    INT64_MIN,
-    RENDER_COUNTS,
-    SURROGATE,
-    JSONPlan,
-    JSONQueryCompiler,
-    json_number,
-    limit_of,
-)
-from claystore.dialects.base import EngineSupport, dialect_for, translate_error
+from claystore.datastore.query import Entry, Query
+from claystore.datastore.sqlcursor import SQLCursor, finish_in_python
+from claystore.datastore.sqlorder import INT64_MAX, INT64_MIN, RENDER_COUNTS, json_number, limit_of
+from claystore.dialects import Dialect, dialect_for, normalise_url, translate_error
+from claystore.dialects.base import LONE_SURROGATE
+from claystore.dialects.types import CodePointText, JSONText
 from claystore.errors import DatastoreTypeError, InvalidKeyError
 
-__all__ = ["SQLCursor", "SQLDatastore", "datastore_table", "encode_value", "finish_in_python"]
-
-log = logging.getLogger("claystore.datastore.sql")
+__all__ = ["SQLDatastore", "datastore_table", "encode_value"]
 
 
 # -- stored values ----------------------------------------------------------------------------
 
 
 def _check_text(text: str, where: str) -> str:
-    if "\x00" in text or SURROGATE.search(text):
+    if "\x00" in text or LONE_SURROGATE.search(text):
         msg = (
             f"{where}: {text!r:.60} holds a NUL or a lone surrogate, which PostgreSQL cannot "
             "store; clean the text (or encode it, e.g. base64) first"
@@ -114,77 +105,7 @@ def encode_value(value: Any, *, exact_numbers: bool = False, where: str = "value
     return "".join(out)
 
 
-# -- cursors ----------------------------------------------------------------------------------
-
-
-class SQLCursor(Cursor):
-    """The lazy result of a query answered by SQL; iterate it once.
-
-    Nothing runs before the first ``next()``; rows then stream from the database in chunks
-    (a server-side cursor on PostgreSQL), so a result larger than memory can be iterated.
-    ``statement`` is the SELECT's SQL text (values bound as parameters).
-    ``evaluated_in_python`` lists what Python had to evaluate after SQL narrowed the rows, and
-    why (empty when SQL did everything; filled in as iteration starts).  ``returned`` and
-    ``skipped`` count as for every cursor.  :meth:`close` stops early and frees the connection.
-    """
-
-    def __init__(
-        self,
-        query: Query,
-        run: Callable[[SQLCursor], Iterator[Entry]],
-        statement: Callable[[], str],
-        evaluated_in_python: list[str] | None = None,
-    ) -> None:
-        super().__init__(query, ())
-        self._render = statement
-        self._statement: str | None = None
-        self.evaluated_in_python: list[str] = []
-        for reason in evaluated_in_python or ():
-            self.note_python(reason)
-        # a generator (its body runs at the first next()) holding only a weak proxy of the
-        # cursor: a cursor dropped half-way is freed at once, closing its connection
-        self._entries = run(weakref.proxy(self))
-
-    @property
-    def statement(self) -> str:
-        """The SELECT's SQL text (rendered when first read)."""
-        if self._statement is None:
-            self._statement = self._render()
-        return self._statement
-
-    def note_python(self, reason: str) -> None:
-        """Record (and log) that Python evaluates part of the query, with the reason."""
-        self.evaluated_in_python.append(reason)
-        log.info("query %s is evaluated in Python: %s", self.query.dict(), reason)
-
-    def close(self) -> None:
-        """Stop the query and release its database connection."""
-        entries = self._entries
-        if isinstance(entries, Iterator) and hasattr(entries, "close"):
-            entries.close()
-
-
-def finish_in_python(
-    cursor: SQLCursor, rows: Iterator[Entry], query: Query, done: int
-) -> Iterator[Entry]:
-    """Evaluate ``query`` naively over the narrowed ``rows`` (in key order) and yield its
-    results after the first ``done`` (already yielded by SQL)."""
-    rest = query.copy()
-    rest.offset = query.offset + done
-    limit = limit_of(query)
-    rest.limit = None if limit is None else limit - done
-    naive = rest.evaluate(rows)
-    for entry in naive.items():
-        cursor.skipped = query.offset if done else naive.skipped
-        yield entry
-    cursor.skipped = query.offset if done else naive.skipped
-
-
 # -- the datastore ----------------------------------------------------------------------------
-
-
-def _text_type() -> sa.types.TypeEngine[str]:
-    return sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 
 
 def datastore_table(name: str) -> sa.Table:
@@ -195,11 +116,9 @@ def datastore_table(name: str) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("key", _text_type(), primary_key=True),
-        sa.Column("path", _text_type(), nullable=False),
-        sa.Column(
-            "value", sa.Text().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
-        ),
+        sa.Column("key", CodePointText(), primary_key=True),
+        sa.Column("path", CodePointText(), nullable=False),
+        sa.Column("value", JSONText(), nullable=False),
         sa.Index(f"ix_{name}_path_key", "path", "key"),
         comment="claystore SQLDatastore: one JSON value per key",
     )
@@ -211,12 +130,10 @@ def _engine_for(target: Any, lock_timeout: float) -> tuple[Engine, bool]:
     if isinstance(target, Engine):
         return target, False
     if isinstance(target, str | URL):
-        url = make_url(target)
-        if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
-            url = url.set(drivername="postgresql+psycopg")
-        support = dialect_for(url)
-        engine = sa.create_engine(url, **support.engine_options())
-        support.configure(engine, lock_timeout=lock_timeout)
+        url = normalise_url(make_url(target))
+        dialect = dialect_for(url)
+        engine = sa.create_engine(url, **dialect.engine_options())
+        dialect.configure(engine, lock_timeout=lock_timeout)
         return engine, True
     client_engine = getattr(target, "engine", None)  # a claystore Client (raises if stopped)
     if isinstance(client_engine, Engine):
@@ -236,13 +153,14 @@ class SQLDatastore(Datastore):
     table (created if missing).  ``get``, ``put`` (an upsert), ``delete`` and ``contains`` are
     one statement each; ``batch()`` applies its writes in one transaction.  ``query`` compiles
     filters, orders, ``limit``, ``offset`` and ``offset_key`` into one SELECT that returns the
-    same sequence as :class:`~claystore.datastore.DictDatastore` would (module docstring),
-    streamed in chunks of ``chunk_size`` rows.
+    same sequence as :class:`~claystore.datastore.DictDatastore` would
+    (:mod:`claystore.datastore.jsoncompiler`), streamed in chunks of ``chunk_size`` rows.
 
     Values are what JSON holds exactly -- None, bool, int (64-bit), finite float, str, and
     lists and str-keyed dicts of them; anything else raises
     :class:`~claystore.errors.DatastoreTypeError` (wrap the store in a serializer shim for
     other types).  On PostgreSQL (JSONB) objects come back with their keys in JSONB's order.
+    ``dialect`` is the engine's :class:`~claystore.dialects.base.Dialect`.
     """
 
     def __init__(
@@ -259,21 +177,20 @@ class SQLDatastore(Datastore):
         self.lock_timeout = float(lock_timeout)
         self.chunk_size = int(chunk_size)
         self.engine, self._owns_engine = _engine_for(target, self.lock_timeout)
-        self.support: EngineSupport = dialect_for(self.engine.url)
+        self.dialect: Dialect = dialect_for(self.engine.url)
         self.table = datastore_table(table)
-        self.compiler = JSONQueryCompiler(self.table, self.support.name)
-        self._is_pg = self.support.name == "postgresql"
+        self.compiler = JSONQueryCompiler(self.table, self.dialect)
         # an in-memory SQLite database is one shared connection: one user at a time
         self._serial: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if self.support.is_memory else contextlib.nullcontext()
+            threading.RLock() if self.dialect.is_memory else contextlib.nullcontext()
         )
         self._upsert = self._upsert_statement()
         with self._connect(write=True) as conn:
-            self.support.lock_schema(conn)
+            self.dialect.lock_schema(conn)
             self.table.metadata.create_all(conn, checkfirst=True)
 
     def __repr__(self) -> str:
-        return f"<SQLDatastore {self.support.describe()} table {self.table.name!r}>"
+        return f"<SQLDatastore {self.dialect.describe()} table {self.table.name!r}>"
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -285,11 +202,11 @@ class SQLDatastore(Datastore):
         with self._serial:
             try:
                 with self.engine.connect() as conn:
-                    if snapshot and self._is_pg:  # several statements, one view of the data
-                        conn.execution_options(isolation_level="REPEATABLE READ")
+                    if snapshot:  # several statements, one view of the data
+                        self.dialect.read_snapshot(conn)
                     if stream:
                         conn.execution_options(yield_per=self.chunk_size)
-                    self.support.begin(conn, write=write, lock_timeout=self.lock_timeout)
+                    self.dialect.begin(conn, write=write, lock_timeout=self.lock_timeout)
                     yield conn
                     conn.commit()
             except sa.exc.SQLAlchemyError as exc:
@@ -300,13 +217,14 @@ class SQLDatastore(Datastore):
             msg = f"datastore keys must be Key objects, not {type(key).__name__}: use Key({key!r})"
             raise DatastoreTypeError(msg)
         text = str(key)
-        if "\x00" in text or SURROGATE.search(text):
+        if "\x00" in text or LONE_SURROGATE.search(text):
             msg = f"key {text!r} holds a NUL or a lone surrogate, which SQL text cannot store"
             raise InvalidKeyError(msg)
         return text
 
     def _encode(self, value: Any, key: str) -> str:
-        return encode_value(value, exact_numbers=self._is_pg, where=f"value of {key}")
+        exact = self.dialect.has_exact_json_numbers
+        return encode_value(value, exact_numbers=exact, where=f"value of {key}")
 
     # -- the datastore API ---------------------------------------------------------------------
 
@@ -367,19 +285,19 @@ class SQLDatastore(Datastore):
     def query(self, query: Query) -> SQLCursor:
         """Run ``query`` as SQL; returns a lazy, streaming :class:`SQLCursor`."""
         plan = self.compile(query)
-        dialect = self.engine.dialect
+        sql_dialect = self.engine.dialect
 
         limit = limit_of(query)
         small = limit is not None and limit <= self.chunk_size and not plan.in_python
 
         def run(cursor: SQLCursor) -> Iterator[Entry]:
-            if self.support.is_memory or small:  # one shared connection, or one chunk at most
+            if self.dialect.is_memory or small:  # one shared connection, or one chunk at most
                 yield from list(self._stream(cursor, plan, query, stream=False))
             else:
                 yield from self._stream(cursor, plan, query, stream=True)
 
         def render() -> str:
-            return str(plan.statement.compile(dialect=dialect, compile_kwargs=RENDER_COUNTS))
+            return str(plan.statement.compile(dialect=sql_dialect, compile_kwargs=RENDER_COUNTS))
 
         return SQLCursor(query, run, render, plan.in_python)
 
@@ -423,19 +341,10 @@ class SQLDatastore(Datastore):
         for key, text in conn.execute(statement):
             yield Key(key), json.loads(text)
 
-    def _upsert_statement(self) -> Any:
-        table = self.table
-        value: sa.ColumnElement[Any] = sa.bindparam("v", type_=sa.Text)
-        if self._is_pg:
-            value = sa.cast(value, postgresql.JSONB)
-        dialect_insert = postgresql.insert if self._is_pg else sqlite.insert
-        statement = dialect_insert(table).values(
-            key=sa.bindparam("k"), path=sa.bindparam("p"), value=value
-        )
-        return statement.on_conflict_do_update(
-            index_elements=[table.c.key],
-            set_={"path": statement.excluded.path, "value": statement.excluded.value},
-        )
+    def _upsert_statement(self) -> sa.Insert:
+        value = self.dialect.json_from_text(sa.bindparam("v", type_=sa.Text))
+        row = {"key": sa.bindparam("k"), "path": sa.bindparam("p"), "value": value}
+        return self.dialect.upsert(self.table, row)
 
     def close(self) -> None:
         """Dispose of the engine if this datastore created it (from a URL)."""

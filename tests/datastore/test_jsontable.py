@@ -25,7 +25,8 @@ from claystore.datastore import (
     ShardedDatastore,
     SQLDatastore,
 )
-from claystore.datastore.sql import SQLCursor, encode_value
+from claystore.datastore.jsontable import encode_value
+from claystore.datastore.sqlcursor import SQLCursor
 from tests.statements import count_statements
 
 

@@ -1,0 +1,70 @@
+"""The lazy registry of engines: which dialect class serves which URL scheme.
+
+Owns the list of supported engines (``sqlite`` -> :mod:`.sqlite`, ``postgresql`` ->
+:mod:`.postgresql`, each imported when first needed), :func:`dialect_for` (a URL -> its
+dialect), :func:`dialect_class` (an SQLAlchemy dialect name -> the class),
+:func:`dialect_classes` (every engine: for table metadata that serves them all) and
+:func:`normalise_url`.
+
+Called by the client, the JSON-table datastore, and :mod:`.types` / :mod:`.indexes`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Final
+
+from sqlalchemy.engine import URL
+
+from claystore import errors
+from claystore.dialects.base import Dialect
+
+#: SQLAlchemy dialect name (the URL scheme) -> "module:class" of its claystore dialect.
+_ENGINES: Final = {
+    "sqlite": "claystore.dialects.sqlite:SQLiteDialect",
+    "postgresql": "claystore.dialects.postgresql:PostgreSQLDialect",
+}
+_loaded: dict[str, type[Dialect]] = {}
+
+
+def _load(name: str) -> type[Dialect]:
+    cls = _loaded.get(name)
+    if cls is None:
+        module_name, _, class_name = _ENGINES[name].partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name)
+        _loaded[name] = cls
+    return cls
+
+
+def dialect_for(url: URL) -> Dialect:
+    """The dialect of ``url``'s database; raises ConfigurationError if the engine is not
+    supported."""
+    backend = url.get_backend_name()
+    if backend not in _ENGINES:
+        supported = ", ".join(sorted(_ENGINES))
+        safe = url.render_as_string(hide_password=True)
+        msg = f"claystore supports {supported} databases, not {backend!r} ({safe})"
+        raise errors.ConfigurationError(msg)
+    return _load(backend)(url)
+
+
+def dialect_class(name: str) -> type[Dialect]:
+    """The dialect class of the engine SQLAlchemy calls ``name`` (``dialect.name``).
+
+    An engine claystore does not support gets the generic :class:`Dialect`, so that table
+    metadata still compiles for it (``str(statement)``, alembic's offline SQL).
+    """
+    return _load(name) if name in _ENGINES else Dialect
+
+
+def dialect_classes() -> tuple[type[Dialect], ...]:
+    """The dialect class of every supported engine."""
+    return tuple(_load(name) for name in _ENGINES)
+
+
+def normalise_url(url: URL) -> URL:
+    """``url`` pinned to the driver claystore uses for its engine (``postgresql://`` means
+    psycopg 3); other URLs unchanged."""
+    for cls in dialect_classes():
+        url = cls.normalise_url(url)
+    return url
