@@ -8,8 +8,11 @@ This package is the public surface of :mod:`claystore.datastore`; applications a
 Modules: :mod:`.key` (Key, Namespace), :mod:`.query` (Query, Filter, Order, Cursor, and
 the documented total order of values), :mod:`.values` (that order), :mod:`.basic` (the
 Datastore contract and the basic stores), :mod:`.shims`, :mod:`.directory`,
-:mod:`.collections`, :mod:`.serialize` and :mod:`.filesystem`.  Method names keep the
-original camelCase so ported code runs.
+:mod:`.collections`, :mod:`.serialize`, :mod:`.filesystem`; over SQL: :mod:`.jsontable`
+(the JSON-table datastore, compiled by :mod:`.jsoncompiler`), :mod:`.sqlorder` (the total
+order as SQL), :mod:`.sqlcursor` (lazy results of SQL), and :mod:`.objects`
+(:class:`ObjectDatastore`, over stored objects through the port the ORM implements).  Method
+names keep the original camelCase so ported code runs.  Nothing here imports the ORM.
 """
 
 from __future__ import annotations
