@@ -55,6 +55,26 @@ def test_put_stores_the_object_under_the_alias(client: Client) -> None:
     assert store.contains(Key("/QClerk:ann"))
 
 
+def test_put_inside_a_session_is_part_of_its_unit_of_work(client: Client) -> None:
+    """In a session, put registers the object and its alias (moved from another object) with
+    the unit of work: visible to reads in it, written at commit, undone by a rollback."""
+    store = ObjectDatastore(client)
+    old = QClerk("old", 1.0)
+    old.make_persistent("desk")
+    with client.session():
+        ann = QClerk("ann", 10.0)
+        store.put(Key("/QClerk:desk"), ann)
+        assert store.get(Key("/QClerk:desk")) is ann
+        assert QClerk.get_by_alias("desk") is ann
+    assert QClerk.get_by_alias("desk").name == "ann"
+    assert old.get_aliases() == set()
+    with pytest.raises(RuntimeError, match="undo"), client.session():
+        store.put(Key("/QClerk:desk"), QClerk("bob", 2.0))
+        raise RuntimeError("undo")
+    assert QClerk.get_by_alias("desk") is ann
+    assert [c.name for c in QClerk.dc_query().order("name")] == ["ann", "old"]
+
+
 def test_get_of_missing_or_other_class_is_none(client: Client) -> None:
     """Unknown ids and aliases, and objects of another class, read as None."""
     store = ObjectDatastore(client)

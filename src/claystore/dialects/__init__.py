@@ -2,7 +2,8 @@
 
 :class:`Dialect` (:mod:`.base`) is the contract, :class:`~.sqlite.SQLiteDialect` and
 :class:`~.postgresql.PostgreSQLDialect` fulfil it, :mod:`.registry` finds them, and
-:mod:`.types` / :mod:`.indexes` build engine-independent table metadata from them.
+:mod:`.types` / :mod:`.indexes` build engine-independent table metadata from them.  Used by
+the client, the ORM and the JSON-table datastore; imports nothing of them.
 """
 
 from claystore.dialects.base import Dialect, translate_error
