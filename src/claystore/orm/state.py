@@ -25,7 +25,7 @@ assigned and not yet written (``dirty``), a comparable copy of each container as
 (``baseline``, to find in-place changes), the row version loaded (``loaded_version``), and how
 the transaction holds the object (strongly, or weakly for objects a unit of work loaded and
 nobody changed).  One state per object, whatever the transaction: loading an object allocates
-nothing else.  The owning transaction resets the tracking when it lets go (:meth:`release`).
+nothing else.  The owning transaction resets the tracking when it lets go (:func:`release`).
 
 The object's ``context`` is its *jar* (:class:`Jar`): what the field descriptors call to read
 or write a stored field outside the owning transaction.  This module only knows the protocol.
@@ -160,16 +160,6 @@ class ObjectState:
         if self.held is None and self.ref is not None:
             self.held = self.ref()
 
-    def release(self) -> None:
-        """The owner lets go: no owner, nothing tracked (memory values stay, not current)."""
-        self.owner = None
-        self.held = None
-        self.ref = None
-        self.fresh = NOTHING
-        self.dirty = NOTHING
-        self.baseline = None
-        self.loaded_version = None
-
     # -- tracking ----------------------------------------------------------------------------
 
     def mark_fresh(self, names: Iterable[str]) -> None:
@@ -254,6 +244,40 @@ class ObjectState:
         self.loaded_version = None
 
 
+# -- letting go -------------------------------------------------------------------------------
+
+
+def release(states: Iterable[ObjectState | None], owner: Holder | None) -> None:
+    """``owner`` lets go of these states (those it still owns): no owner, nothing tracked;
+    memory values stay, no longer current.  One loop for all of them, since a transaction lets
+    go of every object it touched when it ends."""
+    nothing = NOTHING
+    for state in states:
+        if state is not None and state.owner is owner:
+            state.owner = None
+            if state.held is not None:
+                state.held = None
+            if state.ref is not None:
+                state.ref = None
+            if state.fresh is not nothing:
+                state.fresh = nothing
+            if state.dirty is not nothing:
+                state.dirty = nothing
+            if state.baseline is not None:
+                state.baseline = None
+            if state.loaded_version is not None:
+                state.loaded_version = None
+
+
+def release_objects(objects: Iterable[Any], owner: Holder) -> None:
+    """:func:`release` for the states of objects ``owner`` stored: they were never loaded, so
+    only the owner is let go (their tracking, if any, is released with the owned states)."""
+    for obj in objects:
+        state = obj.__dict__.get(STATE_ATTR)
+        if state is not None and state.owner is owner:
+            state.owner = None
+
+
 # -- reading a state ---------------------------------------------------------------------------
 
 
@@ -291,10 +315,13 @@ def loaded(object_id: UUID, context: Jar, dataset: str, backend_id: UUID) -> Obj
     return ObjectState(object_id, context, dataset, backend_id, Lifecycle.PERSISTENT)
 
 
-def mark_persistent(state: ObjectState) -> None:
-    """NEW -> PERSISTENT: the transaction that stored the object committed."""
-    if state.lifecycle is Lifecycle.NEW:
-        state.lifecycle = Lifecycle.PERSISTENT
+def mark_persistent(objects: Iterable[Any]) -> None:
+    """NEW -> PERSISTENT: the transaction that stored these objects committed."""
+    new, persistent = Lifecycle.NEW, Lifecycle.PERSISTENT
+    for obj in objects:
+        state = obj.__dict__.get(STATE_ATTR)
+        if state is not None and state.lifecycle is new:
+            state.lifecycle = persistent
 
 
 def mark_deleted(state: ObjectState) -> None:

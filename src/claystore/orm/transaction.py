@@ -56,6 +56,8 @@ from claystore.orm.state import (
     make_transient,
     mark_deleted,
     mark_persistent,
+    release,
+    release_objects,
     stage_new,
     undelete,
 )
@@ -100,7 +102,7 @@ class Ownership:
     def _take(state: ObjectState, tx: Transaction) -> None:
         if state.owner is not tx:
             if state.owner is not None:  # an owner that ended and has not let go yet
-                state.release()
+                release([state], state.owner)
             state.owner = tx
 
     def acquire(self, state: ObjectState, tx: Transaction) -> None:
@@ -129,12 +131,14 @@ class Ownership:
             self._take(state, tx)
         return True
 
-    def release(self, states: Iterable[ObjectState | None], tx: Transaction) -> None:
-        """``tx`` lets go of these objects (those it still owns); waiting transactions wake."""
+    def release(
+        self, states: Iterable[ObjectState], tx: Transaction, objects: Iterable[Any] = ()
+    ) -> None:
+        """``tx`` lets go of these states and of the states of ``objects`` (those it still
+        owns); waiting transactions wake."""
         with self._condition:
-            for state in states:
-                if state is not None and state.owner is tx:
-                    state.release()
+            release(states, tx)
+            release_objects(objects, tx)
             self._condition.notify_all()
 
 
@@ -430,10 +434,7 @@ class Transaction:
 
     def _settle_committed(self) -> None:
         """After the COMMIT: NEW objects are persistent, deleted ones transient."""
-        for obj in self.new:
-            state = obj.__dict__.get(STATE_ATTR)
-            if state is not None:
-                mark_persistent(state)
+        mark_persistent(self.new)
         for obj in self.deleted:
             state = make_transient(obj)
             if state is not None:
@@ -462,8 +463,8 @@ class Transaction:
             self._release()
 
     def _release(self) -> None:
-        states = [*self.entries.values(), *(o.__dict__.get(STATE_ATTR) for o in self.new)]
-        self.ownership.release(states, self)
+        # a copy: a weakly held object collected meanwhile removes its entry
+        self.ownership.release(list(self.entries.values()), self, self.new)
         conn, self._conn = self._conn, None
         self._loader = None
         if conn is not None:
