@@ -68,9 +68,14 @@ def test_put_inside_a_session_is_part_of_its_unit_of_work(client: Client) -> Non
         assert QClerk.get_by_alias("desk") is ann
     assert QClerk.get_by_alias("desk").name == "ann"
     assert old.get_aliases() == set()
-    with pytest.raises(RuntimeError, match="undo"), client.session():
-        store.put(Key("/QClerk:desk"), QClerk("bob", 2.0))
-        raise RuntimeError("undo")
+
+    def put_then_fail() -> None:
+        with client.session():
+            store.put(Key("/QClerk:desk"), QClerk("bob", 2.0))
+            raise RuntimeError("undo")
+
+    with pytest.raises(RuntimeError, match="undo"):
+        put_then_fail()
     assert QClerk.get_by_alias("desk") is ann
     assert [c.name for c in QClerk.dc_query().order("name")] == ["ann", "old"]
 
