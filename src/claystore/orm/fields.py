@@ -314,10 +314,6 @@ class _Classifier:
             return _evaluate(value.__forward_arg__, self.namespace, self.error)
         return value
 
-    def is_ref(self, value: Any) -> bool:
-        value = self.resolve_str(value)
-        return _is_model_class(value) or isinstance(value, PendingRef)
-
     def ref_targets(self, value: Any) -> tuple[Target, ...] | None:
         """The targets if ``value`` is a reference (or a union of references), else None."""
         value = self.resolve_str(value)

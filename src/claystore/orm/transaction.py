@@ -203,11 +203,6 @@ class Transaction:
         return self._conn
 
     @property
-    def has_connection(self) -> bool:
-        """True once the transaction has touched the database."""
-        return self._conn is not None
-
-    @property
     def scope(self) -> IdentityScope:
         """Where objects loaded in this transaction are looked up and registered."""
         return self.identity
