@@ -167,30 +167,30 @@ class ObjectContext:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Connection]:
-        """The current transaction's connection if one is open here (a unit of work flushes
-        first, so reads see its changes), else a connection for a short read."""
-        tx = current_transaction(self)
-        if tx is not None:
-            tx.prepare_read()
-            yield tx.conn
-            return
-        with self.database.reader() as conn:
-            yield conn
+    def loader(self, conn: Connection) -> Loader:
+        """A loader on ``conn`` (a connection outside any transaction) into the client's
+        identity map."""
+        return Loader(conn, self, self.identity, self.dialect)
 
     @contextlib.contextmanager
     def loading(self) -> Iterator[Loader]:
         """A loader of stored objects: the current transaction's (after
-        :meth:`~claystore.orm.transaction.Transaction.prepare_read`), else one on a short
-        read into the client's identity map."""
+        :meth:`~claystore.orm.transaction.Transaction.prepare_read`: a unit of work flushes, so
+        reads see its changes), else one on a short read into the client's identity map."""
         tx = current_transaction(self)
         if tx is not None:
             tx.prepare_read()
             yield tx.loader
             return
         with self.database.reader() as conn:
-            yield Loader(conn, self, self.identity, self.dialect)
+            yield self.loader(conn)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """The connection :meth:`loading` reads on (the current transaction's, else a short
+        read)."""
+        with self.loading() as loader:
+            yield loader.conn
 
     # -- what descriptors call (the Jar protocol) ------------------------------------------------
 
@@ -202,8 +202,7 @@ class ObjectContext:
         if state.lifecycle is not Lifecycle.PERSISTENT:
             raise ObjectDoesNotExistError(state.object_id, "it is being deleted")
         with self.database.reader() as conn:
-            loader = Loader(conn, self, self.identity, self.dialect)
-            return loader.field(obj, state, field, cache=state.owner is None)
+            return self.loader(conn).field(obj, state, field, cache=state.owner is None)
 
     def write_field(self, obj: Any, state: ObjectState, field: Field, value: Any) -> None:
         """Assign a stored object's field: joins the open transaction, or commits at once."""

@@ -75,32 +75,32 @@ class Database:
     # -- connections -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def reader(self) -> Iterator[Connection]:
-        """A connection for a short read outside any transaction (committed state)."""
+    def _connected(self) -> Iterator[Connection]:
+        """A connection (tables ensured, driver errors translated), closed at the end."""
         self.check_open()
         self.ensure_tables()
         with self._serial:
             try:
                 with self.engine.connect() as conn:
-                    yield self.dialect.reader(conn)
+                    yield conn
             except sa.exc.SQLAlchemyError as exc:
                 raise self.translate(exc) from exc
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for a short read outside any transaction (committed state)."""
+        with self._connected() as conn:
+            yield self.dialect.reader(conn)
 
     @contextlib.contextmanager
     def read_transaction(self, *, chunk: int) -> Iterator[Connection]:
         """A read transaction whose results stream ``chunk`` rows at a time (rolled back at
         the end: it wrote nothing)."""
-        self.check_open()
-        self.ensure_tables()
-        with self._serial:
-            try:
-                with self.engine.connect() as conn:
-                    conn.execution_options(yield_per=chunk)
-                    self.dialect.begin(conn, write=False, lock_timeout=self.lock_timeout)
-                    yield conn
-                    conn.rollback()
-            except sa.exc.SQLAlchemyError as exc:
-                raise self.translate(exc) from exc
+        with self._connected() as conn:
+            conn.execution_options(yield_per=chunk)
+            self.dialect.begin(conn, write=False, lock_timeout=self.lock_timeout)
+            yield conn
+            conn.rollback()
 
     def open_write(self) -> Connection:
         """A connection with a write transaction begun; end it with :meth:`close_write`."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -206,14 +206,13 @@ class RowReader:
         d[STATE_ATTR] = loaded(object_id, context, row[3], backend_uuid(row[4]))
         return obj
 
-    def refresh(self, obj: Any, row: Sequence[Any], skip: Iterable[str] = ()) -> None:
+    def refresh(self, obj: Any, row: Sequence[Any], skip: Collection[str] = ()) -> None:
         """Write ``row``'s values into an existing object, except the fields named in
         ``skip``; a cached referenced object that the row no longer points to is dropped."""
         d = obj.__dict__
-        skipped = set(skip)
         d["_dc_version"] = row[2]
         for field, position in self.fields:
-            if field.name in skipped:
+            if field.name in skip:
                 continue
             value = row[position]
             if field.kind is FieldKind.REF:
@@ -376,7 +375,7 @@ class Loader:
         return row
 
     def refresh(
-        self, obj: Any, state: ObjectState, *, lock: bool = False, skip: Iterable[str] = ()
+        self, obj: Any, state: ObjectState, *, lock: bool = False, skip: Collection[str] = ()
     ) -> None:
         """Read the object's row again into its memory (except the fields in ``skip``)."""
         info: ModelInfo = type(obj)._dc_info

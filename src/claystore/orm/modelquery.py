@@ -21,6 +21,7 @@ Called by users (``dc_query``), by :meth:`claystore.Client.query` and by
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -219,9 +220,8 @@ class ModelQuery(Query):
         """How many objects iterating would return (limit and offset applied); one SELECT."""
         context = self._context()
         plan = compile_model_query(self.info, self, context.dialect)
-        _flush(context)
-        with context.connection() as conn:
-            return int(conn.execute(plan.count()).scalar_one())
+        with _query_loader(context) as loader:
+            return int(loader.conn.execute(plan.count()).scalar_one())
 
     def first(self) -> Any:
         """The first object in the query's order, or None."""
@@ -264,11 +264,17 @@ def _model_of(query: Query) -> ModelInfo:
     return find_model(names[0])
 
 
-def _flush(context: ObjectContext) -> None:
-    """Write the open transaction's pending changes, so the query sees them."""
+@contextlib.contextmanager
+def _query_loader(context: ObjectContext) -> Iterator[Loader]:
+    """The loader a query reads with: the open transaction's, its pending changes written first
+    (a query sees them, in an activemethod too), else one on a short read."""
     tx = current_transaction(context)
     if tx is not None:
         tx.flush()
+        yield tx.loader
+        return
+    with context.database.reader() as conn:
+        yield context.loader(conn)
 
 
 class ModelCursor(SQLCursor):
@@ -336,17 +342,17 @@ def _run(
 ) -> Iterator[tuple[Any, Any]]:
     """The query's results, streamed (see the module docstring)."""
     context.check_open()
-    _flush(context)
-    tx = current_transaction(context)
     bounded = plan.limit is not None and plan.limit <= _CHUNK  # at most one chunk: no cursor
     if bounded or context.dialect.is_memory:
-        with context.loading() as loader:
+        with _query_loader(context) as loader:
             rows = loader.conn.execute(plan.statement).all()
             cursor.skipped = _skipped(loader.conn, plan, query, bool(rows))
             entries = list(_entries(loader, plan, [rows], cursor))
         yield from entries
         return
+    tx = current_transaction(context)
     if tx is not None:
+        tx.flush()
         try:
             stream = tx.stream(plan.statement, _CHUNK)
             try:
@@ -362,9 +368,10 @@ def _run(
             raise context.database.translate(exc) from exc
         return
     with context.database.read_transaction(chunk=_CHUNK) as conn:
-        loader = Loader(conn, context, context.identity, context.dialect)
         result = conn.execute(plan.statement)
-        seen = yield from _entries(loader, plan, result.partitions(), cursor, query.offset)
+        seen = yield from _entries(
+            context.loader(conn), plan, result.partitions(), cursor, query.offset
+        )
         cursor.skipped = _skipped(conn, plan, query, seen > 0)
 
 

@@ -251,22 +251,15 @@ def release(states: Iterable[ObjectState | None], owner: Holder | None) -> None:
     """``owner`` lets go of these states (those it still owns): no owner, nothing tracked;
     memory values stay, no longer current.  One loop for all of them, since a transaction lets
     go of every object it touched when it ends."""
-    nothing = NOTHING
     for state in states:
         if state is not None and state.owner is owner:
             state.owner = None
-            if state.held is not None:
-                state.held = None
-            if state.ref is not None:
-                state.ref = None
-            if state.fresh is not nothing:
-                state.fresh = nothing
-            if state.dirty is not nothing:
-                state.dirty = nothing
-            if state.baseline is not None:
-                state.baseline = None
-            if state.loaded_version is not None:
-                state.loaded_version = None
+            state.held = None
+            state.ref = None
+            state.fresh = NOTHING
+            state.dirty = NOTHING
+            state.baseline = None
+            state.loaded_version = None
 
 
 def release_objects(objects: Iterable[Any], owner: Holder) -> None:
