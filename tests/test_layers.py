@@ -18,8 +18,11 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
    c. transactions: ``transaction``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
       ``session``, ``objectstore``.
-5. ``claystore.client``, ``claystore.web`` — the client and the web integration.
-6. ``claystore`` (the package) — the public surface.
+5. ``claystore.migrations`` — the system tables' versions, alembic integration for model
+   tables, registry-aware migration operations.
+6. ``claystore.client``, ``claystore.web`` — the client and the web integration.
+7. ``claystore.cli`` — the ``claystore`` command.
+8. ``claystore`` (the package) — the public surface.
 
 Also: no engine branch outside ``claystore.dialects`` (no ``is_pg``, no comparison with an
 engine name, no dialect-specific SQLAlchemy import, keyword or variant).
@@ -107,10 +110,14 @@ def _layer(module: str) -> tuple[int, int]:
             if name in members:
                 return (4, number)
         pytest.fail(f"{module} is in no orm layer: add it to ORM_LAYERS and the docstring")
-    if module in ("claystore.client", "claystore.web"):
+    if module.startswith("claystore.migrations"):
         return (5, 0)
-    if module == "claystore":
+    if module in ("claystore.client", "claystore.web"):
         return (6, 0)
+    if module in ("claystore.cli",):
+        return (7, 0)
+    if module == "claystore":
+        return (8, 0)
     pytest.fail(f"{module} is in no layer: add it to this test and its docstring")
 
 

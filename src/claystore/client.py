@@ -27,11 +27,11 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.schema import CreateIndex
 
 from claystore.dialects import dialect_class, dialect_for, normalise_url, translate_error
 from claystore.dialects.base import Dialect
 from claystore.errors import ClientNotStartedError, ConfigurationError
+from claystore.migrations.system import upgrade_system_schema
 from claystore.orm import backends as backend_registry
 from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database
@@ -39,7 +39,6 @@ from claystore.orm.mapping import metadata
 from claystore.orm.modelquery import query_objects
 from claystore.orm.objectstore import ModelObjectStore
 from claystore.orm.session import Session, transactional
-from claystore.orm.system import system_metadata
 
 __all__ = ["DEFAULT_URL", "Client"]
 
@@ -199,10 +198,7 @@ class Client:
             with engine.connect() as conn:
                 self._support.begin(conn, write=True, lock_timeout=self.lock_timeout)
                 self._support.lock_schema(conn)
-                system_metadata.create_all(conn, checkfirst=True)
-                for table in system_metadata.sorted_tables:  # indexes added since a table was made
-                    for index in table.indexes:
-                        conn.execute(CreateIndex(index, if_not_exists=True))
+                upgrade_system_schema(conn, self._support)
                 default_backend = backend_registry.ensure_default(conn)
                 conn.commit()
         except sa.exc.SQLAlchemyError as exc:
