@@ -45,6 +45,7 @@ __all__ = [
     "ObjectNotRegisteredError",
     "QueryError",
     "ReferenceNotPersistentError",
+    "SchemaDriftError",
     "SchemaMismatchError",
     "SessionStateError",
     "SymlinkCycleError",
@@ -187,7 +188,18 @@ class ClientClosedError(ClientNotStartedError):
 
 
 class SchemaMismatchError(ClaystoreError):
-    """The database's tables do not match the model classes."""
+    """The database's tables do not match what this program expects."""
+
+
+class SchemaDriftError(SchemaMismatchError):
+    """The database's tables differ from the model classes (raised at start, before anything is
+    read or written).  ``differences`` lists them as
+    :class:`claystore.orm.schema.Difference` values; the message names each one and the two
+    ways out (``Client(..., schema="evolve")`` or a migration)."""
+
+    def __init__(self, message: str, differences: tuple[Any, ...] = ()) -> None:
+        super().__init__(message)
+        self.differences = differences
 
 
 class DatabaseError(ClaystoreError):

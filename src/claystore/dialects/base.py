@@ -124,6 +124,12 @@ class Dialect:
     #: Whether JSON numbers compare as exact decimals, so that a stored float must be written
     #: with all its digits to compare exactly with integers.
     has_exact_json_numbers: ClassVar[bool] = False
+    #: Whether the engine refuses text longer than a ``VARCHAR(n)`` column's length (not: the
+    #: length is a comment, and a shorter column holds any text).
+    enforces_text_length: ClassVar[bool] = True
+    #: Whether ``ALTER TABLE`` can change a column's type and nullability in place (not: the
+    #: table must be rebuilt, which only a migration does).
+    can_alter_columns: ClassVar[bool] = True
 
     def __init__(self, url: URL) -> None:
         self.url = url

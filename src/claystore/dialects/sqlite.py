@@ -93,6 +93,8 @@ class SQLiteDialect(Dialect):
     name = "sqlite"
     title = "SQLite"
     has_exact_decimals = False  # Decimals are exact text, which SQL cannot compare as numbers
+    enforces_text_length = False  # VARCHAR(n) holds any text
+    can_alter_columns = False  # ALTER TABLE only adds, renames and drops columns
 
     @override
     @property

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal, Union
 
 import attrs
 
+from claystore.dialects.names import fit_identifier
 from claystore.errors import FieldTypeError, UnsupportedTypeError
 from claystore.orm import types as sqltypes
 
@@ -130,8 +131,9 @@ class Field:
 
     @property
     def column_name(self) -> str:
-        """The column name (``<field>_id`` for references; link fields have none)."""
-        return f"{self.name}_id" if self.kind is FieldKind.REF else self.name
+        """The column name (``<field>_id`` for references; link fields have none), shortened
+        to fit every engine when the field's name is long (:func:`fit_identifier`)."""
+        return fit_identifier(f"{self.name}_id" if self.kind is FieldKind.REF else self.name)
 
     @property
     def label(self) -> str:

@@ -33,6 +33,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, column_property, registry, synonym
 
 from claystore.dialects.indexes import nullable_column_index
+from claystore.dialects.names import (
+    MAX_IDENTIFIER_BYTES,
+    RESERVED_TABLE_PREFIXES,
+    fit_identifier,
+    fits,
+)
 from claystore.errors import MappingError, QueryError
 from claystore.orm import types as sqltypes
 from claystore.orm.attributes import FieldAttribute
@@ -43,8 +49,8 @@ __all__ = [
     "ModelInfo",
     "find_model",
     "info_for_table",
+    "forget_models",
     "map_model_class",
-    "mapper_registry",
     "metadata",
     "model_by_name",
     "models",
@@ -52,7 +58,6 @@ __all__ = [
 ]
 
 metadata = sa.MetaData()
-mapper_registry = registry(metadata=metadata)
 
 _lock = threading.RLock()
 _by_table: dict[str, ModelInfo] = {}
@@ -106,6 +111,9 @@ class ModelInfo:
     fields: dict[str, Field]
     link_tables: dict[str, sa.Table]
     mapper: Mapper[Any] | None = None
+    #: the SQLAlchemy registry of this class's hierarchy (one per root class, so that a
+    #: hierarchy can be forgotten on its own: :func:`forget_models`)
+    mappers: registry | None = None
 
     @functools.cached_property
     def root(self) -> ModelInfo:
@@ -238,16 +246,40 @@ def _model_parent(cls: type) -> ModelInfo | None:
     return info
 
 
-def _check_names(cls: type, tablename: str, fields: list[Field], parent: ModelInfo | None) -> None:
-    if tablename.startswith(SYSTEM_TABLE_PREFIX):
-        msg = f"{cls.__name__}: table names starting with 'dc_' are claystore's; set __tablename__"
+def _table_name(cls: type) -> str:
+    """The class's table: ``__tablename__`` as given (refused when it does not fit every
+    engine), else ``snake_case(ClassName)`` shortened to fit."""
+    given = cls.__dict__.get("__tablename__")
+    if not given:
+        return fit_identifier(snake_case(cls.__name__))
+    if not isinstance(given, str):
+        msg = f"{cls.__name__}: __tablename__ must be a str, not {type(given).__name__}"
         raise MappingError(msg)
-    existing = _by_table.get(tablename)
-    if existing is not None or tablename in metadata.tables:
-        other = f"{existing.cls.__module__}.{existing.cls.__qualname__}" if existing else "a table"
+    if not fits(given):
         msg = (
-            f"{cls.__name__}: table {tablename!r} is already used by {other}; "
-            f"give {cls.__name__} a distinct __tablename__"
+            f"{cls.__name__}: __tablename__ {given!r} is {len(given.encode())} bytes long; "
+            f"table names must fit {MAX_IDENTIFIER_BYTES} bytes (PostgreSQL's limit): "
+            "choose a shorter name"
+        )
+        raise MappingError(msg)
+    return str(given)
+
+
+def _check_names(cls: type, tablename: str, fields: list[Field], parent: ModelInfo | None) -> None:
+    reserved = next((p for p in RESERVED_TABLE_PREFIXES if tablename.lower().startswith(p)), None)
+    if reserved is not None:
+        owner = "claystore's" if reserved == SYSTEM_TABLE_PREFIX else "the database engine's"
+        msg = (
+            f"{cls.__name__}: table names starting with {reserved!r} are {owner} "
+            f"(table {tablename!r}); set __tablename__ to another name"
+        )
+        raise MappingError(msg)
+    taken = _taken_table(tablename)
+    if taken is not None:
+        msg = (
+            f"{cls.__name__}: table {tablename!r} is already used by {taken} (table names "
+            f"must differ in more than letter case); give {cls.__name__} a distinct "
+            "__tablename__"
         )
         raise MappingError(msg)
     inherited = dict(parent.fields) if parent else {}
@@ -267,44 +299,67 @@ def _check_names(cls: type, tablename: str, fields: list[Field], parent: ModelIn
             columns.add(field.column_name)
 
 
+def _taken_table(name: str) -> str | None:
+    """Who already has table ``name`` (compared without letter case), or None."""
+    folded = name.lower()
+    for existing in metadata.tables.values():
+        if existing.name.lower() == folded:
+            info = _by_table.get(existing.name)
+            if info is not None:
+                return f"{info.cls.__module__}.{info.cls.__qualname__}"
+            owner = existing.info.get("claystore_owner")
+            return f"the link table of {owner}" if owner else f"table {existing.name!r}"
+    return None
+
+
 def _column_for(field: Field) -> sa.Column[Any]:
-    index = field.indexed is not None
-    unique = bool(field.indexed and field.indexed.unique)
     if field.kind is FieldKind.REF:
-        return sa.Column(field.column_name, sa.Uuid, nullable=True, index=True)
+        return sa.Column(field.column_name, sa.Uuid, nullable=True)
     if field.kind is FieldKind.JSON:
         assert field.encode is not None
         assert field.decode is not None
         type_: Any = sqltypes.JSONValue(field.encode, field.decode)
     else:
         type_ = sqltypes.sql_type_for(field.python_type)
-    return sa.Column(
-        field.column_name,
-        type_,
-        nullable=field.nullable,
-        # a nullable indexed column gets its indexes from _indexes (one per engine)
-        index=index and not unique and not field.nullable,
-        unique=unique or None,
-    )
+    return sa.Column(field.column_name, type_, nullable=field.nullable)
+
+
+def index_name(table: str, column: str, *, unique: bool = False) -> str:
+    """The name claystore gives the index of ``column`` (``ix_<table>_<column>``, ``uq_...``
+    when unique), shortened to fit every engine."""
+    return fit_identifier(f"{'uq' if unique else 'ix'}_{table}_{column}")
 
 
 def _indexes(table: sa.Table, fields: list[Field]) -> None:
-    """Indexes of nullable indexed columns, in the order queries read them.
+    """The indexes of a model table, named by :func:`index_name`: one per reference column
+    and per ``Indexed`` field (a unique index for ``Indexed(unique=True)``).
 
     claystore orders None first ascending and last descending (its total order); each engine's
-    dialect says how its index serves that order (``NULLS FIRST`` on PostgreSQL).
+    dialect says how the index of a nullable column serves that order (``NULLS FIRST`` on
+    PostgreSQL).
     """
     for field in fields:
-        if field.indexed is None or field.indexed.unique or not field.nullable:
+        if field.kind.is_link:
             continue
         column = table.c[field.column_name]
-        nullable_column_index(f"ix_{table.name}_{column.name}", column)
+        if field.kind is FieldKind.REF:
+            sa.Index(index_name(table.name, column.name), column)
+        elif field.indexed is not None and field.indexed.unique:
+            sa.Index(index_name(table.name, column.name, unique=True), column, unique=True)
+        elif field.indexed is not None and field.nullable:
+            nullable_column_index(index_name(table.name, column.name), column)
+        elif field.indexed is not None:
+            sa.Index(index_name(table.name, column.name), column)
 
 
 def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
-    name = f"{tablename}_{field.name}"
-    if name in metadata.tables or name in _by_table:
-        msg = f"{field.label}: link table {name!r} collides with another table; rename the field"
+    name = fit_identifier(f"{tablename}_{field.name}")
+    taken = _taken_table(name)
+    if taken is not None:
+        msg = (
+            f"{field.label}: its link table {name!r} collides with {taken}; rename the field "
+            "or the class"
+        )
         raise MappingError(msg)
     columns: list[Any] = [
         sa.Column(
@@ -313,13 +368,21 @@ def _link_table(tablename: str, owner: sa.Table, field: Field) -> sa.Table:
     ]
     if field.kind in (FieldKind.REF_LIST, FieldKind.REF_TUPLE):
         columns.append(sa.Column("position", sa.Integer, primary_key=True))
-        columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
+        columns.append(sa.Column("target_id", sa.Uuid, nullable=False))
     elif field.kind is FieldKind.REF_DICT:
         columns.append(sa.Column("key", sqltypes.sql_type_for(str), primary_key=True))
-        columns.append(sa.Column("target_id", sa.Uuid, nullable=False, index=True))
+        columns.append(sa.Column("target_id", sa.Uuid, nullable=False))
     else:
-        columns.append(sa.Column("target_id", sa.Uuid, primary_key=True, index=True))
-    return sa.Table(name, metadata, *columns, comment=f"{field.label} ({field.annotation})")
+        columns.append(sa.Column("target_id", sa.Uuid, primary_key=True))
+    table = sa.Table(
+        name,
+        metadata,
+        *columns,
+        comment=f"{field.label} ({field.annotation})",
+        info={"claystore_owner": field.label},
+    )
+    sa.Index(index_name(name, "target_id"), table.c.target_id)
+    return table
 
 
 def map_model_class(cls: type) -> ModelInfo:
@@ -327,7 +390,7 @@ def map_model_class(cls: type) -> ModelInfo:
     with _lock:
         parent = _model_parent(cls)
         fields = read_fields(cls, model_by_name)
-        tablename = cls.__dict__.get("__tablename__") or snake_case(cls.__name__)
+        tablename = _table_name(cls)
         _check_names(cls, tablename, fields, parent)
         columns: list[Any]
         if parent is None:
@@ -369,6 +432,48 @@ def generation() -> int:
     return _generation
 
 
+def forget_models(*classes: type) -> None:
+    """Forget model classes: each class's whole hierarchy (its root class and every subclass)
+    is unmapped and its tables leave :data:`metadata`, so that classes with the same tables
+    can be defined again (a new release of a model in a test, a re-run notebook cell).
+
+    The database is not touched.  Objects of forgotten classes can no longer be stored or
+    loaded; stop the clients that hold them first.
+    """
+    global _generation  # noqa: PLW0603 - a counter of mapped classes, read by contexts
+    with _lock:
+        roots = {id(info.root): info.root for info in map(_info_of, classes)}
+        for root in roots.values():
+            doomed = [i for i in _by_table.values() if i.root is root]
+            for info in doomed:
+                for table in (info.table, *info.link_tables.values()):
+                    if table.name in metadata.tables:
+                        metadata.remove(table)
+                del _by_table[info.tablename]
+                named = _by_name.get(info.cls.__name__, [])
+                if info in named:
+                    named.remove(info)
+                if not named:
+                    _by_name.pop(info.cls.__name__, None)
+            if root.mappers is not None:
+                root.mappers.dispose()
+            for info in doomed:
+                for field in info.own_fields:
+                    if field.name in info.cls.__dict__:
+                        delattr(info.cls, field.name)
+                if "_dc_info" in info.cls.__dict__:
+                    delattr(info.cls, "_dc_info")
+        _generation += 1
+
+
+def _info_of(cls: type) -> ModelInfo:
+    info = cls.__dict__.get("_dc_info")
+    if not isinstance(info, ModelInfo) or _by_table.get(info.tablename) is not info:
+        msg = f"{getattr(cls, '__name__', cls)!r} is not a mapped model class"
+        raise MappingError(msg)
+    return info
+
+
 def _map(info: ModelInfo) -> None:
     cls, table, parent = info.cls, info.table, info.parent
     properties: dict[str, Any] = {}
@@ -387,8 +492,10 @@ def _map(info: ModelInfo) -> None:
     else:
         properties["_dc_id"] = column_property(table.c.id, parent.root.table.c.id)
         options["inherits"] = parent.cls
+    info.mappers = parent.root.mappers if parent is not None else registry(metadata=metadata)
+    assert info.mappers is not None
     try:
-        info.mapper = mapper_registry.map_imperatively(cls, table, properties=properties, **options)
+        info.mapper = info.mappers.map_imperatively(cls, table, properties=properties, **options)
     except sa.exc.SQLAlchemyError as exc:
         for link in info.link_tables.values():
             metadata.remove(link)
