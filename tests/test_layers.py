@@ -13,7 +13,7 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
 
    a. model definition, no I/O: ``system``, ``types``, ``jsoncodec``, ``fields``, ``state``,
       ``attributes``, ``mapping``, ``graph``, ``identity``;
-   b. SQL on one connection: ``aliases``, ``backends``, ``database``, ``loading``,
+   b. SQL on one connection: ``aliases``, ``backends``, ``schema``, ``database``, ``loading``,
       ``persistence``, ``unitofwork``, ``modelcompiler``;
    c. transactions: ``transaction``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
@@ -51,7 +51,16 @@ ORM_LAYERS = [
         "graph",
         "identity",
     ],
-    ["aliases", "backends", "database", "loading", "persistence", "unitofwork", "modelcompiler"],
+    [
+        "aliases",
+        "backends",
+        "schema",
+        "database",
+        "loading",
+        "persistence",
+        "unitofwork",
+        "modelcompiler",
+    ],
     ["transaction", "context"],
     ["asynctwin", "active", "versions", "modelquery", "model", "session", "objectstore"],
 ]
