@@ -34,7 +34,7 @@ from claystore.errors import ClientNotStartedError, ConfigurationError
 from claystore.migrations.system import upgrade_system_schema
 from claystore.orm import backends as backend_registry
 from claystore.orm.context import ObjectContext
-from claystore.orm.database import Database
+from claystore.orm.database import Database, check_schema_mode
 from claystore.orm.mapping import metadata
 from claystore.orm.modelquery import query_objects
 from claystore.orm.objectstore import ModelObjectStore
@@ -103,7 +103,14 @@ class Client:
     ``Client()`` reads the ``DC_*`` environment variables or uses ``sqlite:///claystore.db``;
     ``Client("postgresql+psycopg://user:pw@host/db")`` takes a URL;
     ``Client(host=..., port=..., username=..., password=..., dataset=...)`` connects to
-    PostgreSQL the dataClay way.  Use it as a context manager, or call :meth:`start` and
+    PostgreSQL the dataClay way.
+
+    ``schema`` says what :meth:`start` does with the model classes' tables: ``"create"``
+    (the default) creates missing tables and raises :class:`~claystore.errors.SchemaDriftError`
+    when an existing table differs from its class; ``"evolve"`` also applies the changes that
+    cannot lose data (new nullable or defaulted columns, new indexes); ``"check"`` creates
+    nothing and raises on any difference; ``"skip"`` neither creates nor checks (migrations
+    are run separately: see docs/migrations.md).  Use it as a context manager, or call :meth:`start` and
     :meth:`stop`; it can be started again after it stops.
     """
 
@@ -118,6 +125,7 @@ class Client:
         dataset: str | None = None,
         database: str | None = None,
         lock_timeout: float = 60.0,
+        schema: str = "create",
         echo: bool = False,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -137,6 +145,7 @@ class Client:
             msg = f"lock_timeout must be a positive number of seconds, not {lock_timeout!r}"
             raise ConfigurationError(msg)
         self.lock_timeout = float(lock_timeout)
+        self.schema = check_schema_mode(schema)
         self._echo = echo
         self._engine_options = dict(engine_options or {})
         self._support: Dialect = dialect_for(self._url)
@@ -204,7 +213,9 @@ class Client:
         except sa.exc.SQLAlchemyError as exc:
             engine.dispose()
             raise translate_error(exc, self._url) from None
-        database = Database(engine, self._support, lock_timeout=self.lock_timeout)
+        database = Database(
+            engine, self._support, lock_timeout=self.lock_timeout, schema=self.schema
+        )
         context = self._context
         if context is None:  # the same context across restarts: its objects stay usable
             context = ObjectContext(

@@ -14,9 +14,13 @@ Owns :class:`Database`, the one place where connections are opened, in three sha
 Driver errors are translated here (:func:`claystore.dialects.base.translate_error`).  An
 in-memory SQLite database is one shared connection, used by one thread at a time.
 
-Also owns :meth:`Database.ensure_tables`: ``CREATE`` the tables of model classes defined since
-the last check (cheap when none were).  Callers ensure tables *before* they write (the
-transaction does it before each flush), so the layers below never reach back up for DDL.
+Also owns :meth:`Database.ensure_tables`: the schema check of model classes defined since the
+last check (cheap when none were), per the client's schema mode (:data:`SCHEMA_MODES`):
+missing tables are created, existing ones compared with their classes
+(:mod:`claystore.orm.schema`), the safe differences applied in ``"evolve"`` mode, and any
+other difference raised as :class:`~claystore.errors.SchemaDriftError` before anything is read
+or written.  Callers ensure tables *before* they write (the transaction does it before each
+flush), so the layers below never reach back up for DDL.
 
 Created by :mod:`claystore.orm.context` (one per start of a client).
 """
@@ -32,19 +36,35 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from claystore.dialects.base import Dialect, translate_error
-from claystore.errors import ClientClosedError
-from claystore.orm import mapping
+from claystore.errors import ClientClosedError, ConfigurationError, SchemaDriftError
+from claystore.orm import mapping, schema
+
+#: How a client treats the model tables at start (``Client(..., schema=...)``):
+#: ``create`` missing tables and check the others; ``evolve``: also apply the changes that
+#: cannot lose data; ``check``: create nothing, any difference raises; ``skip``: neither.
+SCHEMA_MODES = ("create", "evolve", "check", "skip")
+
+
+def check_schema_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`SCHEMA_MODES`; raises ConfigurationError."""
+    if mode not in SCHEMA_MODES:
+        msg = f"schema={mode!r} is not a schema mode; use one of {', '.join(SCHEMA_MODES)}"
+        raise ConfigurationError(msg)
+    return mode
 
 
 class Database:
     """The engine of one started client, and every connection claystore opens on it."""
 
-    def __init__(self, engine: Engine, dialect: Dialect, *, lock_timeout: float) -> None:
+    def __init__(
+        self, engine: Engine, dialect: Dialect, *, lock_timeout: float, schema: str = "create"
+    ) -> None:
         self.engine = engine
         self.dialect = dialect
         self.lock_timeout = lock_timeout
+        self.schema = check_schema_mode(schema)
         self.is_open = True
-        self._created: set[str] = set()
+        self._checked: dict[str, sa.Table] = {}  # table name -> the Table checked
         self._generation = -1
         self._ddl_lock = threading.Lock()
         # an in-memory SQLite database is one shared connection: use it one thread at a time
@@ -137,27 +157,49 @@ class Database:
         return mapping.generation() != self._generation
 
     def ensure_tables(self, conn: Connection | None = None) -> None:
-        """CREATE the tables of model classes defined since the last check (cheap when none
-        were).  With ``conn``, inside that transaction (DDL is transactional on both engines)."""
+        """Check the tables of model classes defined since the last check (cheap when none
+        were): create what is missing, compare the rest, evolve or raise per :attr:`schema`.
+        With ``conn``, inside that transaction (DDL is transactional on both engines); else in
+        a transaction of its own, all or nothing."""
         generation = mapping.generation()
         if generation == self._generation:
             return
         with self._ddl_lock:
-            tables = [t for t in mapping.metadata.sorted_tables if t.name not in self._created]
-            if tables:
+            tables = [
+                t for t in mapping.metadata.sorted_tables if self._checked.get(t.name) is not t
+            ]
+            if tables and self.schema != "skip":
                 if conn is not None:
-                    self._create(conn, tables)
+                    self._check(conn, tables)
                 else:
                     try:
                         with self._serial, self.engine.connect() as own:
                             self.dialect.begin(own, write=True, lock_timeout=self.lock_timeout)
-                            self._create(own, tables)
+                            self._check(own, tables)
                             own.commit()
                     except sa.exc.SQLAlchemyError as exc:
                         raise self.translate(exc) from exc
+                    except SchemaDriftError:
+                        # raised once: the classes that drift do not block the others
+                        self._checked.update((t.name, t) for t in tables)
+                        raise
+            self._checked.update((t.name, t) for t in tables)
             self._generation = generation
 
-    def _create(self, conn: Connection, tables: list[sa.Table]) -> None:
+    def _check(self, conn: Connection, tables: list[sa.Table]) -> None:
+        """The schema check of ``tables`` on ``conn`` (see :attr:`schema`)."""
         self.dialect.lock_schema(conn)
-        mapping.metadata.create_all(conn, tables=tables, checkfirst=True)
-        self._created.update(t.name for t in tables)
+        differences = schema.compare(conn, tables)
+        missing = [d.table for d in differences if d.kind is schema.DifferenceKind.MISSING_TABLE]
+        if missing and self.schema != "check":
+            mapping.metadata.create_all(
+                conn, tables=[t for t in tables if t.name in missing], checkfirst=False
+            )
+            differences = [d for d in differences if d.table not in missing]
+        if differences and self.schema == "evolve":
+            schema.evolve(conn, self.dialect, differences)
+            changed = {d.table for d in differences}
+            differences = schema.compare(conn, [t for t in tables if t.name in changed])
+        if differences:
+            where = self.dialect.describe()
+            raise schema.drift_error(where, differences, evolving=self.schema == "evolve")
