@@ -46,6 +46,7 @@ __all__ = [
     "QueryError",
     "ReferenceNotPersistentError",
     "SchemaMismatchError",
+    "SchemaVersionError",
     "SessionStateError",
     "SymlinkCycleError",
     "UnsupportedTypeError",
@@ -188,6 +189,11 @@ class ClientClosedError(ClientNotStartedError):
 
 class SchemaMismatchError(ClaystoreError):
     """The database's tables do not match the model classes."""
+
+
+class SchemaVersionError(SchemaMismatchError):
+    """The database's system tables (``dc_*``) are at a schema version this release does not
+    know (written by a newer claystore); nothing was written."""
 
 
 class DatabaseError(ClaystoreError):
