@@ -47,6 +47,7 @@ __all__ = [
     "ReferenceNotPersistentError",
     "SchemaDriftError",
     "SchemaMismatchError",
+    "SchemaVersionError",
     "SessionStateError",
     "SymlinkCycleError",
     "UnsupportedTypeError",
@@ -200,6 +201,11 @@ class SchemaDriftError(SchemaMismatchError):
     def __init__(self, message: str, differences: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.differences = differences
+
+
+class SchemaVersionError(SchemaMismatchError):
+    """The database's system tables (``dc_*``) are at a schema version this release does not
+    know (written by a newer claystore); nothing was written."""
 
 
 class DatabaseError(ClaystoreError):

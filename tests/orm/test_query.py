@@ -552,17 +552,6 @@ def test_indexed_filter_order_limit_uses_the_index(client: Client, engine_name: 
     assert [s.salary for s in query] == [996.0] * 3 + [995.0] * 3 + [994.0] * 3 + [993.0]
 
 
-def test_client_start_adds_registry_indexes_missing_from_an_older_database(
-    db_url: str, engine_name: str
-) -> None:
-    """A registry made before an index existed gets it when a client starts on it."""
-    with Client(db_url) as client, client.engine.begin() as conn:
-        conn.exec_driver_sql("DROP INDEX ix_dc_object_versions")
-    with Client(db_url) as client:
-        names = {i["name"] for i in sa.inspect(client.engine).get_indexes("dc_object")}
-    assert "ix_dc_object_versions" in names
-
-
 def test_dc_query_needs_a_started_client(db_url: str) -> None:
     """Iterating a query with no client started raises ClientNotStartedError."""
     query = QStaff.dc_query().filter("salary", ">", 1)

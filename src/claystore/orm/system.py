@@ -8,8 +8,11 @@ changes to claystore's own tables).
 - ``dc_object``: one row per persistent object: class (its table name), dataset, the backend
   holding its row, and version lineage (original, parent, parent's row version at branch time).
 - ``dc_alias``: aliases, unique per dataset.
+- ``dc_schema``: the schema version of the system tables, one row per component (claystore's
+  own row: ``component = 'claystore'``); read and upgraded by :mod:`claystore.migrations.system`.
 
-Called by the persistence, loading and alias modules and by the client at start.  No I/O here.
+Called by the persistence, loading and alias modules, and by :mod:`claystore.migrations.system`
+at the client's start.  No I/O here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from claystore.dialects.indexes import partial_index
+from claystore.dialects.types import AwareDateTime
 
 system_metadata = sa.MetaData()
 
@@ -60,4 +64,12 @@ dc_alias = sa.Table(
         nullable=False,
     ),
     sa.Index("ix_dc_alias_object_id", "object_id"),
+)
+
+dc_schema = sa.Table(
+    "dc_schema",
+    system_metadata,
+    sa.Column("component", sa.String(50), primary_key=True, comment="'claystore': these tables"),
+    sa.Column("version", sa.Integer, nullable=False, comment="the schema version of the tables"),
+    sa.Column("upgraded_at", AwareDateTime, nullable=False, comment="when it was last written"),
 )
