@@ -110,8 +110,10 @@ class Client:
     when an existing table differs from its class; ``"evolve"`` also applies the changes that
     cannot lose data (new nullable or defaulted columns, new indexes); ``"check"`` creates
     nothing and raises on any difference; ``"skip"`` neither creates nor checks (migrations
-    are run separately: see docs/migrations.md).  Use it as a context manager, or call :meth:`start` and
-    :meth:`stop`; it can be started again after it stops.
+    are run separately: see docs/migrations.md).
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`; it can be started
+    again after it stops.
     """
 
     def __init__(
@@ -196,7 +198,10 @@ class Client:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Self:
-        """Connect, create missing tables, and make this the active client.  Idempotent."""
+        """Connect, check the tables against the model classes (per the ``schema`` mode: see
+        the class), and make this the active client.  Idempotent.  Raises
+        :class:`~claystore.errors.SchemaDriftError` when the tables differ from the classes,
+        before anything is read or written."""
         if self.is_open:
             return self
         options: dict[str, Any] = {"echo": self._echo, **self._support.engine_options()}
@@ -213,6 +218,9 @@ class Client:
         except sa.exc.SQLAlchemyError as exc:
             engine.dispose()
             raise translate_error(exc, self._url) from None
+        except BaseException:  # a refused system schema: nothing was written
+            engine.dispose()
+            raise
         database = Database(
             engine, self._support, lock_timeout=self.lock_timeout, schema=self.schema
         )

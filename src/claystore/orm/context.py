@@ -155,11 +155,17 @@ class ObjectContext:
         on an exception).  New write transactions take the engine's write lock up front."""
         tx = current_transaction(self)
         if tx is not None:
-            yield tx
+            try:
+                yield tx
+            except sa.exc.SQLAlchemyError as exc:
+                raise self.database.translate(exc) from exc
             return
         tx = self.begin()
         try:
             yield tx
+        except sa.exc.SQLAlchemyError as exc:
+            self.end(tx, commit=False)
+            raise self.database.translate(exc) from exc
         except BaseException:
             self.end(tx, commit=False)
             raise
