@@ -47,3 +47,12 @@ def test_quickstart_on_the_default_sqlite_file(tmp_path: Path) -> None:
 def test_other_examples_run(name: str, tmp_path: Path) -> None:
     """Each further example runs to completion on SQLite."""
     run_example(name, tmp_path)
+
+
+def test_schema_evolution_example_runs(db_url: str, tmp_path: Path) -> None:
+    """examples/schema_evolution.py shows the drift of release 2, then evolves the table."""
+    env = {} if db_url.startswith("sqlite") else {"DC_URL": db_url}
+    out = run_example("schema_evolution.py", tmp_path, env)
+    assert "employee.team: missing column (model: str, default 'staff')" in out
+    assert "after evolve: Ann team=staff badge=None" in out
+    assert "badges: [('Ann', 1), ('Bob', None)]" in out
