@@ -48,8 +48,8 @@ from claystore.orm.system import SYSTEM_TABLE_PREFIX
 __all__ = [
     "ModelInfo",
     "find_model",
-    "info_for_table",
     "forget_models",
+    "info_for_table",
     "map_model_class",
     "metadata",
     "model_by_name",

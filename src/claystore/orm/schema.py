@@ -147,7 +147,9 @@ def _text_length_fits(sa_dialect: SQLAlchemyDialect, wanted: str, found: str) ->
     return None
 
 
-def _is_widening(sa_dialect: SQLAlchemyDialect, model: TypeEngine[Any], db: TypeEngine[Any]) -> bool:
+def _is_widening(
+    sa_dialect: SQLAlchemyDialect, model: TypeEngine[Any], db: TypeEngine[Any]
+) -> bool:
     wanted, found = _ddl(model, sa_dialect), _ddl(db, sa_dialect)
     if wanted is None or found is None:
         return False
@@ -215,9 +217,7 @@ def compare(conn: Connection, tables: Sequence[sa.Table]) -> list[Difference]:
     for table in present:
         key = (None, table.name)
         differences.extend(_compare_columns(sa_dialect, table, columns.get(key, [])))
-        differences.extend(
-            _compare_indexes(table, indexes.get(key, []), uniques.get(key, []))
-        )
+        differences.extend(_compare_indexes(table, indexes.get(key, []), uniques.get(key, [])))
     return differences
 
 
@@ -347,7 +347,9 @@ def evolve(conn: Connection, dialect: Dialect, differences: Sequence[Difference]
                     table.name,
                     column.name,
                     type_=column.type,
-                    nullable=column.nullable if difference.kind is DifferenceKind.NOT_NULL else None,
+                    nullable=column.nullable
+                    if difference.kind is DifferenceKind.NOT_NULL
+                    else None,
                 )
             case DifferenceKind.MISSING_INDEX:
                 _create_index(conn, dialect, table, difference)
@@ -398,7 +400,9 @@ def _create_index(
 # -- the error ---------------------------------------------------------------------------------
 
 
-def drift_error(where: str, differences: Sequence[Difference], *, evolving: bool) -> SchemaDriftError:
+def drift_error(
+    where: str, differences: Sequence[Difference], *, evolving: bool
+) -> SchemaDriftError:
     """The :class:`SchemaDriftError` for ``differences``: every one on its own line, and the
     ways out."""
     lines = [f"the tables at {where} do not match the model classes:"]
