@@ -37,6 +37,7 @@ __all__ = [
     "InvalidKeyError",
     "LockTimeoutError",
     "MappingError",
+    "MigrationError",
     "MissingFieldError",
     "ObjectDoesNotExistError",
     "ObjectHasVersionsError",
@@ -200,6 +201,11 @@ class SchemaDriftError(SchemaMismatchError):
     def __init__(self, message: str, differences: tuple[Any, ...] = ()) -> None:
         super().__init__(message)
         self.differences = differences
+
+
+class MigrationError(ClaystoreError, RuntimeError):
+    """A migration cannot run as written or configured: a model module that does not import,
+    a table or field to rename or drop that does not exist, a name already taken."""
 
 
 class DatabaseError(ClaystoreError):
