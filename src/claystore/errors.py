@@ -37,6 +37,7 @@ __all__ = [
     "InvalidKeyError",
     "LockTimeoutError",
     "MappingError",
+    "MigrationError",
     "MissingFieldError",
     "ObjectDoesNotExistError",
     "ObjectHasVersionsError",
@@ -206,6 +207,11 @@ class SchemaDriftError(SchemaMismatchError):
 class SchemaVersionError(SchemaMismatchError):
     """The database's system tables (``dc_*``) are at a schema version this release does not
     know (written by a newer claystore); nothing was written."""
+
+
+class MigrationError(ClaystoreError, RuntimeError):
+    """A migration cannot run as written or configured: a model module that does not import,
+    a table or field to rename or drop that does not exist, a name already taken."""
 
 
 class DatabaseError(ClaystoreError):

@@ -7,10 +7,17 @@ the client, the ORM and the JSON-table datastore; imports nothing of them.
 """
 
 from claystore.dialects.base import Dialect, translate_error
-from claystore.dialects.registry import dialect_class, dialect_classes, dialect_for, normalise_url
+from claystore.dialects.registry import (
+    configured_url,
+    dialect_class,
+    dialect_classes,
+    dialect_for,
+    normalise_url,
+)
 
 __all__ = [
     "Dialect",
+    "configured_url",
     "dialect_class",
     "dialect_classes",
     "dialect_for",

@@ -12,7 +12,8 @@ grouped as the class reads:
 - column storage types and index terms, read through :mod:`.types` and :mod:`.indexes` so that
   one ``MetaData`` serves every engine;
 - URLs: the driver an engine's URL is pinned to, and a server URL from dataClay-style
-  arguments.
+  arguments;
+- schema migrations: whether alembic must work in batch mode, and how an index is renamed.
 
 A method's default is what an engine that already does what claystore needs would do; an
 engine overrides what differs (where no engine-independent SQL exists, the default raises).
@@ -24,8 +25,8 @@ The lazy registry of engines lives in :mod:`.registry`.
 
 Called by the client (engine set-up), :mod:`claystore.orm.context` (transactions), the
 compilers (:mod:`claystore.orm.modelcompiler`, :mod:`claystore.datastore.jsoncompiler`), the
-JSON-table datastore, and :mod:`.types` / :mod:`.indexes`.  Knows nothing of the ORM or the
-datastore.
+JSON-table datastore, :mod:`claystore.migrations` (the alembic environment and operations),
+and :mod:`.types` / :mod:`.indexes`.  Knows nothing of the ORM or the datastore.
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ class Dialect:
     #: Whether ``ALTER TABLE`` can change a column's type and nullability in place (not: the
     #: table must be rebuilt, which only a migration does).
     can_alter_columns: ClassVar[bool] = True
+    #: Whether alembic migrations must change tables in batch mode (``render_as_batch``:
+    #: copy the table, change the copy, swap) because ``ALTER TABLE`` is too limited.
+    needs_batch_migrations: ClassVar[bool] = False
 
     def __init__(self, url: URL) -> None:
         self.url = url
@@ -255,6 +259,13 @@ class Dialect:
 
     def lock_schema(self, conn: Connection) -> None:
         """Serialise schema changes between processes for the rest of the transaction."""
+
+    @classmethod
+    def rename_index(cls, conn: Connection, table: str, old: str, new: str) -> None:
+        """Rename index ``old`` of ``table`` to ``new`` (in the caller's transaction)."""
+        del table
+        preparer = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(f"ALTER INDEX {preparer.quote(old)} RENAME TO {preparer.quote(new)}")
 
     def lock_rows(self, statement: sa.Select[Any], table: sa.Table) -> sa.Select[Any]:
         """Make a SELECT of ``table``'s rows hold them locked until the transaction ends."""
@@ -402,7 +413,7 @@ class Dialect:
         return sa.Numeric(asdecimal=True)
 
     @classmethod
-    def nullable_index_term(cls, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    def nullable_index_term(cls, column: sa.ColumnClause[Any]) -> sa.ColumnElement[Any]:
         """The index term of a nullable indexed column, so that the index serves the
         datastore's order (NULL lowest) in both directions.  The default: the engine's
         indexes already sort NULL lowest."""

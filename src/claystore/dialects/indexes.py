@@ -33,7 +33,7 @@ class NullableIndexTerm(UnaryExpression[Any]):
 
     inherit_cache = True
 
-    def __init__(self, column: sa.Column[Any]) -> None:
+    def __init__(self, column: sa.ColumnClause[Any]) -> None:
         super().__init__(column, type_=column.type)
         self.column = column
 

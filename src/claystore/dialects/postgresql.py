@@ -279,7 +279,7 @@ class PostgreSQLDialect(Dialect):
 
     @override
     @classmethod
-    def nullable_index_term(cls, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    def nullable_index_term(cls, column: sa.ColumnClause[Any]) -> sa.ColumnElement[Any]:
         """``NULLS FIRST``: PostgreSQL's indexes sort NULL last unless told, and could then
         serve neither direction of the datastore's order."""
         return column.asc().nulls_first()

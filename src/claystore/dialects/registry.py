@@ -3,18 +3,23 @@
 Owns the list of supported engines (``sqlite`` -> :mod:`.sqlite`, ``postgresql`` ->
 :mod:`.postgresql`, each imported when first needed), :func:`dialect_for` (a URL -> its
 dialect), :func:`dialect_class` (an SQLAlchemy dialect name -> the class),
-:func:`dialect_classes` (every engine: for table metadata that serves them all) and
-:func:`normalise_url`.
+:func:`dialect_classes` (every engine: for table metadata that serves them all),
+:func:`normalise_url`, and :func:`configured_url`: the database a program configured through
+the ``DC_*`` environment variables (what ``Client()`` and ``claystore db`` connect to when
+given no URL).
 
-Called by the client, the JSON-table datastore, and :mod:`.types` / :mod:`.indexes`.
+Called by the client, the JSON-table datastore, :mod:`claystore.migrations` (the alembic
+environment), and :mod:`.types` / :mod:`.indexes`.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Final
 
-from sqlalchemy.engine import URL
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
 
 from claystore import errors
 from claystore.dialects.base import Dialect
@@ -68,3 +73,28 @@ def normalise_url(url: URL) -> URL:
     for cls in dialect_classes():
         url = cls.normalise_url(url)
     return url
+
+
+#: The database of a program that configures none: a SQLite file in the current directory.
+DEFAULT_URL: Final = "sqlite:///claystore.db"
+
+
+def configured_url(environ: Mapping[str, str]) -> URL:
+    """The database the ``DC_*`` environment names: ``DC_URL``; else ``DC_HOST`` with
+    ``DC_PORT``, ``DC_USERNAME``, ``DC_PASSWORD`` and ``DC_DATABASE`` (PostgreSQL); else
+    :data:`DEFAULT_URL`.  Raises ConfigurationError when ``DC_URL`` is not a URL."""
+    try:
+        if environ.get("DC_URL"):
+            return normalise_url(make_url(environ["DC_URL"]))
+    except sa.exc.ArgumentError as exc:
+        msg = f"DC_URL is not a database URL: {exc}"
+        raise errors.ConfigurationError(msg) from None
+    if environ.get("DC_HOST"):
+        return _load("postgresql").server_url(
+            environ["DC_HOST"],
+            environ.get("DC_PORT"),
+            environ.get("DC_USERNAME"),
+            environ.get("DC_PASSWORD"),
+            environ.get("DC_DATABASE"),
+        )
+    return make_url(DEFAULT_URL)

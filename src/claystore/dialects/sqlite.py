@@ -10,7 +10,8 @@ decimal or timestamp-with-time-zone type (exact text and UTC ISO text instead, w
 column types :class:`DecimalText` and :class:`ISOTimestampText`), no NaN, and JSON read
 through ``json_extract``/``json_type`` (``json_each`` for member names a JSON path cannot
 spell).  Its default collation (BINARY) already compares text by code point, and its
-indexes and ORDER BY already sort NULL lowest.
+indexes and ORDER BY already sort NULL lowest.  Migrations change tables in alembic's batch
+mode, and rename an index by creating it again (SQLite has no ``ALTER INDEX``).
 
 Called through :mod:`claystore.dialects.registry`.
 """
@@ -18,6 +19,7 @@ Called through :mod:`claystore.dialects.registry`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -30,6 +32,7 @@ from sqlalchemy.engine.interfaces import Dialect as SQLAlchemyDialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from typing_extensions import override
 
+from claystore import errors
 from claystore.dialects.base import (
     OPERATORS,
     Dialect,
@@ -39,6 +42,13 @@ from claystore.dialects.base import (
 )
 
 _BEGIN_OPTION = "claystore_begin"
+
+#: The head of a CREATE INDEX statement, up to and including the index name (quoted or not).
+_INDEX_NAME: Final = re.compile(
+    r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?)"
+    r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[^\s(]+)',
+    re.IGNORECASE,
+)
 
 #: json_type() names -> JSON types.
 _JSON_TYPES: Final = {
@@ -95,6 +105,7 @@ class SQLiteDialect(Dialect):
     has_exact_decimals = False  # Decimals are exact text, which SQL cannot compare as numbers
     enforces_text_length = False  # VARCHAR(n) holds any text
     can_alter_columns = False  # ALTER TABLE only adds, renames and drops columns
+    needs_batch_migrations = True  # so alembic rebuilds a table where ALTER TABLE cannot
 
     @override
     @property
@@ -142,6 +153,26 @@ class SQLiteDialect(Dialect):
     @override
     def reader(self, conn: Connection) -> Connection:
         return conn.execution_options(**{_BEGIN_OPTION: None})
+
+    @override
+    @classmethod
+    def rename_index(cls, conn: Connection, table: str, old: str, new: str) -> None:
+        """SQLite cannot rename an index: drop it and create it again from its own
+        ``CREATE INDEX`` statement under the new name."""
+        sql = conn.execute(
+            sa.text("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name"),
+            {"name": old},
+        ).scalar()
+        if not isinstance(sql, str):  # an index SQLite made itself (a constraint's): no SQL
+            msg = f"SQLite index {old!r} of table {table!r} has no CREATE statement to rename"
+            raise errors.MigrationError(msg)
+        preparer = conn.dialect.identifier_preparer
+        renamed, count = _INDEX_NAME.subn(lambda m: m[1] + preparer.quote(new), sql, count=1)
+        if not count:  # pragma: no cover - SQLite stores every index's CREATE INDEX statement
+            msg = f"cannot read the CREATE INDEX statement of SQLite index {old!r}: {sql}"
+            raise errors.MigrationError(msg)
+        conn.exec_driver_sql(f"DROP INDEX {preparer.quote(old)}")
+        conn.exec_driver_sql(renamed)
 
     @override
     def describe(self) -> str:
