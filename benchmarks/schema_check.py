@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,12 +58,9 @@ def define(classes: int) -> list[sa.Table]:
     for n in range(classes):
         name = f"SchemaBench{n}"
         source.append(f"class {name}(DataClayObject):" + FIELDS.format(cls=name))
-    import sys
-    import types
-
     module = types.ModuleType("schema_bench_models")
     sys.modules[module.__name__] = module
-    exec("\n".join(source), module.__dict__)  # noqa: S102 - generated benchmark models
+    exec("\n".join(source), module.__dict__)
     return [t for t in mapping.metadata.sorted_tables if t.name.startswith("schema_bench")]
 
 
