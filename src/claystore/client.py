@@ -28,8 +28,14 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from claystore.dialects import dialect_class, dialect_for, normalise_url, translate_error
+from claystore.dialects import (
+    dialect_class,
+    dialect_for,
+    normalise_url,
+    translate_error,
+)
 from claystore.dialects.base import Dialect
+from claystore.dialects.registry import DEFAULT_URL, configured_url
 from claystore.errors import ClientNotStartedError, ConfigurationError
 from claystore.migrations.system import upgrade_system_schema
 from claystore.orm import backends as backend_registry
@@ -42,7 +48,6 @@ from claystore.orm.session import Session, transactional
 
 __all__ = ["DEFAULT_URL", "Client"]
 
-DEFAULT_URL = "sqlite:///claystore.db"
 DEFAULT_DATASET = "default"
 
 log = logging.getLogger("claystore")
@@ -76,25 +81,17 @@ def resolve_url(
     if url is not None and (host is not None or port is not None):
         msg = "give either a URL or host/port arguments, not both"
         raise ConfigurationError(msg)
-    try:
-        if url is not None:
+    if url is not None:
+        try:
             return normalise_url(make_url(url))
-        if host is not None:
-            return _postgres_url(host, port, username, password, database)
-        if environ.get("DC_URL"):
-            return normalise_url(make_url(environ["DC_URL"]))
-        if environ.get("DC_HOST"):
-            return _postgres_url(
-                environ["DC_HOST"],
-                port if port is not None else environ.get("DC_PORT"),
-                username or environ.get("DC_USERNAME"),
-                password or environ.get("DC_PASSWORD"),
-                database or environ.get("DC_DATABASE"),
-            )
-    except sa.exc.ArgumentError as exc:
-        msg = f"not a database URL: {exc}"
-        raise ConfigurationError(msg) from None
-    return make_url(DEFAULT_URL)
+        except sa.exc.ArgumentError as exc:
+            msg = f"not a database URL: {exc}"
+            raise ConfigurationError(msg) from None
+    if host is not None:
+        return _postgres_url(host, port, username, password, database)
+    return configured_url(
+        environ, port=port, username=username, password=password, database=database
+    )
 
 
 class Client:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -79,10 +79,18 @@ def normalise_url(url: URL) -> URL:
 DEFAULT_URL: Final = "sqlite:///claystore.db"
 
 
-def configured_url(environ: Mapping[str, str]) -> URL:
+def configured_url(
+    environ: Mapping[str, str],
+    *,
+    port: Any = None,
+    username: str | None = None,
+    password: str | None = None,
+    database: str | None = None,
+) -> URL:
     """The database the ``DC_*`` environment names: ``DC_URL``; else ``DC_HOST`` with
-    ``DC_PORT``, ``DC_USERNAME``, ``DC_PASSWORD`` and ``DC_DATABASE`` (PostgreSQL); else
-    :data:`DEFAULT_URL`.  Raises ConfigurationError when ``DC_URL`` is not a URL."""
+    ``DC_PORT``, ``DC_USERNAME``, ``DC_PASSWORD`` and ``DC_DATABASE`` (PostgreSQL; the
+    keyword arguments, when given, win over these four); else :data:`DEFAULT_URL`.  Raises
+    ConfigurationError when ``DC_URL`` is not a URL."""
     try:
         if environ.get("DC_URL"):
             return normalise_url(make_url(environ["DC_URL"]))
@@ -92,9 +100,9 @@ def configured_url(environ: Mapping[str, str]) -> URL:
     if environ.get("DC_HOST"):
         return _load("postgresql").server_url(
             environ["DC_HOST"],
-            environ.get("DC_PORT"),
-            environ.get("DC_USERNAME"),
-            environ.get("DC_PASSWORD"),
-            environ.get("DC_DATABASE"),
+            port if port is not None else environ.get("DC_PORT"),
+            username or environ.get("DC_USERNAME"),
+            password or environ.get("DC_PASSWORD"),
+            database or environ.get("DC_DATABASE"),
         )
     return make_url(DEFAULT_URL)

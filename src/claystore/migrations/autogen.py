@@ -14,6 +14,9 @@ gives alembic:
   reads the tables (:mod:`claystore.orm.schema`), so that ``claystore db check`` and
   ``Client(schema="check")`` agree:
 
+  * a column a downgrade adds back (the upgrade removed its field) comes back nullable
+    unless it has a server default: the rows have no value for it;
+
   * a column that is nullable in the database where the model says NOT NULL is accepted
     (claystore refuses None before writing; SQLite's ``schema="evolve"`` adds every column
     as nullable), so no ``alter_column(nullable=False)`` is proposed for it;
@@ -140,6 +143,24 @@ def process_revision_directives(
             upgrade.ops[:] = _order_table_drops(_rewrite(upgrade.ops))
             downgrade.ops[:] = []
             upgrade.reverse_into(downgrade)
+            _restored_columns_nullable(downgrade.ops)
+
+
+def _restored_columns_nullable(proposed: Iterable[ops.MigrateOperation]) -> None:
+    """A column that a downgrade adds back (the upgrade dropped it) comes back nullable when
+    it has no server default: the table has rows, which have no value for it (a NOT NULL
+    column could not be added), and claystore's check accepts a nullable column for a
+    required field."""
+    for op in proposed:
+        if isinstance(op, ops.ModifyTableOps):
+            _restored_columns_nullable(op.ops)
+        elif (
+            isinstance(op, ops.AddColumnOp)
+            and not op.column.nullable
+            and op.column.server_default is None
+            and not op.column.primary_key
+        ):
+            op.column.nullable = True
 
 
 def _rewrite(proposed: Iterable[ops.MigrateOperation]) -> list[ops.MigrateOperation]:
