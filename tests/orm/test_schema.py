@@ -485,3 +485,30 @@ def test_a_bad_class_is_refused_and_poisons_nothing(db_url: str, source: str, me
     assert not any(
         t.lower() == "evobad" or t.startswith(("pg_", "sqlite_")) for t in metadata.tables
     )
+
+
+def test_clients_evolving_at_once_apply_the_change_once(db_url: str) -> None:
+    """Two clients starting with schema="evolve" at the same moment: the schema lock makes
+    one apply the change and the other find nothing left to do; both start."""
+    import threading
+
+    v1, _ = store_v1(db_url)
+    v2 = release(V1 + "    age: int = 7\n", forget=(v1.EvoPerson,))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            Client(db_url, schema="evolve").start().stop()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with Client(db_url, schema="check"):
+        assert v2.EvoPerson.get_by_alias("ann").age == 7
