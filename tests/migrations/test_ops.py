@@ -318,3 +318,17 @@ def test_a_shortened_link_table_is_renamed_when_its_field_is_named(db_url: str) 
     assert {"gadget", new_link} <= tables
     assert not tables & {"thing", old_link}
     assert _rows(db_url, "SELECT dc_class FROM gadget") == ["gadget"]
+
+
+def test_a_column_of_a_claystore_type_renames_in_batch_mode(db_url: str) -> None:
+    """alembic's batch rename with ``existing_type`` of a claystore column type works (it asked
+    the type for a constraint name, which reached SQLAlchemy's String and failed)."""
+    from claystore.dialects import types as claystore_types
+
+    with migration(db_url) as conn:
+        conn.exec_driver_sql("CREATE TABLE renamed_types (id INTEGER PRIMARY KEY, a VARCHAR)")
+        with Operations(MigrationContext.configure(conn)).batch_alter_table("renamed_types") as b:
+            b.alter_column(
+                "a", new_column_name="b", existing_type=claystore_types.CodePointString()
+            )
+        assert [c["name"] for c in sa.inspect(conn).get_columns("renamed_types")] == ["id", "b"]

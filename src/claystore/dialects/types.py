@@ -38,7 +38,19 @@ __all__ = [
 ]
 
 
-class CodePointString(TypeDecorator[str]):
+class _StorageType(TypeDecorator[Any]):
+    """A column type whose storage the engine's dialect decides.
+
+    ``name`` is None: SQLAlchemy counts every ``TypeDecorator`` as a schema event target, and
+    alembic asks such a type for the name of its constraint when a column is renamed in batch
+    mode (SQLite); without this the question reached the storage type, which has no name.
+    """
+
+    name: str | None = None
+    cache_ok = True
+
+
+class CodePointString(_StorageType, TypeDecorator[str]):
     """A VARCHAR compared by code point on every engine, like Python's ``str`` (ORDER BY and
     indexes agree with Python's sort, not with a server locale)."""
 
@@ -59,7 +71,7 @@ class CodePointText(CodePointString):
     cache_ok = True
 
 
-class JSONDocument(TypeDecorator[Any]):
+class JSONDocument(_StorageType, TypeDecorator[Any]):
     """A JSON document of Python values (dicts, lists, str, numbers, bools, None): the
     engine's own JSON document type, else SQLAlchemy's JSON."""
 
@@ -71,7 +83,7 @@ class JSONDocument(TypeDecorator[Any]):
         return dialect_class(dialect.name).json_document_type(self.impl_instance)
 
 
-class JSONText(TypeDecorator[str]):
+class JSONText(_StorageType, TypeDecorator[str]):
     """A JSON document given and read as JSON text: the engine's own JSON document type, else
     TEXT.  Write it through :meth:`~claystore.dialects.base.Dialect.json_from_text` and read
     it through :meth:`~claystore.dialects.base.Dialect.json_as_text`."""
@@ -84,7 +96,7 @@ class JSONText(TypeDecorator[str]):
         return dialect_class(dialect.name).json_document_type(self.impl_instance)
 
 
-class AwareDateTime(TypeDecorator[dt.datetime]):
+class AwareDateTime(_StorageType, TypeDecorator[dt.datetime]):
     """A timezone-aware datetime.
 
     Given to the engine in UTC, and back aware (UTC) on every engine, so comparisons never mix
@@ -110,7 +122,7 @@ class AwareDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-class ExactDecimal(TypeDecorator[Decimal]):
+class ExactDecimal(_StorageType, TypeDecorator[Decimal]):
     """A Decimal that keeps every digit (``NUMERIC`` where the engine has it)."""
 
     impl = sa.Numeric
