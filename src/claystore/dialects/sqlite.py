@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -97,6 +99,29 @@ class DecimalText(TypeDecorator[Decimal]):
         return None if value is None else Decimal(str(value))
 
 
+def _use_wal(cursor: Any, timeout: float) -> None:
+    """Put the database in WAL mode (readers never wait for the writer) unless it is already.
+
+    SQLite refuses a change of journal mode with "database is locked" at once, without waiting
+    for its busy timeout, while another connection holds the database (two clients starting on
+    a new file together: the other one is switching it to WAL).  Wait for it as the busy timeout
+    would, up to ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
 class SQLiteDialect(Dialect):
     """SQLite, through the pysqlite driver."""
 
@@ -135,7 +160,7 @@ class SQLiteDialect(Dialect):
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if not is_memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _use_wal(cursor, lock_timeout)
                 cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.close()
 
