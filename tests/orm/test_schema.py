@@ -512,3 +512,18 @@ def test_clients_evolving_at_once_apply_the_change_once(db_url: str) -> None:
     assert errors == []
     with Client(db_url, schema="check"):
         assert v2.EvoPerson.get_by_alias("ann").age == 7
+
+
+def test_a_renamed_class_without_a_migration_names_the_operation(db_url: str) -> None:
+    """A class renamed with no migration: its new table is created, and its old objects, still
+    filed under the old table, raise a MappingError that names rename_model."""
+    from claystore.errors import MappingError
+
+    v1, ann_id = store_v1(db_url)
+    v2 = release(V1.replace("EvoPerson", "EvoHuman"), forget=(v1.EvoPerson,))
+    with Client(db_url):
+        with pytest.raises(MappingError, match=r"rename_model\('evo_person', NEW_TABLE\)"):
+            v2.EvoHuman.get_by_alias("ann")
+        with pytest.raises(MappingError, match="stored in table 'evo_person'"):
+            v2.EvoHuman.get_by_id(ann_id)
+        assert v2.EvoHuman.dc_query().count() == 0

@@ -240,7 +240,9 @@ def unknown_class(object_id: Any, table: str) -> MappingError:
     """The error for a stored object whose class this program does not define."""
     return MappingError(
         f"object {object_id} is stored in table {table!r}, but no model class with that table "
-        "is defined in this program; import its module"
+        "is defined in this program; import its module (or, if the class was renamed, "
+        f"migrate its objects: claystore.migrations.ops.rename_model({table!r}, NEW_TABLE), "
+        "see docs/migrations.md)"
     )
 
 
