@@ -297,9 +297,9 @@ def test_unknown_tables_of_classes_not_imported_are_left_alone(db_url: str) -> N
 
 
 def test_a_class_defined_after_start_that_drifts_does_not_block_the_others(db_url: str) -> None:
-    """A class defined while a client runs is checked on first use; its drift is raised once,
-    and every other class keeps working."""
-    v1, ann_id = store_v1(db_url)
+    """A class defined while a client runs is checked on first use; its drift is raised, every
+    other class keeps working, and writing objects of the drifting class is refused."""
+    v1, _ = store_v1(db_url)
     forget_models(v1.EvoPerson)
     with Client(db_url) as client:
         v2 = release(V1.replace("count: int", "count: str"))
@@ -309,7 +309,15 @@ def test_a_class_defined_after_start_that_drifts_does_not_block_the_others(db_ur
             other = release("class EvoOther(DataClayObject):\n    n: int = 0\n").EvoOther()
             other.make_persistent()
         assert type(other).dc_query().count() == 1
-    del ann_id
+        # its objects are never written: not new ones, not changes to stored ones
+        bob = v2.EvoPerson()
+        bob.name, bob.count = "Bob", "four"
+        with pytest.raises(SchemaDriftError, match=r"evo_person\.count: column is BIGINT"):
+            bob.make_persistent()
+        with pytest.raises(SchemaDriftError), client.session():
+            v2.EvoPerson.get_by_alias("ann").name = "Anne"
+    with pytest.raises(SchemaDriftError):  # the next client: not until the model is fixed
+        Client(db_url).start()
 
 
 def test_evolve_widens_text_columns_where_the_engine_enforces_lengths(

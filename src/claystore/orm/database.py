@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,6 +65,8 @@ class Database:
         self.schema = check_schema_mode(schema)
         self.is_open = True
         self._checked: dict[str, sa.Table] = {}  # table name -> the Table checked
+        #: tables of classes defined after start that differ from them -> the error raised
+        self.drifted: dict[str, SchemaDriftError] = {}
         self._generation = -1
         self._ddl_lock = threading.Lock()
         # an in-memory SQLite database is one shared connection: use it one thread at a time
@@ -179,12 +181,27 @@ class Database:
                             own.commit()
                     except sa.exc.SQLAlchemyError as exc:
                         raise self.translate(exc) from exc
-                    except SchemaDriftError:
-                        # raised once: the classes that drift do not block the others
+                    except SchemaDriftError as exc:
+                        # the classes that drift do not block the others; writing their
+                        # objects is refused (refuse_drifted)
                         self._checked.update((t.name, t) for t in tables)
+                        self.drifted.update((d.table, exc) for d in exc.differences)
                         raise
             self._checked.update((t.name, t) for t in tables)
             self._generation = generation
+
+    def refuse_drifted(self, classes: Iterable[type]) -> None:
+        """Raise the :class:`SchemaDriftError` of the first of ``classes`` (model classes about
+        to be written) whose tables differ from it."""
+        for cls in classes:
+            info: mapping.ModelInfo | None = cls.__dict__.get("_dc_info")
+            if info is None:
+                continue
+            for model in info.hierarchy:
+                for table in (model.table, *model.link_tables.values()):
+                    error = self.drifted.get(table.name)
+                    if error is not None and self._checked.get(table.name) is table:
+                        raise error
 
     def _check(self, conn: Connection, tables: list[sa.Table]) -> None:
         """The schema check of ``tables`` on ``conn`` (see :attr:`schema`)."""

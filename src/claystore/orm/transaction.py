@@ -322,9 +322,15 @@ class Transaction:
     # -- storing -----------------------------------------------------------------------------
 
     def _ensure_tables(self) -> None:
-        """Create the tables of model classes defined since the transaction began, in it."""
+        """Create the tables of model classes defined since the transaction began, in it; and
+        refuse to write objects of a class whose tables differ from it (checked when the class
+        was defined after the client started)."""
         if self.database.has_new_tables():
             self.database.ensure_tables(self.conn)
+        if self.database.drifted:
+            written = {type(obj) for obj in self.staged.values()}
+            written.update(type(state.obj) for state in self.entries.values() if state.dirty)
+            self.database.refuse_drifted(written)
 
     def stage(self, objects: list[Any], backend_id: UUID | None = None) -> None:
         """Register transient objects as NEW objects of this transaction (ids, states, the
