@@ -535,3 +535,21 @@ def test_a_renamed_class_without_a_migration_names_the_operation(db_url: str) ->
         with pytest.raises(MappingError, match="stored in table 'evo_person'"):
             v2.EvoHuman.get_by_id(ann_id)
         assert v2.EvoHuman.dc_query().count() == 0
+
+
+def test_a_new_class_defined_with_a_drifting_one_gets_its_table(db_url: str) -> None:
+    """Two classes defined together after start, one new and one that drifts: the check that
+    finds the drift creates nothing (it is undone), and the new class gets its table at its
+    next use."""
+    v1, _ = store_v1(db_url)
+    forget_models(v1.EvoPerson)
+    with Client(db_url):
+        v2 = release(
+            V1.replace("count: int", "count: str")
+            + "class EvoFresh(DataClayObject):\n    n: int = 0\n"
+        )
+        with pytest.raises(SchemaDriftError):
+            v2.EvoFresh.dc_query().count()
+        fresh = v2.EvoFresh()
+        fresh.make_persistent()
+        assert v2.EvoFresh.dc_query().count() == 1

@@ -62,7 +62,7 @@ class Database:
         self.engine = engine
         self.dialect = dialect
         self.lock_timeout = lock_timeout
-        self.schema = check_schema_mode(schema)
+        self.schema = schema  # one of SCHEMA_MODES (checked by the client)
         self.is_open = True
         self._checked: dict[str, sa.Table] = {}  # table name -> the Table checked
         #: tables of classes defined after start that differ from them -> the error raised
@@ -170,25 +170,32 @@ class Database:
             tables = [
                 t for t in mapping.metadata.sorted_tables if self._checked.get(t.name) is not t
             ]
-            if tables and self.schema != "skip":
-                if conn is not None:
-                    self._check(conn, tables)
-                else:
-                    try:
-                        with self._serial, self.engine.connect() as own:
-                            self.dialect.begin(own, write=True, lock_timeout=self.lock_timeout)
-                            self._check(own, tables)
-                            own.commit()
-                    except sa.exc.SQLAlchemyError as exc:
-                        raise self.translate(exc) from exc
-                    except SchemaDriftError as exc:
-                        # the classes that drift do not block the others; writing their
-                        # objects is refused (refuse_drifted)
-                        self._checked.update((t.name, t) for t in tables)
-                        self.drifted.update((d.table, exc) for d in exc.differences)
-                        raise
+            try:
+                if tables and self.schema != "skip":
+                    if conn is not None:
+                        self._check(conn, tables)
+                    else:
+                        self._check_apart(tables)
+            except SchemaDriftError as exc:
+                # the classes that drift do not block the others: their tables count as
+                # checked (their objects are never written: refuse_drifted), the others are
+                # checked again next time (what this check created was rolled back)
+                drifting = {d.table for d in exc.differences}
+                self.drifted.update((name, exc) for name in drifting)
+                self._checked.update((t.name, t) for t in tables if t.name in drifting)
+                raise
             self._checked.update((t.name, t) for t in tables)
             self._generation = generation
+
+    def _check_apart(self, tables: list[sa.Table]) -> None:
+        """:meth:`_check` in a transaction of its own."""
+        try:
+            with self._serial, self.engine.connect() as own:
+                self.dialect.begin(own, write=True, lock_timeout=self.lock_timeout)
+                self._check(own, tables)
+                own.commit()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.translate(exc) from exc
 
     def refuse_drifted(self, classes: Iterable[type]) -> None:
         """Raise the :class:`SchemaDriftError` of the first of ``classes`` (model classes about
