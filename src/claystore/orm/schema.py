@@ -129,37 +129,30 @@ def column_types_match(
         return False
     if wanted == found:
         return True
-    return _text_length_fits(sa_dialect, wanted, found) is not None
+    sizes = _sizes(wanted, found)
+    return sizes is not None and (
+        sizes[1] >= sizes[0] or not dialect_class(sa_dialect.name).enforces_text_length
+    )
 
 
-def _text_length_fits(sa_dialect: SQLAlchemyDialect, wanted: str, found: str) -> bool | None:
-    """For two sized types of the same base: True when the database's size is enough, False
-    when it is too small (and the engine enforces it); None when they differ otherwise."""
+def _sizes(wanted: str, found: str) -> tuple[int, int] | None:
+    """(the model's size, the database's) of two DDL types that differ only in their size
+    (``VARCHAR(8)`` and ``VARCHAR(5)``), else None."""
     model_match, db_match = _SIZED.match(wanted), _SIZED.match(found)
     if model_match is None or db_match is None:
         return None
     if (model_match["base"], model_match["rest"]) != (db_match["base"], db_match["rest"]):
         return None
-    if int(db_match["size"]) >= int(model_match["size"]):
-        return True
-    if not dialect_class(sa_dialect.name).enforces_text_length:
-        return True
-    return None
+    return int(model_match["size"]), int(db_match["size"])
 
 
 def _is_widening(
     sa_dialect: SQLAlchemyDialect, model: TypeEngine[Any], db: TypeEngine[Any]
 ) -> bool:
+    """True when the database's column is the model's type, only shorter."""
     wanted, found = _ddl(model, sa_dialect), _ddl(db, sa_dialect)
-    if wanted is None or found is None:
-        return False
-    model_match, db_match = _SIZED.match(wanted), _SIZED.match(found)
-    return (
-        model_match is not None
-        and db_match is not None
-        and (model_match["base"], model_match["rest"]) == (db_match["base"], db_match["rest"])
-        and int(db_match["size"]) < int(model_match["size"])
-    )
+    sizes = None if wanted is None or found is None else _sizes(wanted, found)
+    return sizes is not None and sizes[1] < sizes[0]
 
 
 # -- what the model says -----------------------------------------------------------------------
@@ -341,16 +334,12 @@ def evolve(conn: Connection, dialect: Dialect, differences: Sequence[Difference]
         match difference.kind:
             case DifferenceKind.MISSING_COLUMN:
                 _add_column(conn, ops, dialect, table, difference.column or "")
-            case DifferenceKind.COLUMN_TYPE | DifferenceKind.NOT_NULL:
+            case DifferenceKind.COLUMN_TYPE:  # a wider text column
                 column = table.c[difference.column or ""]
-                ops.alter_column(
-                    table.name,
-                    column.name,
-                    type_=column.type,
-                    nullable=column.nullable
-                    if difference.kind is DifferenceKind.NOT_NULL
-                    else None,
-                )
+                ops.alter_column(table.name, column.name, type_=column.type)
+            case DifferenceKind.NOT_NULL:  # only the constraint: the type stays as it is
+                column = table.c[difference.column or ""]
+                ops.alter_column(table.name, column.name, nullable=True, existing_type=column.type)
             case DifferenceKind.MISSING_INDEX:
                 _create_index(conn, dialect, table, difference)
             case DifferenceKind.EXTRA_UNIQUE:
