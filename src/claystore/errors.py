@@ -30,6 +30,7 @@ __all__ = [
     "DatabaseConnectionError",
     "DatabaseError",
     "DatastoreError",
+    "DatastoreNotImplementedError",
     "DatastoreTypeError",
     "DoesNotExistError",
     "FieldTypeError",
@@ -94,7 +95,7 @@ class ReferenceNotPersistentError(ClaystoreError, ValueError):
 # -- dataClay's object errors (names and messages kept) --------------------------------------
 
 
-class AlreadyExistError(ClaystoreError):
+class AlreadyExistError(ClaystoreError, ValueError):
     """Something that must be unique already exists."""
 
 
@@ -146,7 +147,7 @@ class BackendDoesNotExistError(DoesNotExistError, KeyError):
         return str(self.args[0])
 
 
-class ObjectNotRegisteredError(ClaystoreError):
+class ObjectNotRegisteredError(ClaystoreError, RuntimeError):
     """The operation needs a persistent object, and this one is not registered."""
 
     def __init__(self, object_ref: Any) -> None:
@@ -154,7 +155,7 @@ class ObjectNotRegisteredError(ClaystoreError):
         super().__init__(f"Object {object_ref} is not registered!")
 
 
-class ObjectIsNotVersionError(ClaystoreError):
+class ObjectIsNotVersionError(ClaystoreError, RuntimeError):
     """consolidate_version() was called on an object that is not a version."""
 
     def __init__(self, object_id: UUID | str) -> None:
@@ -166,7 +167,7 @@ class ObjectHasVersionsError(ClaystoreError, RuntimeError):
     """The object has live versions; consolidate or delete them first."""
 
 
-class VersionConflictError(ClaystoreError):
+class VersionConflictError(ClaystoreError, RuntimeError):
     """An ancestor changed after the version was taken; consolidation wrote nothing."""
 
 
@@ -189,7 +190,7 @@ class ClientClosedError(ClientNotStartedError):
     """The client an object belongs to has been stopped."""
 
 
-class SchemaMismatchError(ClaystoreError):
+class SchemaMismatchError(ClaystoreError, RuntimeError):
     """The database's tables do not match what this program expects."""
 
 
@@ -214,8 +215,9 @@ class MigrationError(ClaystoreError, RuntimeError):
     a table or field to rename or drop that does not exist, a name already taken."""
 
 
-class DatabaseError(ClaystoreError):
-    """A database operation failed; ``orig`` holds the driver's exception."""
+class DatabaseError(ClaystoreError, OSError):
+    """A database operation failed; ``orig`` holds the driver's exception.  An ``OSError``, like
+    the connection and lock-timeout errors below it (and ``dbm.error``)."""
 
     def __init__(self, message: str, orig: BaseException | None = None) -> None:
         super().__init__(message)
@@ -241,8 +243,9 @@ class QueryError(ClaystoreError, ValueError):
     """A query cannot be evaluated (unknown field, unsupported operator or value)."""
 
 
-class DatastoreError(ClaystoreError):
-    """A datastore operation failed."""
+class DatastoreError(ClaystoreError, RuntimeError):
+    """A datastore operation failed (a ``RuntimeError``, as datastore 0.3.6 raised for a file
+    where a folder should be)."""
 
 
 class SymlinkCycleError(DatastoreError, RecursionError):
@@ -259,3 +262,9 @@ class InvalidKeyError(DatastoreError, ValueError):
 
 class CursorError(DatastoreError, RuntimeError):
     """A query cursor was iterated twice, or changed after its iteration began."""
+
+
+class DatastoreNotImplementedError(DatastoreError, NotImplementedError):
+    """A datastore does not offer this operation (a subclass that did not override ``query``,
+    a get/put/delete service that cannot enumerate keys), as ``NotImplementedError`` in
+    datastore 0.3.6."""

@@ -17,7 +17,7 @@ from claystore.datastore import (
     ShimDatastore,
 )
 from claystore.datastore.basic import BatchOperation
-from claystore.errors import DatastoreTypeError, QueryError
+from claystore.errors import DatastoreNotImplementedError, DatastoreTypeError
 
 
 class FakeMemcache:
@@ -53,10 +53,13 @@ class RecordingStore(DictDatastore):
         super().commit_batch(operations)
 
 
-def test_datastore_is_abstract():
-    """Datastore cannot be instantiated without get/put/delete/query."""
-    with pytest.raises(TypeError):
-        Datastore()  # type: ignore[abstract]
+def test_datastore_is_a_plain_base_class():
+    """Datastore can be built; an operation a subclass did not define is NotImplementedError."""
+    store = Datastore()
+    with pytest.raises(DatastoreNotImplementedError, match=r"Datastore does not implement get"):
+        store.get(Key("/a"))
+    with pytest.raises(NotImplementedError):
+        store.contains(Key("/a"))
 
 
 def test_dict_datastore_get_put_delete_contains():
@@ -148,9 +151,9 @@ def test_interface_mapping_datastore_maps_methods():
 
 
 def test_interface_mapping_datastore_cannot_query():
-    """A get/put/delete service cannot answer queries: QueryError."""
+    """A get/put/delete service cannot answer queries: NotImplementedError, as in 0.3.6."""
     ds = InterfaceMappingDatastore(FakeMemcache(), put="set")
-    with pytest.raises(QueryError, match="FakeMemcache"):
+    with pytest.raises(DatastoreNotImplementedError, match="FakeMemcache"):
         ds.query(Query())
 
 

@@ -287,25 +287,25 @@ None
 >>> b = datastore.Key('/A/B')
 >>> c = datastore.Key('/A/C')
 >>>
->>> # The original showed rds.get(a) -> [] here; get of a missing key is None, so ask
->>> # for the (empty) directory instead.
+>>> # The original read the directory of /A with rds.get(a); the code of 0.3.6 keeps it at
+>>> # /A:directory (so /A can hold a value of its own), and directory(a) reads it.
 >>> rds.directory(a)
 []
 >>> rds.put(b, 1)
 >>> rds.get(b)
 1
->>> rds.get(a)
+>>> rds.directory(a)
 ['/A/B']
 >>> rds.put(c, 1)
 >>> rds.get(c)
 1
->>> rds.get(a)
+>>> rds.directory(a)
 ['/A/B', '/A/C']
 >>> rds.delete(b)
->>> rds.get(a)
+>>> rds.directory(a)
 ['/A/C']
 >>> rds.delete(c)
->>> rds.get(a)
+>>> rds.directory(a)
 []
 """,
     "directory_datastore": """

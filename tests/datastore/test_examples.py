@@ -34,4 +34,4 @@ def test_datastore_hello_example_runs():
     assert lines.count("contains: True") == 5
     assert lines.count("get: world") == 5
     assert lines.count("after delete: None") == 5
-    assert lines[-1] == "stored in shard: 4"
+    assert lines[-1] == "stored in shard: 3"  # hash(Key('/hello')) % 10, as datastore 0.3.6

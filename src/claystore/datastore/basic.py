@@ -10,7 +10,6 @@ stores directly; shims (:mod:`.shims`, :mod:`.directory`, :mod:`.serialize`), co
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -18,7 +17,7 @@ from typing import Any, Literal, Self
 
 from claystore.datastore.key import Key
 from claystore.datastore.query import Cursor, Entry, Query
-from claystore.errors import DatastoreTypeError, QueryError
+from claystore.errors import DatastoreNotImplementedError, DatastoreTypeError
 
 __all__ = [
     "Batch",
@@ -99,29 +98,42 @@ class Batch:
             self.discard()
 
 
-class Datastore(abc.ABC):
+def _not_implemented(store: Datastore, operation: str) -> DatastoreNotImplementedError:
+    name = type(store).__name__
+    msg = f"{name} does not implement {operation}(): define {name}.{operation} to offer it"
+    return DatastoreNotImplementedError(msg)
+
+
+class Datastore:
     """Storage for key-value pairs: ``get``, ``put``, ``delete``, ``contains``, ``query``.
 
     Datastores can be backed by anything -- memory, files, databases, other datastores -- and
     combined (sharded, tiered, wrapped in shims).  ``get`` of a missing key returns None (no
-    ``KeyError``).  Every datastore is a context manager whose exit calls :meth:`close`.
+    ``KeyError``), so None means "nothing stored": the stores of this package treat
+    ``put(key, None)`` as ``delete(key)``.  Every datastore is a context manager whose exit
+    calls :meth:`close`.
+
+    As in datastore 0.3.6 this is a plain base class: a subclass defines the operations it
+    offers, and calling one it did not define raises
+    :class:`~claystore.errors.DatastoreNotImplementedError` (a ``NotImplementedError``), so
+    a key-value store without ``query`` still works for the rest.
     """
 
-    @abc.abstractmethod
     def get(self, key: Key) -> Any:
         """Return the object named by ``key``, or None if it does not exist."""
+        raise _not_implemented(self, "get")
 
-    @abc.abstractmethod
     def put(self, key: Key, value: Any) -> None:
         """Store ``value`` under ``key`` (how values are stored is up to the datastore)."""
+        raise _not_implemented(self, "put")
 
-    @abc.abstractmethod
     def delete(self, key: Key) -> None:
         """Remove the object named by ``key`` (no error if it does not exist)."""
+        raise _not_implemented(self, "delete")
 
-    @abc.abstractmethod
     def query(self, query: Query) -> Cursor:
         """Return a cursor over the objects matching ``query`` (see :class:`Query`)."""
+        raise _not_implemented(self, "query")
 
     def contains(self, key: Key) -> bool:
         """Return whether an object is stored under ``key`` (default: pays for a ``get``)."""
@@ -141,7 +153,7 @@ class Datastore(abc.ABC):
             else:
                 self.delete(operation.key)
 
-    def close(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
+    def close(self) -> None:
         """Release what this datastore holds (files, connections); the default does nothing."""
 
     def __enter__(self) -> Self:
@@ -200,7 +212,10 @@ class DictDatastore(Datastore):
         return None if collection is None else collection.get(key)
 
     def put(self, key: Key, value: Any) -> None:
-        """Store ``value`` in the collection ``key.path``."""
+        """Store ``value`` in the collection ``key.path``; None deletes ``key`` (as in 0.3.6)."""
+        if value is None:
+            self.delete(key)
+            return
         self._collection(_require_key(key))[key] = value
 
     def delete(self, key: Key) -> None:
@@ -236,7 +251,7 @@ class InterfaceMappingDatastore(Datastore):
         mc_ds = InterfaceMappingDatastore(mc, put='set', key=str)
 
     Such services cannot enumerate keys, so :meth:`query` raises
-    :class:`~claystore.errors.QueryError`.
+    :class:`~claystore.errors.DatastoreNotImplementedError` (a ``NotImplementedError``).
     """
 
     def __init__(
@@ -266,12 +281,12 @@ class InterfaceMappingDatastore(Datastore):
         self._delete(self._key(_require_key(key)))
 
     def query(self, query: Query) -> Cursor:
-        """Refuse: a get/put/delete service cannot enumerate a collection."""
+        """Refuse (``NotImplementedError``): a get/put/delete service cannot enumerate keys."""
         msg = (
             f"{type(self._service).__name__} offers only get/put/delete, so "
             f"{query!r} cannot be answered; query the store that holds the full data"
         )
-        raise QueryError(msg)
+        raise DatastoreNotImplementedError(msg)
 
 
 class ShimDatastore(Datastore):

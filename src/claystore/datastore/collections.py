@@ -7,7 +7,6 @@ Applications build them from any datastores; they call only their member stores.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -15,21 +14,21 @@ from typing import Any
 
 from claystore.datastore.basic import BatchOperation, Datastore
 from claystore.datastore.key import Key
+from claystore.datastore.keyhash import stable_hash
 from claystore.datastore.query import Cursor, Query, entry_sort_key
 from claystore.errors import DatastoreError, DatastoreTypeError
 
 __all__ = ["DatastoreCollection", "ShardedDatastore", "TieredDatastore", "stable_key_hash"]
 
 
-def stable_key_hash(key: Key) -> int:
-    """Return a 64-bit hash of ``str(key)`` that is the same in every process and version.
+def stable_key_hash(key: Key | str) -> int:
+    """Return the hash datastore 0.3.6 gave ``key``: ``hash(key)`` for a Key, and the same for
+    its text (:func:`~claystore.datastore.keyhash.stable_hash`).
 
-    It is the first 8 bytes of BLAKE2b over the key's UTF-8 text, read big-endian.  Unlike
-    ``hash(str)``, it does not change between runs (``PYTHONHASHSEED``), so a key always
-    goes to the same shard.
+    Unlike ``hash()`` of a ``str`` it does not change between runs (``PYTHONHASHSEED``), so
+    a key always goes to the same shard -- the shard 0.3.6's ``ShardedDatastore`` chose.
     """
-    text = str(key).encode("utf-8", "surrogatepass")
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+    return stable_hash(str(key) if isinstance(key, Key) else Key(key)._string)
 
 
 def _check_store(store: Any) -> Datastore:
@@ -126,10 +125,11 @@ class TieredDatastore(DatastoreCollection):
 class ShardedDatastore(DatastoreCollection):
     """Datastores that each hold a share of the keys, picked by ``shardingfn(key) % n``.
 
-    The default sharding function, :func:`stable_key_hash`, sends a key to the same shard in
-    every process.  Adding, removing or reordering shards moves keys: fix the shard list
-    before storing data that must persist.  Queries ask every shard and merge the results,
-    so orders, ``offset`` and ``limit`` apply to the whole data set.
+    The default sharding function, :func:`stable_key_hash` (``hash(key)``, as in 0.3.6), sends
+    a key to the same shard in every process, the shard 0.3.6 chose.  Adding, removing or
+    reordering shards moves keys: fix the shard list before storing data that must persist.
+    Queries ask every shard and merge the results, so orders, ``offset`` and ``limit`` apply
+    to the whole data set.
     """
 
     def __init__(
@@ -137,6 +137,12 @@ class ShardedDatastore(DatastoreCollection):
         stores: Iterable[Datastore] = (),
         shardingfn: Callable[[Key], int] = stable_key_hash,
     ) -> None:
+        if not callable(shardingfn):
+            msg = (
+                f"ShardedDatastore shardingfn must be callable (Key -> int), not "
+                f"{type(shardingfn).__name__} {shardingfn!r}"
+            )
+            raise DatastoreTypeError(msg)
         super().__init__(stores)
         self.shardingfn = shardingfn
 

@@ -2,16 +2,16 @@
 
 This module owns :class:`DirectoryDatastore`, the manual directory API of datastore 0.3.6
 (``directory``, ``directoryAdd``, ``directoryRead``, ``directoryRemove``), and
-:class:`DirectoryTreeDatastore`, the older automatic behaviour where every put and delete
-updates the directory of the key's parent.  A directory is stored in the child datastore as
-a plain list of key strings, so it survives any serializer.  Applications stack these over
-any datastore; they call only their child.
+:class:`DirectoryTreeDatastore`, the automatic one where every put and delete updates the
+directory of the key's parent (kept at ``<parent>:directory``, as 0.3.6 keeps it).  A
+directory is stored in the child datastore as a plain list of key strings, so it survives
+any serializer.  Applications stack these over any datastore; they call only their child.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from claystore.datastore.basic import ShimDatastore
 from claystore.datastore.key import Key
@@ -97,49 +97,66 @@ class DirectoryDatastore(_DirectoryShim):
 class DirectoryTreeDatastore(_DirectoryShim):
     """A shim that records every stored key in its parent's directory, like a file system.
 
-    The directory of ``/A`` is stored at ``/A`` itself::
+    As in datastore 0.3.6, the directory of ``/A`` is stored at ``/A:directory`` (the key's
+    instance ``directory``), so a key can hold a value and have children, and directories
+    written by 0.3.6 are found::
 
         >>> rds = DirectoryTreeDatastore(DictDatastore())
+        >>> rds.put(Key('/A'), 'a value')
         >>> rds.put(Key('/A/B'), 1)
-        >>> rds.get(Key('/A'))
-        ['/A/B']
+        >>> rds.directory(Key('/A')), rds.get(Key('/A:directory'))
+        (['/A/B'], ['/A/B'])
 
-    A query for ``Query(Key('/A'))`` returns the objects listed in ``/A``'s directory.
-    Storing a value at a key that holds a directory replaces the directory; storing under a
-    parent that holds another value raises :class:`~claystore.errors.DatastoreError`.
+    Deleting the last entry deletes the directory.  A query for ``Query(Key('/A'))`` returns
+    the objects listed in ``/A``'s directory.  ``put(key, None)`` deletes ``key``.
     """
+
+    #: The instance name under which a key's directory is stored.
+    directory_name: ClassVar[str] = "directory"
+
+    def directory_key(self, key: Key) -> Key:
+        """Return the key that holds the directory of ``key`` (``/A`` -> ``/A:directory``); a
+        key already named ``directory`` is its own."""
+        return key if key.name == self.directory_name else key.instance(self.directory_name)
 
     def put(self, key: Key, value: Any) -> None:
         """Store ``value`` under ``key`` and add ``key`` to its parent's directory."""
-        if str(key) == "/":
-            self.child_datastore.put(key, value)
+        if value is None:
+            self.delete(key)
             return
-        dir_key = key.parent
-        entries = self._read_directory(dir_key) or []
         self.child_datastore.put(key, value)
+        if str(key) == "/":
+            return
+        dir_key = self.directory_key(key.parent)
+        entries = self._read_directory(dir_key) or []
         if str(key) not in entries:
             entries.append(str(key))
             self.child_datastore.put(dir_key, entries)
 
     def delete(self, key: Key) -> None:
-        """Remove ``key`` and its entry in its parent's directory."""
+        """Remove ``key`` and its entry in its parent's directory (and the directory, once
+        empty)."""
         self.child_datastore.delete(key)
         if str(key) == "/":
             return
-        dir_key = key.parent
+        dir_key = self.directory_key(key.parent)
         entries = self._read_directory(dir_key)
         if entries is not None and str(key) in entries:
-            self.child_datastore.put(dir_key, [entry for entry in entries if entry != str(key)])
+            entries.remove(str(key))
+            if entries:
+                self.child_datastore.put(dir_key, entries)
+            else:
+                self.child_datastore.delete(dir_key)
 
     def directory(self, key: Key) -> list[str]:
-        """Return the key strings in the directory at ``key`` (``[]`` if there is none)."""
-        return self._read_directory(key) or []
+        """Return the key strings in the directory of ``key`` (``[]`` if there is none)."""
+        return self._read_directory(self.directory_key(key)) or []
 
     def directory_values_generator(self, key: Key) -> Iterator[Any]:
-        """Yield the objects named in the directory at ``key``, in key order."""
+        """Yield the objects named in the directory of ``key``, in key order."""
         for _entry_key, value in self._entry_values(self.directory(key)):
             yield value
 
     def query(self, query: Query) -> Cursor:
-        """Evaluate ``query`` over the objects listed in the directory at ``query.key``."""
+        """Evaluate ``query`` over the objects listed in the directory of ``query.key``."""
         return query.evaluate(self._entry_values(self.directory(query.key)))

@@ -36,7 +36,8 @@ _TEMP_PREFIX = ".claystore-tmp-"
 def ensure_directory_exists(directory: str | os.PathLike[str]) -> None:
     """Create ``directory`` (and its parents) unless it exists.
 
-    Raises :class:`~claystore.errors.DatastoreError` if a file is in the way.
+    Raises :class:`~claystore.errors.DatastoreError` (a ``RuntimeError``, as in 0.3.6) if a
+    file is in the way.
     """
     path = Path(directory)
     if path.exists() and not path.is_dir():
@@ -48,8 +49,10 @@ def ensure_directory_exists(directory: str | os.PathLike[str]) -> None:
 class FileSystemDatastore(Datastore):
     """Simple flat-file datastore: one ``.obj`` file per object under ``root``.
 
-    Values are text (``str``), written as UTF-8 exactly as given; wrap the store with
-    :func:`~claystore.datastore.serialize.shim` to store other values.  With
+    Values are text (``str``), written as UTF-8 exactly as given (``put(key, None)`` deletes
+    ``key``); wrap the store with :func:`~claystore.datastore.serialize.shim` to store other
+    values.  A root that is a file raises :class:`~claystore.errors.DatastoreError` (a
+    ``RuntimeError``).  With
     ``case_sensitive=False`` paths are lowercased, so keys differing only in case name the
     same object.  Because ``:`` and ``/`` both make folders, ``/a:b`` and ``/a/b`` name the
     same file.  A query lists the ``.obj`` files of the folder of ``query.key``.
@@ -115,7 +118,10 @@ class FileSystemDatastore(Datastore):
             raise DatastoreError(msg) from exc
 
     def put(self, key: Key, value: Any) -> None:
-        """Write the text ``value`` to the file of ``key``, atomically."""
+        """Write the text ``value`` to the file of ``key``, atomically; None deletes ``key``."""
+        if value is None:
+            self.delete(key)
+            return
         if not isinstance(value, str):
             msg = (
                 f"FileSystemDatastore stores str values, not {type(value).__name__}: "

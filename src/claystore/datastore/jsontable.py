@@ -32,8 +32,9 @@ from claystore.datastore.sqlcursor import SQLCursor, finish_in_python
 from claystore.datastore.sqlorder import INT64_MAX, INT64_MIN, RENDER_COUNTS, json_number, limit_of
 from claystore.dialects import Dialect, dialect_for, normalise_url, translate_error
 from claystore.dialects.base import LONE_SURROGATE
+from claystore.dialects.names import RESERVED_TABLE_PREFIXES, fit_identifier, fits
 from claystore.dialects.types import CodePointText, JSONText
-from claystore.errors import DatastoreTypeError, InvalidKeyError
+from claystore.errors import ConfigurationError, DatastoreTypeError, InvalidKeyError
 
 __all__ = ["SQLDatastore", "datastore_table", "encode_value"]
 
@@ -119,9 +120,57 @@ def datastore_table(name: str) -> sa.Table:
         sa.Column("key", CodePointText(), primary_key=True),
         sa.Column("path", CodePointText(), nullable=False),
         sa.Column("value", JSONText(), nullable=False),
-        sa.Index(f"ix_{name}_path_key", "path", "key"),
+        sa.Index(fit_identifier(f"ix_{name}_path_key"), "path", "key"),
         comment="claystore SQLDatastore: one JSON value per key",
     )
+
+
+#: The columns of a SQLDatastore table, to recognise one that already exists.
+_COLUMNS = frozenset({"key", "path", "value"})
+
+
+def _check_table_name(table: Any) -> str:
+    """``table`` if every engine can hold a SQLDatastore under that name, else raise."""
+    if not isinstance(table, str) or not table:
+        msg = f"SQLDatastore table must be a non-empty str, not {table!r}"
+        raise DatastoreTypeError(msg)
+    reserved = next((p for p in RESERVED_TABLE_PREFIXES if table.lower().startswith(p)), None)
+    if reserved is not None:
+        owner = "claystore's system tables" if reserved == "dc_" else "the database engine"
+        msg = (
+            f"SQLDatastore table {table!r}: names starting with {reserved!r} belong to "
+            f"{owner}; choose another table name (the default is 'datastore')"
+        )
+        raise ConfigurationError(msg)
+    if "\x00" in table or LONE_SURROGATE.search(table) or not fits(table):
+        msg = (
+            f"SQLDatastore table {table!r:.80}: a table name must be at most 63 bytes of UTF-8 "
+            "without NUL characters (the limit of PostgreSQL); choose a shorter name"
+        )
+        raise ConfigurationError(msg)
+    return table
+
+
+def _engine_from_url(target: str | URL, lock_timeout: float) -> Engine:
+    """A new engine for the database URL ``target``; a malformed URL or one naming an engine
+    or driver claystore cannot use raises ConfigurationError (nothing is connected)."""
+    try:
+        url = normalise_url(make_url(target))
+    except sa.exc.ArgumentError as exc:
+        msg = (
+            f"SQLDatastore({str(target)!r}): not a database URL ({exc}); write one like "
+            "'sqlite:///data.db' or 'postgresql://user@host/dbname'"
+        )
+        raise ConfigurationError(msg) from None
+    dialect = dialect_for(url)
+    try:
+        engine = sa.create_engine(url, **dialect.engine_options())
+    except sa.exc.ArgumentError as exc:  # NoSuchModuleError: a driver that is not installed
+        safe = url.render_as_string(hide_password=True)
+        msg = f"SQLDatastore({safe!r}): {exc}; use the engine's default driver or install it"
+        raise ConfigurationError(msg) from None
+    dialect.configure(engine, lock_timeout=lock_timeout)
+    return engine
 
 
 def _engine_for(target: Any, lock_timeout: float) -> tuple[Engine, bool]:
@@ -130,11 +179,7 @@ def _engine_for(target: Any, lock_timeout: float) -> tuple[Engine, bool]:
     if isinstance(target, Engine):
         return target, False
     if isinstance(target, str | URL):
-        url = normalise_url(make_url(target))
-        dialect = dialect_for(url)
-        engine = sa.create_engine(url, **dialect.engine_options())
-        dialect.configure(engine, lock_timeout=lock_timeout)
-        return engine, True
+        return _engine_from_url(target, lock_timeout), True
     client_engine = getattr(target, "engine", None)  # a claystore Client (raises if stopped)
     if isinstance(client_engine, Engine):
         return client_engine, False
@@ -150,7 +195,10 @@ class SQLDatastore(Datastore):
 
     ``SQLDatastore("sqlite:///data.db")``, ``SQLDatastore(engine)`` or
     ``SQLDatastore(client)`` (a started :class:`claystore.Client`), with ``table`` naming the
-    table (created if missing).  ``get``, ``put`` (an upsert), ``delete`` and ``contains`` are
+    table (created if missing).  A malformed URL, a table name that is reserved (``dc_``,
+    ``sqlite_``, ``pg_``) or longer than 63 bytes, and an existing table that is not a
+    SQLDatastore's raise :class:`~claystore.errors.ConfigurationError` here, before anything
+    is written.  ``get``, ``put`` (an upsert), ``delete`` and ``contains`` are
     one statement each; ``batch()`` applies its writes in one transaction.  ``query`` compiles
     filters, orders, ``limit``, ``offset`` and ``offset_key`` into one SELECT that returns the
     same sequence as :class:`~claystore.datastore.DictDatastore` would
@@ -159,8 +207,9 @@ class SQLDatastore(Datastore):
     Values are what JSON holds exactly -- None, bool, int (64-bit), finite float, str, and
     lists and str-keyed dicts of them; anything else raises
     :class:`~claystore.errors.DatastoreTypeError` (wrap the store in a serializer shim for
-    other types).  On PostgreSQL (JSONB) objects come back with their keys in JSONB's order.
-    ``dialect`` is the engine's :class:`~claystore.dialects.base.Dialect`.
+    other types).  ``put(key, None)`` deletes ``key``, as ``DictDatastore`` does.  On
+    PostgreSQL (JSONB) objects come back with their keys in JSONB's order.  ``dialect`` is the
+    engine's :class:`~claystore.dialects.base.Dialect`.
     """
 
     def __init__(
@@ -171,9 +220,7 @@ class SQLDatastore(Datastore):
         chunk_size: int = 1000,
         lock_timeout: float = 60.0,
     ) -> None:
-        if not isinstance(table, str) or not table:
-            msg = f"SQLDatastore table must be a non-empty str, not {table!r}"
-            raise DatastoreTypeError(msg)
+        _check_table_name(table)
         self.lock_timeout = float(lock_timeout)
         self.chunk_size = int(chunk_size)
         self.engine, self._owns_engine = _engine_for(target, self.lock_timeout)
@@ -185,9 +232,24 @@ class SQLDatastore(Datastore):
             threading.RLock() if self.dialect.is_memory else contextlib.nullcontext()
         )
         self._upsert = self._upsert_statement()
-        with self._connect(write=True) as conn:
-            self.dialect.lock_schema(conn)
-            self.table.metadata.create_all(conn, checkfirst=True)
+        try:
+            with self._connect(write=True) as conn:
+                self.dialect.lock_schema(conn)
+                self.table.metadata.create_all(conn, checkfirst=True)
+                self._check_existing_table(conn)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_existing_table(self, conn: Connection) -> None:
+        """Refuse a table of that name that holds something else (a model's table)."""
+        columns = {column["name"] for column in sa.inspect(conn).get_columns(self.table.name)}
+        if columns != _COLUMNS:
+            msg = (
+                f"SQLDatastore table {self.table.name!r} exists and is not a SQLDatastore's "
+                f"(columns {sorted(columns)}, not {sorted(_COLUMNS)}); choose another table name"
+            )
+            raise ConfigurationError(msg)
 
     def __repr__(self) -> str:
         return f"<SQLDatastore {self.dialect.describe()} table {self.table.name!r}>"
@@ -237,7 +299,11 @@ class SQLDatastore(Datastore):
         return None if stored is None else json.loads(stored)
 
     def put(self, key: Key, value: Any) -> None:
-        """Store ``value`` under ``key``, replacing any value there (one upsert)."""
+        """Store ``value`` under ``key``, replacing any value there (one upsert); None deletes
+        ``key`` (one DELETE)."""
+        if value is None:
+            self.delete(key)
+            return
         text = self._key_text(key)
         row = {"k": text, "p": str(key.path), "v": self._encode(value, text)}
         with self._connect(write=True) as conn:
@@ -250,7 +316,7 @@ class SQLDatastore(Datastore):
             conn.execute(sa.delete(self.table).where(self.table.c.key == text))
 
     def contains(self, key: Key) -> bool:
-        """Whether a value (even None) is stored under ``key``."""
+        """Whether a value is stored under ``key``."""
         text = self._key_text(key)
         statement = sa.select(sa.literal(1)).where(self.table.c.key == text)
         with self._connect(write=False) as conn:
@@ -267,9 +333,11 @@ class SQLDatastore(Datastore):
         puts = [
             {"k": text, "p": str(op.key.path), "v": self._encode(op.value, text)}
             for text, op in final.items()
-            if op.kind == "put"
+            if op.kind == "put" and op.value is not None
         ]
-        deletes = [{"k": text} for text, op in final.items() if op.kind == "delete"]
+        deletes = [
+            {"k": text} for text, op in final.items() if op.kind == "delete" or op.value is None
+        ]
         with self._connect(write=True) as conn:
             if deletes:
                 conn.execute(

@@ -10,8 +10,9 @@ A key is a slash-separated path of namespaces, like a file system path::
 Normalisation: a leading slash is added, duplicate and trailing slashes are removed, and the
 root key is ``/``.  ``.`` and ``..`` are ordinary names, never interpreted.  A namespace may
 carry a *field* (its type) before a ``:``; the part after the last ``:`` is its *value* (the
-key's name).  Keys compare, sort and hash by their string form.  ``bytes`` are never accepted:
-decode them first (``Key(raw.decode())``), so a key can never read ``"/b'x'"``.
+key's name).  Keys compare and sort by their string form, and hash as datastore 0.3.6 hashed
+them, the same in every process (:mod:`.keyhash`).  ``bytes`` are never accepted: decode
+them first (``Key(raw.decode())``), so a key can never read ``"/b'x'"``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Final
 
+from claystore.datastore.keyhash import stable_hash
 from claystore.errors import DatastoreTypeError, InvalidKeyError
 
 __all__ = ["Key", "Namespace"]
@@ -39,6 +41,9 @@ class Namespace(str):
     """
 
     __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Namespace({str(self)!r})"
 
     #: Separates a namespace's field (type) from its value.
     namespace_delimiter: Final = ":"
@@ -83,10 +88,11 @@ class Key:
     Key('/Comedy/MontyPython/Actor:JohnCleese')
     """
 
-    __slots__ = ("_list", "_string")
+    __slots__ = ("_hash", "_list", "_string")
 
     _string: str
     _list: tuple[str, ...]
+    _hash: int
 
     def __init__(self, key: Key | str | Iterable[str]) -> None:
         if isinstance(key, Key):
@@ -155,7 +161,14 @@ class Key:
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self._string)
+        """The hash datastore 0.3.6 gave this key (:func:`~.keyhash.stable_hash`): the same in
+        every process, so ``hash(key) % n`` keeps a key on its shard."""
+        try:
+            return self._hash
+        except AttributeError:
+            value = stable_hash(self._string)
+            _set_slot(self, "_hash", value)
+            return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         if hasattr(self, "_list"):

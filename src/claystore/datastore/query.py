@@ -36,6 +36,7 @@ A cursor built from bare values (``query(iterable)``) has no keys, so ties keep 
 
 from __future__ import annotations
 
+import contextlib
 import copy as _copy
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -49,7 +50,7 @@ from claystore.datastore.values import (
     default_object_getattr,
     value_sort_key,
 )
-from claystore.errors import CursorError, QueryError
+from claystore.errors import CursorError, DatastoreTypeError, QueryError
 
 __all__ = [
     "Cursor",
@@ -130,15 +131,16 @@ class Filter:
                 yield item
 
     @classmethod
-    def filter(cls, filters: Iterable[Filter], iterable: Iterable[T]) -> Iterator[T]:
-        """Yield the items of ``iterable`` that pass every filter in ``filters``, lazily."""
-        checks = list(filters)
+    def filter(cls, filters: Filter | Iterable[Filter], iterable: Iterable[T]) -> Iterator[T]:
+        """Yield the items of ``iterable`` that pass every filter in ``filters`` (one Filter or
+        several), lazily."""
+        checks = [filters] if isinstance(filters, Filter) else list(filters)
         for item in iterable:
             if all(check(item) for check in checks):
                 yield item
 
     def __str__(self) -> str:
-        return f"{self.field} {self.op} {self.value!r}"
+        return f"{self.field} {self.op} {self.value}"
 
     def __repr__(self) -> str:
         return f"Filter({self.field!r}, {self.op!r}, {self.value!r})"
@@ -148,7 +150,9 @@ class Filter:
             return NotImplemented
         return (self.field, self.op, self.value) == (other.field, other.op, other.value)
 
-    __hash__ = None  # type: ignore[assignment]  # the value may be unhashable (a list)
+    def __hash__(self) -> int:
+        """The hash of the repr (as in 0.3.6), so filters with unhashable values hash too."""
+        return hash(repr(self))
 
 
 class Order:
@@ -188,16 +192,17 @@ class Order:
         """Return whether this order is descending (``-``)."""
         return self.op == "-"
 
-    def keyfn(self, obj: Any) -> tuple[Any, ...]:
-        """Return the ascending sort key of ``obj`` for this field.
+    def keyfn(self, obj: Any) -> Any:
+        """Return the value of this order's field in ``obj`` (as in 0.3.6).
 
-        Use it as ``sorted(items, key=order.keyfn, reverse=order.isDescending())``.
+        Python 3 cannot compare every pair of values (``None < 3`` raises); to sort mixed
+        values in the total order use :meth:`sort_key`, or ``value_sort_key(order.keyfn(x))``.
         """
-        return value_sort_key(self.object_getattr(obj, self.field))
+        return self.object_getattr(obj, self.field)
 
     def sort_key(self, obj: Any) -> tuple[Any, ...] | DescendingKey:
-        """Return the sort key of ``obj`` in this order's direction (reversed if descending)."""
-        key = self.keyfn(obj)
+        """Return the sort key of ``obj`` in the total order, in this order's direction."""
+        key = value_sort_key(self.keyfn(obj))
         return key if self.op == "+" else DescendingKey(key)
 
     @classmethod
@@ -235,7 +240,7 @@ class Order:
         return (self.op, self.field) == (other.op, other.field)
 
     def __hash__(self) -> int:
-        return hash((self.op, self.field))
+        return hash(repr(self))
 
 
 def entry_sort_key(orders: Iterable[Order]) -> Callable[[Entry], tuple[Any, ...]]:
@@ -299,14 +304,26 @@ def is_iterable(obj: Any) -> bool:
 
 
 def _check_count(name: str, value: Any, *, optional: bool) -> int | None:
-    """Validate a limit or offset: a non-negative int (or None when optional)."""
+    """A limit or offset as a non-negative int (or None when optional).
+
+    As in 0.3.6, ``int()`` is applied, so ``"5"`` and ``5.0`` count as 5; bools, fractions and
+    negative counts are refused.
+    """
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = int(value)
+    elif isinstance(value, str | float):
+        with contextlib.suppress(ValueError, OverflowError):
+            count = int(value)
+        if isinstance(value, float) and count != value:
+            count = None
+    if count is None or count < 0:
         msg = f"Query {name} must be a non-negative int{' or None' if optional else ''}, "
         msg += f"not {value!r}"
         raise QueryError(msg)
-    return value
+    return count
 
 
 class Query:
@@ -325,13 +342,17 @@ class Query:
 
     def __init__(
         self,
-        key: Key | str = _ROOT,
-        limit: int | None = None,
-        offset: int = 0,
+        key: Key = _ROOT,
+        limit: int | str | None = None,
+        offset: int | str = 0,
         offset_key: Key | str | None = None,
         object_getattr: ObjectGetattr | None = None,
     ) -> None:
-        self.key = Key(key)
+        if not isinstance(key, Key):
+            kind = type(key).__name__
+            msg = f"Query key must be a Key, not {kind} {key!r}: use Query(Key({key!r}))"
+            raise DatastoreTypeError(msg)
+        self.key = key
         self.limit = limit
         self.offset = offset
         self.offset_key = offset_key
@@ -346,7 +367,7 @@ class Query:
         return self._limit
 
     @limit.setter
-    def limit(self, value: int | None) -> None:
+    def limit(self, value: int | str | None) -> None:
         self._limit = _check_count("limit", value, optional=True)
 
     @property
@@ -355,7 +376,7 @@ class Query:
         return self._offset
 
     @offset.setter
-    def offset(self, value: int) -> None:
+    def offset(self, value: int | str) -> None:
         self._offset = _check_count("offset", value, optional=False) or 0
 
     @property
@@ -424,19 +445,16 @@ class Query:
 
     @classmethod
     def from_dict(cls, dictionary: QueryDict) -> Query:
-        """Build a query from the plain data :meth:`dict` returns."""
-        unknown = set(dictionary) - {"key", "limit", "offset", "offset_key", "filter", "order"}
-        if unknown:
-            msg = f"Query.from_dict: unknown entries {sorted(unknown)!r}"
-            raise QueryError(msg)
+        """Build a query from the plain data :meth:`dict` returns (other entries are ignored,
+        as in 0.3.6; a missing ``key`` means the root ``/``)."""
         query = cls(
             Key(dictionary.get("key", "/")),
             limit=dictionary.get("limit"),
             offset=dictionary.get("offset", 0),
             offset_key=dictionary.get("offset_key"),
         )
-        for field, op, value in dictionary.get("filter", []):
-            query.filter(field, op, value)
+        for condition in dictionary.get("filter", []):
+            query.filter(condition if isinstance(condition, Filter) else Filter(*condition))
         for order in dictionary.get("order", []):
             query.order(order)
         return query
@@ -464,7 +482,9 @@ class Query:
             return NotImplemented
         return self.dict() == other.dict()
 
-    __hash__ = None  # type: ignore[assignment]  # queries are mutable
+    def __hash__(self) -> int:
+        """The hash of the repr, as in 0.3.6 (a query changed after hashing hashes anew)."""
+        return hash(repr(self))
 
 
 # -- cursors ----------------------------------------------------------------------------------
@@ -480,6 +500,12 @@ class Cursor:
     """
 
     def __init__(self, query: Query, iterable: Iterable[Any]) -> None:
+        if not isinstance(query, Query):
+            msg = f"Cursor needs a Query, not {type(query).__name__} {query!r}"
+            raise QueryError(msg)
+        if not is_iterable(iterable):
+            msg = f"Cursor needs an iterable of results, not {type(iterable).__name__} {iterable!r}"
+            raise QueryError(msg)
         self.query = query
         self._entries: Iterable[Entry] = ((None, value) for value in iterable)
         self._iterator: Iterator[Entry] | None = None

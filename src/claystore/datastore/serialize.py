@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 from claystore.datastore.basic import Datastore, ShimDatastore, scope_entries
 from claystore.datastore.key import Key
 from claystore.datastore.query import Cursor, Entry, Query
+from claystore.errors import ConfigurationError, DatastoreTypeError
 
 __all__ = [
     "NonSerializer",
@@ -25,6 +26,7 @@ __all__ = [
     "SerializerLike",
     "SerializerShimDatastore",
     "Stack",
+    "default_serializer",
     "deserialized_gen",
     "map_serializer",
     "prettyjson",
@@ -45,8 +47,18 @@ class SerializerLike(Protocol):
         ...
 
 
+#: The serializer :class:`SerializerShimDatastore` uses when given none (as in 0.3.6).
+default_serializer: SerializerLike = json
+
+
 class Serializer:
     """The serializing protocol: ``dumps(value)`` and ``loads(data)`` (override both)."""
+
+    @staticmethod
+    def implements_serializer_interface(cls: object) -> bool:  # noqa: PLW0211 - 0.3.6's name
+        """Return whether ``cls`` (a class, module or object) has callable ``loads`` and
+        ``dumps``."""
+        return callable(getattr(cls, "loads", None)) and callable(getattr(cls, "dumps", None))
 
     @classmethod
     def dumps(cls, value: Any) -> Any:
@@ -74,12 +86,16 @@ class NonSerializer(Serializer):
 
 
 class prettyjson(Serializer):
-    """JSON with sorted keys and indentation: readable, diff-friendly stored values."""
+    """JSON with sorted keys and indentation: readable, diff-friendly stored values.
+
+    The text is 0.3.6's, byte for byte: indent 1, ``", "`` between items (so lines end in a
+    space), non-ASCII characters as ASCII escapes.
+    """
 
     @classmethod
     def dumps(cls, value: Any) -> str:
         """Return ``value`` as pretty-printed JSON."""
-        return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)
+        return json.dumps(value, sort_keys=True, indent=1, separators=(", ", ": "))
 
     @classmethod
     def loads(cls, value: Any) -> Any:
@@ -144,19 +160,44 @@ def deserialized_gen(serializer: SerializerLike, iterable: Iterable[Any]) -> Ite
 class SerializerShimDatastore(ShimDatastore):
     """A shim that serializes values on ``put`` and deserializes them on ``get`` and ``query``.
 
-    ``serializer`` is anything with ``dumps``/``loads`` (default: the ``json`` module).
-    Queries read the collection from the child, deserialize each value lazily, and evaluate
-    filters and orders on the deserialized values -- so filters work on fields even when the
-    child stores text.
+    ``serializer`` is anything with ``dumps``/``loads`` (default: the ``json`` module).  As in
+    0.3.6 it is tried at construction: ``{'value': repr(shim)}`` must come back equal from
+    ``loads(dumps(...))``, else :class:`~claystore.errors.ConfigurationError` (nothing is
+    written).  Queries read the collection from the child, deserialize each value lazily, and
+    evaluate filters and orders on the deserialized values -- so filters work on fields even
+    when the child stores text.
     """
 
     #: The default serializer.
-    serializer: SerializerLike = json
+    serializer: SerializerLike = default_serializer
 
     def __init__(self, datastore: Datastore, serializer: SerializerLike | None = None) -> None:
         super().__init__(datastore)
         if serializer is not None:
             self.serializer = serializer
+        self._check_serializer()
+
+    def _check_serializer(self) -> None:
+        """Refuse a serializer without dumps/loads, or one that does not round-trip a dict."""
+        serializer = self.serializer
+        if not Serializer.implements_serializer_interface(serializer):
+            msg = (
+                f"{type(self).__name__} needs a serializer with callable dumps and loads "
+                f"(json, pickle, serialize.prettyjson ...), not {serializer!r}"
+            )
+            raise DatastoreTypeError(msg)
+        test = {"value": repr(self)}
+        try:
+            back = serializer.loads(serializer.dumps(test))
+        except Exception as exc:
+            msg = f"serializer {serializer!r} fails on {test!r} ({exc!r}): fix or replace it"
+            raise ConfigurationError(msg) from exc
+        if back != test:
+            msg = (
+                f"serializer {serializer!r} does not round-trip: loads(dumps({test!r})) gave "
+                f"{back!r}; fix or replace it"
+            )
+            raise ConfigurationError(msg)
 
     def serializedValue(self, value: Any) -> Any:
         """Return ``value`` serialized (None stays None)."""

@@ -17,7 +17,13 @@ from typing import Any, ClassVar
 from claystore.datastore.basic import Datastore, ShimDatastore, scope_entries
 from claystore.datastore.key import Key
 from claystore.datastore.query import Cursor, Entry, Query
-from claystore.errors import ConfigurationError, InvalidKeyError, QueryError, SymlinkCycleError
+from claystore.errors import (
+    ConfigurationError,
+    DatastoreNotImplementedError,
+    DatastoreTypeError,
+    InvalidKeyError,
+    SymlinkCycleError,
+)
 
 __all__ = [
     "CacheShimDatastore",
@@ -112,7 +118,8 @@ class NestedPathDatastore(KeyTransformDatastore):
     ``Key('/ab/cd/ef/abcdefghijkl')``.  Names shorter than ``depth * length`` are repeated
     until long enough (``abc`` goes to ``/ab/ca/bc/abc``).  ``keyfn`` picks the text to nest
     by (default: the key's name).  Objects of one collection land in different nested
-    collections, so :meth:`query` is refused.
+    collections, so :meth:`query` raises
+    :class:`~claystore.errors.DatastoreNotImplementedError` (a ``NotImplementedError``).
     """
 
     def __init__(
@@ -154,12 +161,12 @@ class NestedPathDatastore(KeyTransformDatastore):
     nested_path = nestedPath
 
     def query(self, query: Query) -> Cursor:
-        """Refuse: one collection's objects are spread over many nested collections."""
+        """Refuse (``NotImplementedError``): nesting spreads one collection over many."""
         msg = (
             f"NestedPathDatastore cannot answer {query!r}: nesting spreads one collection "
             "over many; query the child datastore per nested collection instead"
         )
-        raise QueryError(msg)
+        raise DatastoreNotImplementedError(msg)
 
 
 class SymlinkDatastore(ShimDatastore):
@@ -167,8 +174,10 @@ class SymlinkDatastore(ShimDatastore):
 
     ``link(a, b)`` makes ``b`` a link to ``a``: reading or writing ``b`` reads or writes ``a``
     (chains of links are followed).  Deleting ``b`` removes the link only.  A link is stored
-    as the string ``'<source>/datastore_link'``.  A chain that comes back to a key it already
-    visited raises :class:`~claystore.errors.SymlinkCycleError`, naming the chain.
+    as the string ``'<source>/datastore_link'``; putting such a string stores it as it is (it
+    makes or replaces a link, as in 0.3.6, and never writes through an existing link), so
+    symlink shims stack.  A chain that comes back to a key it already visited raises
+    :class:`~claystore.errors.SymlinkCycleError`, naming the chain.
     """
 
     #: Last namespace of a stored link value.
@@ -201,6 +210,11 @@ class SymlinkDatastore(ShimDatastore):
 
     def link(self, source_key: Key, target_key: Key) -> None:
         """Make ``target_key`` a link to ``source_key`` (refused if it would make a cycle)."""
+        self._refuse_cycle(source_key, target_key)
+        self.child_datastore.put(target_key, self._link_value(source_key))
+
+    def _refuse_cycle(self, source_key: Key, target_key: Key) -> None:
+        """Raise SymlinkCycleError if linking ``target_key`` to ``source_key`` makes a cycle."""
         if source_key == target_key:
             msg = f"symlink cycle: {target_key} -> {source_key}; a key cannot link to itself"
             raise SymlinkCycleError(msg)
@@ -213,14 +227,19 @@ class SymlinkDatastore(ShimDatastore):
                 raise SymlinkCycleError(msg)
             chain.append(target)
             target = self._link_target(self.child_datastore.get(target))
-        self.child_datastore.put(target_key, self._link_value(source_key))
 
     def get(self, key: Key) -> Any:
         """Return the object named by ``key``, following links (None if a link dangles)."""
         return self._resolve(key)[1]
 
     def put(self, key: Key, value: Any) -> None:
-        """Store ``value`` under ``key``, or under the key its links lead to."""
+        """Store ``value`` under ``key``, or under the key its links lead to; a link value is
+        stored under ``key`` itself (refused if it would make a cycle)."""
+        source = self._link_target(value)
+        if source is not None:
+            self._refuse_cycle(source, key)
+            self.child_datastore.put(key, value)
+            return
         final_key, _ = self._resolve(key)
         self.child_datastore.put(final_key, value)
 
@@ -244,7 +263,8 @@ class SymlinkDatastore(ShimDatastore):
 class LoggingDatastore(ShimDatastore):
     """A shim that logs every access (with :mod:`logging`) before passing it on.
 
-    Records go to ``logger`` (default: the ``claystore.datastore`` logger) at ``level``.
+    Records go to ``logger`` (default: the ``claystore.datastore`` logger) at ``level``; as in
+    0.3.6, ``get`` and ``put`` also log the value at ``DEBUG``.
     """
 
     def __init__(
@@ -260,14 +280,20 @@ class LoggingDatastore(ShimDatastore):
     def _log(self, operation: str, subject: Any) -> None:
         self.logger.log(self.level, "%r: %s %s", self.child_datastore, operation, subject)
 
+    def _log_value(self, operation: str, key: Key, value: Any) -> None:
+        self.logger.debug("%r: %s %s value %r", self.child_datastore, operation, key, value)
+
     def get(self, key: Key) -> Any:
-        """Log, then return the child's object for ``key``."""
+        """Log, then return the child's object for ``key`` (logged at DEBUG)."""
         self._log("get", key)
-        return super().get(key)
+        value = super().get(key)
+        self._log_value("get", key, value)
+        return value
 
     def put(self, key: Key, value: Any) -> None:
-        """Log, then store ``value`` under ``key`` in the child."""
+        """Log (the value at DEBUG), then store ``value`` under ``key`` in the child."""
         self._log("put", key)
+        self._log_value("put", key, value)
         super().put(key, value)
 
     def delete(self, key: Key) -> None:
@@ -287,24 +313,39 @@ class LoggingDatastore(ShimDatastore):
 
 
 class CacheShimDatastore(ShimDatastore):
-    """A shim that keeps a cache datastore in front of its child.
+    """A shim that keeps a cache datastore in front of its child: ``CacheShimDatastore(ds,
+    cache=cache)``.
 
-    ``get`` reads the cache first and fills it on a miss; ``put`` and ``delete`` write both;
-    ``query`` goes to the child (the complete store).
+    As in 0.3.6: ``get`` reads the cache first, then the child (a miss does not fill the
+    cache); ``put`` and ``delete`` write both; ``contains`` asks the cache, then the child;
+    ``query`` goes to the child (the complete store).  ``cache_datastore=`` is accepted as
+    another name for ``cache=``; the cache is kept as :attr:`cache_datastore`.
     """
 
-    def __init__(self, datastore: Datastore, cache_datastore: Datastore) -> None:
+    def __init__(
+        self,
+        datastore: Datastore,
+        *,
+        cache: Datastore | None = None,
+        cache_datastore: Datastore | None = None,
+    ) -> None:
+        if cache is not None and cache_datastore is not None:
+            msg = "CacheShimDatastore takes cache= or cache_datastore= (the same), not both"
+            raise ConfigurationError(msg)
+        chosen = cache if cache is not None else cache_datastore
+        if not isinstance(chosen, Datastore):
+            msg = (
+                f"CacheShimDatastore's cache must be a Datastore, not "
+                f"{type(chosen).__name__} {chosen!r}: pass cache=DictDatastore() or another store"
+            )
+            raise DatastoreTypeError(msg)
         super().__init__(datastore)
-        self.cache_datastore = cache_datastore
+        self.cache_datastore: Datastore = chosen
 
     def get(self, key: Key) -> Any:
-        """Return the cached object, else the child's (caching it)."""
+        """Return the cached object, else the child's (a miss leaves the cache as it is)."""
         value = self.cache_datastore.get(key)
-        if value is None:
-            value = self.child_datastore.get(key)
-            if value is not None:
-                self.cache_datastore.put(key, value)
-        return value
+        return value if value is not None else self.child_datastore.get(key)
 
     def put(self, key: Key, value: Any) -> None:
         """Store ``value`` in the cache and in the child."""
