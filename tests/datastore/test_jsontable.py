@@ -143,6 +143,64 @@ def test_accepts_url_engine_or_started_client(db_url: str) -> None:
         SQLDatastore(42)
 
 
+def test_a_url_that_cannot_work_is_refused_at_construction(db_url: str, tmp_path) -> None:
+    """A malformed URL, or one naming a driver that does not exist, raises ConfigurationError
+    naming the URL and the fix, before any connection (hardening, issue 12 C)."""
+    with pytest.raises(errors.ConfigurationError, match=r"SQLDatastore\('not a url'\): not a"):
+        SQLDatastore("not a url")
+    with pytest.raises(ValueError, match=r"write one like 'sqlite:///data\.db'"):
+        SQLDatastore("not a url", table="kv")
+    backend = sa.engine.make_url(db_url).get_backend_name()
+    wrong_driver = sa.engine.make_url(db_url).set(drivername=f"{backend}+nodriver")
+    with pytest.raises(errors.ConfigurationError, match="nodriver"):
+        SQLDatastore(wrong_driver)
+    assert list(tmp_path.iterdir()) == []  # not even an SQLite file was created
+
+
+@pytest.mark.parametrize("table", ["dc_object", "dc_alias", "DC_Object", "sqlite_x", "pg_class"])
+def test_reserved_table_names_are_refused_at_construction(db_url: str, table: str) -> None:
+    """A table name with a reserved prefix (claystore's dc_, the engines' sqlite_ and pg_, in
+    any letter case) raises ConfigurationError at construction; the table is not touched."""
+    with Client(db_url) as client:
+        before = sa.inspect(client.engine).get_table_names()
+        with pytest.raises(errors.ConfigurationError, match=f"table {table!r}.*another table"):
+            SQLDatastore(client, table=table)
+        assert sa.inspect(client.engine).get_table_names() == before
+        assert "dc_object" in before
+    with pytest.raises(errors.ConfigurationError, match="belong to"):
+        SQLDatastore(db_url, table=table)
+
+
+def test_a_table_that_is_not_a_datastore_table_is_refused(db_url: str) -> None:
+    """An existing table with other columns (a model's) raises ConfigurationError at
+    construction, its rows untouched."""
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE employee (id INTEGER PRIMARY KEY, name TEXT)"))
+        conn.execute(sa.text("INSERT INTO employee VALUES (1, 'ann')"))
+    with pytest.raises(errors.ConfigurationError, match=r"'employee' exists.*\['id', 'name'\]"):
+        SQLDatastore(engine, table="employee")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM employee")).all() == [("ann",)]
+    engine.dispose()
+
+
+def test_table_names_up_to_63_bytes_work_on_every_engine(db_url: str) -> None:
+    """A 63-byte table name works on both engines (its index name is shortened); a longer one
+    raises ConfigurationError on both."""
+    name = "t" * 63
+    store = SQLDatastore(db_url, table=name)
+    store.put(Key("/a/b"), 1)
+    assert list(store.query(Query(Key("/a")))) == [1]
+    indexes = sa.inspect(store.engine).get_indexes(name)
+    assert [len(index["name"]) for index in indexes] == [63]
+    store.close()
+    with pytest.raises(errors.ConfigurationError, match="at most 63 bytes"):
+        SQLDatastore(db_url, table="t" * 64)
+    with pytest.raises(errors.ConfigurationError, match="at most 63 bytes"):
+        SQLDatastore(db_url, table="é" * 32)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from claystore.datastore.keyhash import stable_hash
@@ -178,6 +178,14 @@ class Key:
 
     def __reduce__(self) -> tuple[type[Key], tuple[str]]:
         return (Key, (self._string,))
+
+    def __len__(self) -> int:
+        """The length of the key's text (as in 0.3.6): ``len(Key('/a')) == 2``."""
+        return len(self._string)
+
+    def __iter__(self) -> Iterator[str]:
+        """The characters of the key's text (as in 0.3.6)."""
+        return iter(self._string)
 
     # -- parts --------------------------------------------------------------------------------
 
