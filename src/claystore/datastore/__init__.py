@@ -5,9 +5,11 @@ This package is the public surface of :mod:`claystore.datastore`; applications a
 
     from claystore.datastore import DictDatastore, Key, Query
 
-Modules: :mod:`.key` (Key, Namespace), :mod:`.query` (Query, Filter, Order, Cursor, and
-the documented total order of values), :mod:`.values` (that order), :mod:`.basic` (the
-Datastore contract and the basic stores), :mod:`.shims`, :mod:`.directory`,
+Modules: :mod:`.key` (Key, Namespace; their 0.3.6 hash is :mod:`.keyhash`), :mod:`.query`
+(Query, Cursor, and the documented total order of values; Filter and Order are in
+:mod:`.conditions`), :mod:`.values`
+(that order), :mod:`.basic` (the Datastore contract and the basic stores), :mod:`.shims`,
+:mod:`.directory`,
 :mod:`.collections`, :mod:`.serialize`, :mod:`.filesystem`; over SQL: :mod:`.jsontable`
 (the JSON-table datastore, compiled by :mod:`.jsoncompiler`), :mod:`.sqlorder` (the total
 order as SQL), :mod:`.sqlcursor` (lazy results of SQL), and :mod:`.objects`

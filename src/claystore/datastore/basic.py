@@ -109,8 +109,9 @@ class Datastore:
 
     Datastores can be backed by anything -- memory, files, databases, other datastores -- and
     combined (sharded, tiered, wrapped in shims).  ``get`` of a missing key returns None (no
-    ``KeyError``), so None means "nothing stored": the stores of this package treat
-    ``put(key, None)`` as ``delete(key)``.  Every datastore is a context manager whose exit
+    ``KeyError``), so None means "nothing stored": ``DictDatastore``, ``FileSystemDatastore``
+    and ``SQLDatastore`` treat ``put(key, None)`` as ``delete(key)``, as 0.3.6's
+    ``DictDatastore`` does.  Every datastore is a context manager whose exit
     calls :meth:`close`.
 
     As in datastore 0.3.6 this is a plain base class: a subclass defines the operations it
