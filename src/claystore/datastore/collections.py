@@ -28,7 +28,7 @@ def stable_key_hash(key: Key | str) -> int:
     Unlike ``hash()`` of a ``str`` it does not change between runs (``PYTHONHASHSEED``), so
     a key always goes to the same shard -- the shard 0.3.6's ``ShardedDatastore`` chose.
     """
-    return stable_hash(str(key) if isinstance(key, Key) else Key(key)._string)
+    return stable_hash(str(key if isinstance(key, Key) else Key(key)))
 
 
 def _check_store(store: Any) -> Datastore:
