@@ -12,6 +12,7 @@ from claystore.orm.backends import BackendInfo
 from claystore.orm.fields import Indexed, LocalOnly
 from claystore.orm.mapping import metadata
 from claystore.orm.model import DataClayObject, ObjectMetadata
+from claystore.orm.session import retry_on_conflict
 from claystore.orm.system import system_metadata
 
 __version__ = "0.1.0"
@@ -27,5 +28,6 @@ __all__ = [
     "activemethod",
     "errors",
     "metadata",
+    "retry_on_conflict",
     "system_metadata",
 ]

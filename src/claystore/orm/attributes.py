@@ -14,6 +14,11 @@ Where values live in the instance ``__dict__``:
 - references: the Python object under the field name, its id under ``field.key``;
 - containers of references: the container under the field name.
 
+An assigned container is kept, not copied (:func:`~claystore.orm.state.adopt`): after
+``obj.tags = t``, ``obj.tags is t`` wherever the field's value lives in memory (a transient
+object, an object its transaction owns), so ``t.append(x)`` changes the field, and the owning
+transaction finds the change when it flushes (it compares with the container's baseline).
+
 The descriptors are installed as SQLAlchemy synonyms (``synonym(key, descriptor=...)``), so
 ``Employee.salary > 1000`` is a SQL expression at class level.
 
@@ -26,7 +31,7 @@ from threading import get_ident
 from typing import Any
 
 from claystore.orm.fields import Field, FieldKind
-from claystore.orm.state import STATE_ATTR
+from claystore.orm.state import STATE_ATTR, adopt
 
 
 class FieldAttribute:
@@ -62,7 +67,10 @@ class FieldAttribute:
         return state.context.read_field(obj, state, self.field)
 
     def __set__(self, obj: Any, value: Any) -> None:
-        value = self.field.check(value)
+        checked = self.field.check(value)
+        if checked is not value and not self.is_scalar:
+            checked = adopt(value, checked)
+        value = checked
         d = obj.__dict__
         state = d.get(STATE_ATTR)
         if state is None:

@@ -3,7 +3,9 @@
 Owns :func:`collect_transient`: an iterative walk from some roots along annotated reference
 fields and containers of references, collecting every transient model object reachable
 without passing through a stored one.  Cycle-safe and iterative (a 1,000,000-node linked list
-walks without recursion).
+walks without recursion).  The containers of every object it walks are checked again on the
+way (:func:`~claystore.orm.state.check_containers`: they may have changed in place since they
+were assigned), so nothing unchecked is stored.
 
 Called by :mod:`claystore.orm.persistence`.  No I/O.
 """
@@ -15,7 +17,7 @@ from typing import Any
 
 from claystore.errors import ReferenceNotPersistentError
 from claystore.orm.fields import FieldKind
-from claystore.orm.state import STATE_ATTR
+from claystore.orm.state import STATE_ATTR, check_containers
 
 
 def referenced_objects(obj: Any) -> Iterator[tuple[str, Any]]:
@@ -36,6 +38,13 @@ def referenced_objects(obj: Any) -> Iterator[tuple[str, Any]]:
                 items = value.values() if kind is FieldKind.REF_DICT else value
                 for target in items:
                     yield field.name, target
+
+
+def _check(obj: Any) -> None:
+    """Check the containers of an object about to be stored (they may have changed in place)."""
+    containers = type(obj)._dc_info.container_fields
+    if containers:
+        check_containers(obj, containers)
 
 
 def collect_transient(
@@ -61,6 +70,9 @@ def collect_transient(
             stack.append(root)
         elif traverse_roots:
             stack.append(root)
+        else:
+            continue
+        _check(root)
     if not recursive:
         for obj in found:
             for name, target in referenced_objects(obj):
@@ -78,4 +90,5 @@ def collect_transient(
                 seen.add(id(target))
                 found.append(target)
                 stack.append(target)
+                _check(target)
     return found

@@ -159,6 +159,12 @@ class ModelInfo:
         return [f for f in self.fields.values() if f.kind is FieldKind.JSON]
 
     @functools.cached_property
+    def container_fields(self) -> list[Field]:
+        """Fields holding a container (JSON documents and containers of references), checked
+        again before they are written (they may change in place), parents' first."""
+        return [f for f in self.fields.values() if f.kind is FieldKind.JSON or f.kind.is_link]
+
+    @functools.cached_property
     def ref_fields(self) -> list[Field]:
         """Reference and container-of-reference fields, parents' first."""
         return [f for f in self.fields.values() if f.kind is FieldKind.REF or f.kind.is_link]

@@ -15,6 +15,7 @@ Called by users; re-exported by :mod:`claystore`.
 from __future__ import annotations
 
 import asyncio
+from copy import deepcopy
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import UUID
 
@@ -23,9 +24,10 @@ import sqlalchemy as sa
 
 from claystore.errors import DoesNotExistError, ObjectNotRegisteredError
 from claystore.orm import aliases, backends
+from claystore.orm.active import forget_created, note_created
 from claystore.orm.asynctwin import async_twin
 from claystore.orm.context import ObjectContext, active_context, context_of_state, stored
-from claystore.orm.fields import FieldKind
+from claystore.orm.fields import Field, FieldKind
 from claystore.orm.mapping import ModelInfo, map_model_class
 from claystore.orm.modelquery import QueryableObject
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
@@ -77,6 +79,9 @@ class DataClayObject(VersionedObject, QueryableObject):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._dc_info = map_model_class(cls)
+        # constructions (not loads) inside a running activemethod are stored when it returns
+        sa.event.listen(cls, "init", _constructed)
+        sa.event.listen(cls, "init_failure", _construction_failed)
 
     def __repr__(self) -> str:
         state: ObjectState | None = self.__dict__.get(STATE_ATTR)
@@ -106,6 +111,12 @@ class DataClayObject(VersionedObject, QueryableObject):
     @property
     def is_persistent(self) -> bool:
         """Same as :attr:`is_registered`."""
+        return self.is_registered
+
+    @property
+    def _dc_is_registered(self) -> bool:
+        """Same as :attr:`is_registered` (dataClay's attribute, which its code and tests read);
+        read-only."""
         return self.is_registered
 
     def dc_put(self, alias: str) -> None:
@@ -167,22 +178,23 @@ class DataClayObject(VersionedObject, QueryableObject):
     # -- get / put / update --------------------------------------------------------------------
 
     def _field_values(self) -> dict[str, Any]:
-        """Current value of every field: stored state for a stored object, else local values
-        (unset fields left out)."""
+        """Current value of every field, for another object: stored state for a stored object,
+        else local values (unset fields left out).  Containers are copies (an assigned
+        container is the field's value: another object must not share it)."""
         state: ObjectState | None = self.__dict__.get(STATE_ATTR)
         info = type(self)._dc_info
         if state is None:
             values = {}
             for field in info.fields.values():
                 try:
-                    values[field.name] = getattr(self, field.name)
+                    values[field.name] = _detached(field, getattr(self, field.name))
                 except AttributeError:
                     continue
             return values
         context = context_of_state(state)
         tx = current_transaction(context)
         if tx is not None and state.object_id in tx.entries:
-            return {name: getattr(self, name) for name in info.fields}
+            return {f.name: _detached(f, getattr(self, f.name)) for f in info.fields.values()}
         with context.loading() as loader:
             return loader.values(self, state)
 
@@ -300,6 +312,25 @@ class DataClayObject(VersionedObject, QueryableObject):
     async def a_dc_update_by_alias(cls, alias: str, from_object: DataClayObject) -> None:
         """Coroutine form of :meth:`dc_update_by_alias`."""
         await asyncio.to_thread(cls.dc_update_by_alias, alias, from_object)
+
+
+def _detached(field: Field, value: Any) -> Any:
+    """A field value that shares no container with ``value`` (referenced objects are shared)."""
+    if value is None:
+        return None
+    if field.kind is FieldKind.JSON:
+        return deepcopy(value)
+    if field.kind.is_link:
+        return dict(value) if isinstance(value, dict) else type(value)(value)
+    return value
+
+
+def _constructed(obj: Any, args: Any, kwargs: Any) -> None:
+    note_created(obj)
+
+
+def _construction_failed(obj: Any, args: Any, kwargs: Any) -> None:
+    forget_created(obj)
 
 
 def _info(cls: type) -> ModelInfo | None:

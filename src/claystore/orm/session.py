@@ -16,7 +16,11 @@ Sessions belong to the thread that opened them.  Another thread reading an objec
 holds reads committed state; writing it waits until the session ends (up to the client's lock
 timeout, then :class:`~claystore.errors.LockTimeoutError`).
 
-Also owns :func:`transactional`, the decorator behind ``@client.transactional``.
+Also owns :func:`transactional`, the decorator behind ``@client.transactional``, and
+:func:`retry_on_conflict`, which runs a function in a session and runs it again, in a new one,
+when the commit meets a :class:`~claystore.errors.VersionConflictError` (the correct
+read-modify-write outside an activemethod: ``obj.n += 1`` in autocommit is a read and a
+separate write, and concurrent ones lose updates).
 
 Called by :meth:`claystore.Client.session`; runs a
 :class:`~claystore.orm.transaction.UnitOfWork` begun and ended by its
@@ -27,13 +31,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
+import random
+import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ParamSpec, Self, TypeVar
+from typing import Any, ParamSpec, Protocol, Self, TypeVar
 from uuid import UUID
 
-from claystore.errors import SessionStateError
-from claystore.orm.context import ObjectContext, stored
+from claystore.errors import ConfigurationError, SessionStateError, VersionConflictError
+from claystore.orm.context import ObjectContext, active_context, stored
 from claystore.orm.model import persist
 from claystore.orm.state import STATE_ATTR
 from claystore.orm.transaction import Transaction, UnitOfWork, current_transaction
@@ -173,4 +180,65 @@ def transactional(
     return decorate
 
 
-__all__ = ["Session", "transactional"]
+class SessionOpener(Protocol):
+    """What :func:`retry_on_conflict` opens its sessions with (a :class:`claystore.Client`)."""
+
+    def session(self) -> Session:
+        """A new session of this client."""
+
+
+#: longest pause between two attempts of :func:`retry_on_conflict`, in seconds
+MAX_RETRY_PAUSE = 0.5
+
+
+def retry_on_conflict(
+    func: Callable[[], R],
+    *,
+    attempts: int = 20,
+    pause: float = 0.005,
+    client: SessionOpener | None = None,
+) -> R:
+    """Run ``func()`` in a session of its own and return what it returns; when the session
+    ends in :class:`~claystore.errors.VersionConflictError` (someone else changed an object it
+    changed since it loaded it: nothing of it was written), run it again in a new session,
+    up to ``attempts`` runs in all, then raise the last conflict.
+
+    ``func`` reads and changes objects as usual (``counter.n += 1``): every run loads fresh
+    state, so no update is lost however many threads or processes do the same.  Between runs
+    it waits a random pause of up to ``pause`` seconds, doubled after each conflict (at most
+    :data:`MAX_RETRY_PAUSE`), so that competing writers spread out.  ``client`` picks the
+    client (default: the active one).  Other exceptions are raised at once, after the
+    session rolled back.
+
+    Optimistic: fine where conflicts are occasional.  For one row that many writers update all
+    the time (a shared counter), an activemethod, which locks the row, wastes no runs.
+
+    It must own its transaction: called inside an open session or activemethod, it raises
+    :class:`~claystore.errors.SessionStateError` without running ``func``.
+    """
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        msg = f"retry_on_conflict(attempts={attempts!r}): give a whole number of runs, 1 or more"
+        raise ConfigurationError(msg)
+    if isinstance(pause, bool) or not isinstance(pause, int | float) or not 0 <= pause < math.inf:
+        msg = f"retry_on_conflict(pause={pause!r}): give a number of seconds, 0 or more"
+        raise ConfigurationError(msg)
+    attempt = 1
+    while True:
+        session = client.session() if client is not None else Session(active_context())
+        if current_transaction(session._context) is not None:
+            msg = (
+                "retry_on_conflict runs its function in a session of its own, and this thread "
+                "is inside a session or an activemethod already: call it outside them"
+            )
+            raise SessionStateError(msg)
+        try:
+            with session:
+                return func()
+        except VersionConflictError:
+            if attempt >= attempts:
+                raise
+        time.sleep(random.uniform(0, min(pause * 2 ** (attempt - 1), MAX_RETRY_PAUSE)))
+        attempt += 1
+
+
+__all__ = ["Session", "SessionOpener", "retry_on_conflict", "transactional"]

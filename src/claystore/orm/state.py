@@ -30,19 +30,25 @@ nothing else.  The owning transaction resets the tracking when it lets go (:func
 The object's ``context`` is its *jar* (:class:`Jar`): what the field descriptors call to read
 or write a stored field outside the owning transaction.  This module only knows the protocol.
 
-Called by the descriptors (:mod:`claystore.orm.attributes`), the loaders and the transaction.
+Also owns what keeps containers live: :func:`adopt` (an assigned container is kept, not
+copied) and :func:`check_containers` (a live container is checked again before it is written).
+
+Called by the descriptors (:mod:`claystore.orm.attributes`), the loaders, the transaction, the
+reachability walk (:mod:`claystore.orm.graph`) and the flush (:mod:`claystore.orm.unitofwork`).
 No I/O.
 """
 
 from __future__ import annotations
 
 import enum
+import json
+import operator
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from uuid import UUID
 
-from claystore.errors import ObjectNotRegisteredError
+from claystore.errors import FieldTypeError, ObjectNotRegisteredError
 from claystore.orm.fields import Field, FieldKind
 
 STATE_ATTR = "_dc_state"
@@ -80,13 +86,16 @@ class Holder(Protocol):
 
 
 def baseline_of(field: Field, value: Any) -> Any:
-    """A comparable copy of a container value, to find in-place changes later."""
+    """A comparable copy of a container value, to find in-place changes later: the JSON text
+    of a JSON field's document (nothing in it is shared with the value, however deep, and an
+    int that became a float or a reordered dict counts as a change); the identities of the
+    objects in a container of references."""
     if value is None:
         return None
     kind = field.kind
     if kind is FieldKind.JSON:
         assert field.encode is not None
-        return field.encode(value)
+        return json.dumps(field.encode(value))
     if kind is FieldKind.REF_DICT:
         return {k: id(v) for k, v in value.items()}
     if kind is FieldKind.REF_SET:
@@ -215,7 +224,8 @@ class ObjectState:
                 self.set_baseline(field, _container(obj, field))
 
     def changed_fields(self, obj: Any) -> set[str]:
-        """Fields assigned, plus containers changed in place since their baseline."""
+        """Fields assigned, plus containers changed in place since their baseline (one that
+        no longer encodes counts as changed: :func:`check_containers` says why)."""
         dirty = set(self.dirty)
         baseline = self.baseline
         if baseline:
@@ -223,7 +233,11 @@ class ObjectState:
             for name, before in baseline.items():
                 if name not in dirty:
                     field = fields[name]
-                    if baseline_of(field, _container(obj, field)) != before:
+                    try:
+                        changed = baseline_of(field, _container(obj, field)) != before
+                    except Exception:  # whatever was put in, it is a change
+                        changed = True
+                    if changed:
                         dirty.add(name)
         return dirty
 
@@ -242,6 +256,111 @@ class ObjectState:
         self.dirty = NOTHING
         self.baseline = None
         self.loaded_version = None
+
+
+# -- containers --------------------------------------------------------------------------------
+
+
+def adopt(assigned: Any, checked: Any) -> Any:
+    """The value a field keeps for an assignment: the assigned container itself where its type
+    is what the field holds, with what the check converted (an int in a ``list[float]``, a
+    ``bytearray`` in a ``list[bytes]``) put back into it in place; else ``checked`` (the
+    check's copy: a list given for a tuple, a frozenset for a set).  Nested containers are
+    kept the same way; an immutable container (tuple, frozenset) is kept when nothing in it
+    changed.
+    """
+    adopter = _ADOPTERS.get(type(checked))
+    if adopter is None or type(assigned) is not type(checked):
+        return checked
+    return adopter(assigned, checked)
+
+
+def _adopt_list(assigned: list[Any], checked: list[Any]) -> list[Any]:
+    if all(map(operator.is_, assigned, checked)):  # nothing converted (the common case)
+        return assigned
+    items = [a if a is c else adopt(a, c) for a, c in zip(assigned, checked, strict=True)]
+    if not all(map(operator.is_, items, assigned)):
+        assigned[:] = items
+    return assigned
+
+
+def _adopt_dict(assigned: dict[Any, Any], checked: dict[Any, Any]) -> dict[Any, Any]:
+    if len(assigned) != len(checked):  # two keys became one: take the check's
+        pairs = list(checked.items())
+    else:
+        if all(map(operator.is_, assigned, checked)) and all(
+            map(operator.is_, assigned.values(), checked.values())
+        ):  # nothing converted (the common case)
+            return assigned
+        pairs = [
+            (key, a if a is c else adopt(a, c))
+            for (key, c), a in zip(checked.items(), assigned.values(), strict=True)
+        ]
+        if all(map(operator.is_, assigned, checked)) and all(
+            map(operator.is_, (new for _, new in pairs), assigned.values())
+        ):  # only nested containers were converted, in place
+            return assigned
+    assigned.clear()
+    assigned.update(pairs)
+    return assigned
+
+
+def _adopt_set(assigned: set[Any], checked: set[Any]) -> set[Any]:
+    if not _same_members(assigned, checked):
+        assigned.clear()
+        assigned.update(checked)
+    return assigned
+
+
+def _adopt_tuple(assigned: tuple[Any, ...], checked: tuple[Any, ...]) -> tuple[Any, ...]:
+    if all(map(operator.is_, assigned, checked)):
+        return assigned
+    items = [a if a is c else adopt(a, c) for a, c in zip(assigned, checked, strict=True)]
+    return assigned if all(map(operator.is_, items, assigned)) else tuple(items)
+
+
+def _adopt_frozenset(assigned: frozenset[Any], checked: frozenset[Any]) -> frozenset[Any]:
+    return assigned if _same_members(assigned, checked) else checked
+
+
+def _same_members(assigned: Any, checked: Any) -> bool:
+    """True when the check kept every member of a set as it was given."""
+    given = {id(member) for member in assigned}
+    return len(given) == len(checked) and all(id(member) in given for member in checked)
+
+
+_ADOPTERS: dict[type, Callable[[Any, Any], Any]] = {
+    list: _adopt_list,
+    dict: _adopt_dict,
+    set: _adopt_set,
+    tuple: _adopt_tuple,
+    frozenset: _adopt_frozenset,
+}
+
+
+def check_containers(obj: Any, fields: Iterable[Field]) -> None:
+    """Check again, before they are written, the values of container fields (JSON and
+    references), which may have changed in place since they were assigned (an assigned
+    container stays live: :func:`adopt`); what the check converts is put back in place.
+
+    Raises :class:`FieldTypeError` naming the field when one holds something it cannot store.
+    """
+    d = obj.__dict__
+    for field in fields:
+        key = field.name if field.kind.is_link else field.key
+        value = d.get(key)
+        if value is None:
+            continue
+        try:
+            checked = field.check(value)
+        except FieldTypeError as exc:
+            msg = (
+                f"{exc} (checked again before writing: the container was changed in place "
+                "after it was assigned or loaded); nothing was written"
+            )
+            raise FieldTypeError(msg) from None
+        if checked is not value:
+            d[key] = adopt(value, checked)
 
 
 # -- letting go -------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Flush ordering: what a transaction writes, and in which order.
 
 Owns :func:`flush`: it collects the changes of the objects a transaction owns (assigned
-fields, containers changed in place), stages the transient objects those changes made
-reachable, writes every staged object in one batch (one bulk INSERT per table), adds pending
-aliases, then writes the updates (one UPDATE per table and changed-column set), and finally
-records what was written as the new baseline.
+fields, containers changed in place; changed containers are checked again, since they are
+live), stages the transient objects those changes made reachable, writes every staged object
+in one batch (one bulk INSERT per table), adds pending aliases, then writes the updates (one
+UPDATE per table and changed-column set), and finally records what was written as the new
+baseline.
 
 In a unit of work (``work.check_versions``), updates are optimistic: ``WHERE dc_version =
 <as loaded>``; a row changed meanwhile by someone else raises :class:`VersionConflictError`
@@ -26,7 +27,7 @@ from claystore.orm import aliases, persistence
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
 from claystore.orm.persistence import Change
-from claystore.orm.state import Lifecycle, ObjectState
+from claystore.orm.state import Lifecycle, ObjectState, check_containers
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -65,6 +66,12 @@ def collect_changes(work: Work) -> list[Change]:
             continue
         dirty = state.changed_fields(obj)
         if dirty:
+            fields = type(obj)._dc_info.fields
+            containers = [
+                f for n in dirty if (f := fields[n]).kind is FieldKind.JSON or f.kind.is_link
+            ]
+            if containers:
+                check_containers(obj, containers)
             changes.append((obj, state, dirty))
     return changes
 
