@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -26,18 +27,17 @@ from typing import Any, ParamSpec, Self, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine
 
-from claystore.dialects import (
-    dialect_class,
-    dialect_for,
-    normalise_url,
-    translate_error,
-)
+from claystore.dialects import dialect_class, dialect_for, translate_error
 from claystore.dialects.base import Dialect
-from claystore.dialects.registry import DEFAULT_URL, configured_url
+from claystore.dialects.registry import DEFAULT_URL, configured_url, parse_url
 from claystore.errors import ClientNotStartedError, ConfigurationError
-from claystore.migrations.system import upgrade_system_schema
+from claystore.migrations.system import (
+    SYSTEM_SCHEMA_VERSION,
+    read_system_version,
+    upgrade_system_schema,
+)
 from claystore.orm import backends as backend_registry
 from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database, check_schema_mode
@@ -45,10 +45,15 @@ from claystore.orm.mapping import metadata
 from claystore.orm.modelquery import query_objects
 from claystore.orm.objectstore import ModelObjectStore
 from claystore.orm.session import Session, transactional
+from claystore.orm.system import dc_schema
 
 __all__ = ["DEFAULT_URL", "Client"]
 
 DEFAULT_DATASET = "default"
+#: The bounds of ``lock_timeout`` in seconds: 1 ms (PostgreSQL reads 0 as "wait forever"), and
+#: the longest wait both engines count in milliseconds (a signed 32-bit number).
+MIN_LOCK_TIMEOUT = 0.001
+MAX_LOCK_TIMEOUT = 2_147_483.0
 
 log = logging.getLogger("claystore")
 
@@ -82,16 +87,31 @@ def resolve_url(
         msg = "give either a URL or host/port arguments, not both"
         raise ConfigurationError(msg)
     if url is not None:
-        try:
-            return normalise_url(make_url(url))
-        except sa.exc.ArgumentError as exc:
-            msg = f"not a database URL: {exc}"
-            raise ConfigurationError(msg) from None
+        if not isinstance(url, str | URL):
+            msg = f"url must be a str or an sqlalchemy URL, not {type(url).__name__}"
+            raise ConfigurationError(msg)
+        return parse_url(url)
     if host is not None:
         return _postgres_url(host, port, username, password, database)
     return configured_url(
         environ, port=port, username=username, password=password, database=database
     )
+
+
+def check_lock_timeout(value: object) -> float:
+    """``value`` as seconds to wait for a lock; raises ConfigurationError unless it is a
+    number from :data:`MIN_LOCK_TIMEOUT` to :data:`MAX_LOCK_TIMEOUT`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        msg = f"lock_timeout must be a number of seconds (such as 30), not {value!r}"
+        raise ConfigurationError(msg)
+    seconds = float(value)
+    if not MIN_LOCK_TIMEOUT <= seconds <= MAX_LOCK_TIMEOUT:  # NaN too
+        msg = (
+            f"lock_timeout must be from {MIN_LOCK_TIMEOUT:g} to {MAX_LOCK_TIMEOUT:.0f} seconds "
+            f"(about 24 days), not {value!r}"
+        )
+        raise ConfigurationError(msg)
+    return seconds
 
 
 class Client:
@@ -108,6 +128,11 @@ class Client:
     cannot lose data (new nullable or defaulted columns, new indexes); ``"check"`` creates
     nothing and raises on any difference; ``"skip"`` neither creates nor checks (migrations
     are run separately: see docs/migrations.md).
+
+    ``lock_timeout`` is how long an operation waits for a lock another transaction holds
+    (seconds, from 1 ms to about 24 days) before it raises
+    :class:`~claystore.errors.LockTimeoutError`.  Arguments of the wrong type or out of range
+    raise :class:`~claystore.errors.ConfigurationError` here, before anything connects.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`; it can be started
     again after it stops.
@@ -129,6 +154,17 @@ class Client:
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
         environ = os.environ
+        for name, value in (
+            ("host", host),
+            ("username", username),
+            ("password", password),
+            ("dataset", dataset),
+            ("database", database),
+        ):
+            if value is not None and not isinstance(value, str):
+                shown = "" if name == "password" else f" {value!r}"
+                msg = f"{name} must be a str, not {type(value).__name__}{shown}"
+                raise ConfigurationError(msg)
         self._url = resolve_url(
             url,
             host=host,
@@ -140,10 +176,7 @@ class Client:
         )
         self.dataset: str = dataset or environ.get("DC_DATASET") or DEFAULT_DATASET
         self.username: str | None = self._url.username
-        if lock_timeout <= 0:
-            msg = f"lock_timeout must be a positive number of seconds, not {lock_timeout!r}"
-            raise ConfigurationError(msg)
-        self.lock_timeout = float(lock_timeout)
+        self.lock_timeout = check_lock_timeout(lock_timeout)
         self.schema = check_schema_mode(schema)
         self._echo = echo
         self._engine_options = dict(engine_options or {})
@@ -198,7 +231,12 @@ class Client:
         """Connect, check the tables against the model classes (per the ``schema`` mode: see
         the class), and make this the active client.  Idempotent.  Raises
         :class:`~claystore.errors.SchemaDriftError` when the tables differ from the classes,
-        before anything is read or written."""
+        before anything is read or written.
+
+        The check reads first and takes no lock: a database whose tables are in place starts
+        while another process writes (and a read-only one starts at all).  Only when something
+        must be created or upgraded does it take the write lock (SQLite) or the schema lock
+        (PostgreSQL), and check again under it."""
         if self.is_open:
             return self
         options: dict[str, Any] = {"echo": self._echo, **self._support.engine_options()}
@@ -207,11 +245,13 @@ class Client:
         self._support.configure(engine, lock_timeout=self.lock_timeout)
         try:
             with engine.connect() as conn:
-                self._support.begin(conn, write=True, lock_timeout=self.lock_timeout)
-                self._support.lock_schema(conn)
-                upgrade_system_schema(conn, self._support)
-                default_backend = backend_registry.ensure_default(conn)
-                conn.commit()
+                default_backend = self._read_system_tables(conn)
+                if default_backend is None:  # something to create or upgrade: under the lock
+                    self._support.begin(conn, write=True, lock_timeout=self.lock_timeout)
+                    self._support.lock_schema(conn)
+                    upgrade_system_schema(conn, self._support)
+                    default_backend = backend_registry.ensure_default(conn)
+                    conn.commit()
         except sa.exc.SQLAlchemyError as exc:
             engine.dispose()
             raise translate_error(exc, self._url) from None
@@ -244,6 +284,20 @@ class Client:
         self._token = context.activate()
         log.info("claystore client started on %s (dataset %s)", self.url, self.dataset)
         return self
+
+    def _read_system_tables(self, conn: Connection) -> UUID | None:
+        """The default backend's id when the system tables are in place at this release's
+        version, read without taking a lock (a start then never waits for another process's
+        writer); None when something must be created or upgraded."""
+        self._support.begin(conn, write=False, lock_timeout=self.lock_timeout)
+        try:
+            if not sa.inspect(conn).has_table(dc_schema.name):
+                return None
+            if read_system_version(conn) != SYSTEM_SCHEMA_VERSION:
+                return None
+            return backend_registry.find_default(conn)
+        finally:
+            conn.rollback()
 
     def stop(self) -> None:
         """Disconnect.  Objects keep their values in memory; using them needs a restart."""

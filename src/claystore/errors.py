@@ -26,6 +26,7 @@ __all__ = [
     "ClientClosedError",
     "ClientNotStartedError",
     "ConfigurationError",
+    "ConnectionLostError",
     "CursorError",
     "DatabaseConnectionError",
     "DatabaseError",
@@ -46,6 +47,7 @@ __all__ = [
     "ObjectIsNotVersionError",
     "ObjectNotRegisteredError",
     "QueryError",
+    "ReadOnlyDatabaseError",
     "ReferenceNotPersistentError",
     "SchemaDriftError",
     "SchemaMismatchError",
@@ -234,6 +236,17 @@ class IntegrityError(DatabaseError):
 
 class LockTimeoutError(DatabaseError, TimeoutError):
     """A lock could not be taken in time (the object or database is held by another writer)."""
+
+
+class ConnectionLostError(DatabaseConnectionError):
+    """An open connection to the database was lost (the server restarted, or ended the
+    connection); the operation's transaction did not complete.  Running the operation again
+    uses a new connection."""
+
+
+class ReadOnlyDatabaseError(DatabaseError, PermissionError):
+    """The database cannot be written (a read-only SQLite file or directory, a read-only
+    PostgreSQL server); nothing was written."""
 
 
 # -- queries and the datastore API -----------------------------------------------------------

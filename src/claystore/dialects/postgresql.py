@@ -1,7 +1,8 @@
 """PostgreSQL (psycopg 3): the production engine.
 
 Owns :class:`PostgreSQLDialect`: the row lock (``SELECT ... FOR UPDATE OF <root table>``), the
-lock timeout (set once per connection), bulk loads through ``COPY``, short reads in autocommit
+lock timeout (set once per connection), pooled connections a restarted server ended replaced
+at checkout (:func:`has_hung_up`), bulk loads through ``COPY``, short reads in autocommit
 mode (one round trip, no transaction to end), snapshots across several reads (REPEATABLE
 READ), and URLs (pinned to psycopg 3; built from dataClay-style host/port arguments).  Also
 how PostgreSQL is made to keep the datastore's order: text under ``COLLATE "C"`` (code-point
@@ -13,9 +14,11 @@ Called through :mod:`claystore.dialects.registry`.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
@@ -49,6 +52,28 @@ _JSON_TYPES: Final = {
 }
 
 
+def has_hung_up(dbapi_connection: Any) -> bool:
+    """True when an idle psycopg connection is dead: closed, broken, or its socket readable.
+
+    An idle connection has nothing to read unless the server is ending it (a server that
+    restarts or ends a backend sends a last error message and closes the socket), so a poll
+    of the socket -- a system call, no round trip -- tells a connection a restarted server
+    left behind from a live one.
+    """
+    if dbapi_connection.closed or dbapi_connection.broken:
+        return True
+    try:
+        fd = dbapi_connection.pgconn.socket
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return bool(poller.poll(0))
+        readable, _, _ = select.select([fd], [], [], 0)  # pragma: no cover - no poll() on Windows
+        return bool(readable)  # pragma: no cover
+    except (OSError, ValueError, psycopg.Error):
+        return True
+
+
 class PostgreSQLDialect(Dialect):
     """PostgreSQL, through psycopg 3."""
 
@@ -78,10 +103,15 @@ class PostgreSQLDialect(Dialect):
         database: str | None,
     ) -> URL:
         try:
+            if isinstance(port, bool | float):
+                raise TypeError(port)  # int(True) is 1, int(5432.9) is 5432: not a port
             port_number = int(port) if port not in (None, "") else cls.default_port
         except (TypeError, ValueError):
-            msg = f"port must be a number, not {port!r}"
+            msg = f"port must be a number from 1 to 65535, not {port!r}"
             raise ConfigurationError(msg) from None
+        if not 1 <= port_number <= 65535:
+            msg = f"port must be a number from 1 to 65535, not {port!r}"
+            raise ConfigurationError(msg)
         return URL.create(
             "postgresql+psycopg",
             username=username or None,
@@ -100,7 +130,17 @@ class PostgreSQLDialect(Dialect):
 
     @override
     def configure(self, engine: Engine, *, lock_timeout: float) -> None:
+        """The lock timeout, set once per connection; and at each checkout from the pool, a
+        connection whose server side has gone (a restarted server) is replaced by a new one
+        (:func:`has_hung_up`: no round trip)."""
+        super().configure(engine, lock_timeout=lock_timeout)
         timeout_ms = int(lock_timeout * 1000)
+
+        @event.listens_for(engine, "checkout")
+        def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            if has_hung_up(dbapi_connection):
+                msg = "the server ended this pooled connection (it restarted?)"
+                raise sa.exc.DisconnectionError(msg)
 
         @event.listens_for(engine, "connect")
         def on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -69,11 +69,39 @@ def dialect_classes() -> tuple[type[Dialect], ...]:
 
 def normalise_url(url: URL) -> URL:
     """``url`` pinned to the driver claystore uses for its engine (``postgresql://`` means
-    psycopg 3); other URLs unchanged."""
+    psycopg 3); other URLs unchanged.  Raises ConfigurationError for a port outside 1-65535."""
+    check_port(url.port)
     for cls in dialect_classes():
         url = cls.normalise_url(url)
     return url
 
+
+def check_port(port: int | None) -> None:
+    """Raise ConfigurationError unless ``port`` is None or a TCP port number (1-65535)."""
+    if port is not None and not 1 <= port <= MAX_PORT:
+        msg = f"port must be a number from 1 to {MAX_PORT}, not {port!r}"
+        raise errors.ConfigurationError(msg)
+
+
+def parse_url(url: str | URL, what: str = "url") -> URL:
+    """``url`` (text or a URL) as a normalised URL; raises ConfigurationError naming ``what``
+    when it is not a database URL or its port is not a number (the message never shows the
+    password)."""
+    try:
+        return normalise_url(make_url(url))
+    except sa.exc.ArgumentError as exc:
+        msg = f"{what} is not a database URL: {exc}; write it as dialect://user@host:port/database"
+        raise errors.ConfigurationError(msg) from None
+    except ValueError as exc:  # make_url: a port that is not a number
+        if isinstance(exc, errors.ClaystoreError):
+            raise
+        port = str(exc).rpartition(": ")[2]
+        msg = f"the port in {what} must be a number from 1 to {MAX_PORT}, not {port}"
+        raise errors.ConfigurationError(msg) from None
+
+
+#: The largest TCP port number.
+MAX_PORT: Final = 65535
 
 #: The database of a program that configures none: a SQLite file in the current directory.
 DEFAULT_URL: Final = "sqlite:///claystore.db"
@@ -91,12 +119,8 @@ def configured_url(
     ``DC_PORT``, ``DC_USERNAME``, ``DC_PASSWORD`` and ``DC_DATABASE`` (PostgreSQL; the
     keyword arguments, when given, win over these four); else :data:`DEFAULT_URL`.  Raises
     ConfigurationError when ``DC_URL`` is not a URL."""
-    try:
-        if environ.get("DC_URL"):
-            return normalise_url(make_url(environ["DC_URL"]))
-    except sa.exc.ArgumentError as exc:
-        msg = f"DC_URL is not a database URL: {exc}"
-        raise errors.ConfigurationError(msg) from None
+    if environ.get("DC_URL"):
+        return parse_url(environ["DC_URL"], "DC_URL")
     if environ.get("DC_HOST"):
         return _load("postgresql").server_url(
             environ["DC_HOST"],

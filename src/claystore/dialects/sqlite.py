@@ -5,13 +5,15 @@ foreign keys on, a busy timeout so writers queue instead of failing), and the tr
 modes: the pysqlite driver's own implicit transactions are switched off and claystore emits
 ``BEGIN`` itself -- ``BEGIN IMMEDIATE`` for writes, which takes the database's write lock up
 front (SQLite's row lock: an activemethod's read-modify-write can never interleave with
-another writer's).  Also what SQLite lacks and how claystore makes up for it: no exact
-decimal or timestamp-with-time-zone type (exact text and UTC ISO text instead, with their
-column types :class:`DecimalText` and :class:`ISOTimestampText`), no NaN, and JSON read
-through ``json_extract``/``json_type`` (``json_each`` for member names a JSON path cannot
-spell).  Its default collation (BINARY) already compares text by code point, and its
-indexes and ORDER BY already sort NULL lowest.  Migrations change tables in alembic's batch
-mode, and rename an index by creating it again (SQLite has no ``ALTER INDEX``).
+another writer's).  A database in a directory this process cannot write is opened ``immutable``
+(:func:`is_in_read_only_directory`): SQLite could not open it otherwise.  Also what SQLite
+lacks and how claystore makes up for it: no exact decimal or timestamp-with-time-zone type
+(exact text and UTC ISO text instead, with their column types :class:`DecimalText` and
+:class:`ISOTimestampText`), no NaN, and JSON read through ``json_extract``/``json_type``
+(``json_each`` for member names a JSON path cannot spell).  Its default collation (BINARY)
+already compares text by code point, and its indexes and ORDER BY already sort NULL lowest.
+Migrations change tables in alembic's batch mode, and rename an index by creating it again
+(SQLite has no ``ALTER INDEX``).
 
 Called through :mod:`claystore.dialects.registry`.
 """
@@ -19,9 +21,11 @@ Called through :mod:`claystore.dialects.registry`.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -116,10 +120,28 @@ def _use_wal(cursor: Any, timeout: float) -> None:
                 cursor.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc).lower():
+                return  # a database this process cannot write: its readers need no WAL
             if "locked" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def is_in_read_only_directory(path: str) -> bool:
+    """True for an existing database file in a directory this process cannot write, and that
+    no process has open in WAL mode (no ``-wal`` or ``-shm`` file beside it).
+
+    SQLite cannot open such a WAL database even to read (it would create its ``-shm`` file
+    there); nothing can write it either (a writer needs the directory too), so it is opened
+    ``immutable``: read as it is on disk.
+    """
+    if not os.path.isfile(path):
+        return False
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.access(directory, os.W_OK):
+        return False
+    return not any(os.path.exists(path + suffix) for suffix in ("-wal", "-shm"))
 
 
 class SQLiteDialect(Dialect):
@@ -150,8 +172,18 @@ class SQLiteDialect(Dialect):
 
     @override
     def configure(self, engine: Engine, *, lock_timeout: float) -> None:
+        super().configure(engine, lock_timeout=lock_timeout)
         is_memory = self.is_memory
         busy_ms = int(lock_timeout * 1000)
+
+        @event.listens_for(engine, "do_connect")
+        def on_do_connect(_dialect: Any, _record: Any, cargs: list[Any], cparams: Any) -> None:
+            if is_memory or cparams.get("uri") or not cargs:
+                return
+            path = str(cargs[0])
+            if is_in_read_only_directory(path):  # readable only as an immutable file
+                cargs[0] = f"file:{urllib.parse.quote(os.path.abspath(path))}?immutable=1"
+                cparams["uri"] = True
 
         @event.listens_for(engine, "connect")
         def on_connect(dbapi_connection: Any, _record: Any) -> None:

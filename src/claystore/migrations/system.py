@@ -2,10 +2,10 @@
 
 Owns :data:`SYSTEM_SCHEMA_VERSION` (the version this release writes), the ordered
 :data:`UPGRADE_STEPS` from each earlier version to the next, and :func:`upgrade_system_schema`,
-which the client runs at every start inside its start transaction (schema lock held: an
-advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so two clients starting at once
-upgrade a database once, and a failed step leaves it as it was (DDL is transactional on both
-engines).
+which the client runs inside its start transaction when a read of ``dc_schema`` finds the
+tables missing or at another version (schema lock held: an advisory lock on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite), so two clients starting at once upgrade a database once, and a
+failed step leaves it as it was (DDL is transactional on both engines).
 
 The versions:
 

@@ -36,11 +36,17 @@ class BackendInfo:
     is_default: bool
 
 
+def find_default(conn: Connection) -> UUID | None:
+    """The default backend's id, None before the first start of a database (a read)."""
+    found = conn.execute(sa.select(dc_backend.c.id).where(dc_backend.c.is_default)).scalar()
+    return None if found is None else UUID(str(found))
+
+
 def ensure_default(conn: Connection) -> UUID:
     """The default backend's id, registering it on the first start of a database."""
-    found = conn.execute(sa.select(dc_backend.c.id).where(dc_backend.c.is_default)).scalar()
+    found = find_default(conn)
     if found is not None:
-        return UUID(str(found))
+        return found
     backend_id = new_object_id()
     conn.execute(
         sa.insert(dc_backend),

@@ -5,7 +5,8 @@ Database`, replaced when the client restarts), dataset and user, the identity ma
 ownership between threads — with what stored objects call through their descriptors
 (``read_field``, ``write_field``: the :class:`~claystore.orm.state.Jar` protocol) and what the
 object API builds on: transactions (:meth:`ObjectContext.transaction`, ``begin``/``end``), and
-reads (:meth:`ObjectContext.connection`, :meth:`ObjectContext.loading`).
+reads (:meth:`ObjectContext.connection`, :meth:`ObjectContext.loading`,
+:meth:`ObjectContext.read`, which repeats a read whose connection a server restart took).
 
 Consistency (DESIGN §2): with no transaction open, every read of a stored field reads committed
 state from the database and every assignment is its own committed transaction.  Inside a
@@ -23,9 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -39,6 +40,8 @@ from claystore.orm.identity import IdentityMap
 from claystore.orm.loading import Loader
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState, stored_state
 from claystore.orm.transaction import Ownership, Transaction, current_transaction
+
+T = TypeVar("T")
 
 _active: ContextVar[ObjectContext | None] = ContextVar("claystore_context", default=None)
 _fallback: list[ObjectContext] = []  # most recently started, for threads without a copied context
@@ -191,6 +194,19 @@ class ObjectContext:
         with self.database.reader() as conn:
             yield self.loader(conn)
 
+    def read(self, load: Callable[[Loader], T]) -> T:
+        """``load(loader)`` with the loader of :meth:`loading`.
+
+        Outside a transaction it runs once more on a new connection if the first one was lost
+        (a server restart): a read is safe to repeat.  In a transaction a lost connection ends
+        the transaction, and is raised.
+        """
+        tx = current_transaction(self)
+        if tx is not None:
+            tx.prepare_read()
+            return load(tx.loader)
+        return self.database.read(lambda conn: load(self.loader(conn)))
+
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:
         """The connection :meth:`loading` reads on (the current transaction's, else a short
@@ -207,8 +223,9 @@ class ObjectContext:
             return tx.read_field(obj, state, field)
         if state.lifecycle is not Lifecycle.PERSISTENT:
             raise ObjectDoesNotExistError(state.object_id, "it is being deleted")
-        with self.database.reader() as conn:
-            return self.loader(conn).field(obj, state, field, cache=state.owner is None)
+        return self.database.read(
+            lambda conn: self.loader(conn).field(obj, state, field, cache=state.owner is None)
+        )
 
     def write_field(self, obj: Any, state: ObjectState, field: Field, value: Any) -> None:
         """Assign a stored object's field: joins the open transaction, or commits at once."""

@@ -4,7 +4,8 @@ and the model tables known to exist there.
 Owns :class:`Database`, the one place where connections are opened, in three shapes:
 
 - :meth:`Database.reader`: a short read outside any transaction (committed state; autocommit
-  on PostgreSQL);
+  on PostgreSQL); :meth:`Database.read` runs such a read once more on a new connection when
+  the first one was lost (a server restart);
 - :meth:`Database.open_write` / :meth:`Database.close_write`: the connection of a write
   transaction, begun so that it holds what it needs (SQLite ``BEGIN IMMEDIATE``) — used by
   :class:`claystore.orm.transaction.Transaction`, which opens it lazily;
@@ -16,7 +17,9 @@ in-memory SQLite database is one shared connection, used by one thread at a time
 
 Also owns :meth:`Database.ensure_tables`: the schema check of model classes defined since the
 last check (cheap when none were), per the client's schema mode (:data:`SCHEMA_MODES`):
-missing tables are created, existing ones compared with their classes
+compared first without a lock (so that a start never waits for another process's writer when
+the tables are in place), then, only if something must change, again under the schema lock in
+a write transaction: missing tables are created, existing ones compared with their classes
 (:mod:`claystore.orm.schema`), the safe differences applied in ``"evolve"`` mode, and any
 other difference raised as :class:`~claystore.errors.SchemaDriftError` before anything is read
 or written.  Callers ensure tables *before* they write (the transaction does it before each
@@ -29,15 +32,22 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from claystore.dialects.base import Dialect, translate_error
-from claystore.errors import ClientClosedError, ConfigurationError, SchemaDriftError
+from claystore.errors import (
+    ClientClosedError,
+    ConfigurationError,
+    ConnectionLostError,
+    SchemaDriftError,
+)
 from claystore.orm import mapping, schema
+
+T = TypeVar("T")
 
 #: How a client treats the model tables at start (``Client(..., schema=...)``):
 #: ``create`` missing tables and check the others; ``evolve``: also apply the changes that
@@ -114,6 +124,17 @@ class Database:
         with self._connected() as conn:
             yield self.dialect.reader(conn)
 
+    def read(self, run: Callable[[Connection], T]) -> T:
+        """``run(conn)`` on a connection for a short read (see :meth:`reader`); run once more
+        on a new connection if the first one was lost (a server restart): a read is safe to
+        repeat."""
+        try:
+            with self.reader() as conn:
+                return run(conn)
+        except ConnectionLostError:
+            with self.reader() as conn:
+                return run(conn)
+
     @contextlib.contextmanager
     def read_transaction(self, *, chunk: int) -> Iterator[Connection]:
         """A read transaction whose results stream ``chunk`` rows at a time (rolled back at
@@ -188,14 +209,34 @@ class Database:
             self._generation = generation
 
     def _check_apart(self, tables: list[sa.Table]) -> None:
-        """:meth:`_check` in a transaction of its own."""
+        """:meth:`_check` in a transaction of its own: first a read transaction (which never
+        waits for another process's writer), then, only when the tables must be created or
+        evolved, a write transaction."""
         try:
             with self._serial, self.engine.connect() as own:
+                self.dialect.begin(own, write=False, lock_timeout=self.lock_timeout)
+                differences = schema.compare(own, tables)
+                own.rollback()
+                if not self._would_change(differences):
+                    self._refuse(differences)
+                    return
                 self.dialect.begin(own, write=True, lock_timeout=self.lock_timeout)
-                self._check(own, tables)
+                self._check(own, tables, changing=True)
                 own.commit()
         except sa.exc.SQLAlchemyError as exc:
             raise self.translate(exc) from exc
+
+    def _would_change(self, differences: list[schema.Difference]) -> bool:
+        """Whether the schema mode changes the tables for some of ``differences``."""
+        if self.schema == "create":
+            return any(d.kind is schema.DifferenceKind.MISSING_TABLE for d in differences)
+        return self.schema == "evolve" and any(d.can_evolve for d in differences)
+
+    def _refuse(self, differences: list[schema.Difference]) -> None:
+        """Raise the :class:`SchemaDriftError` of ``differences``, if there are any."""
+        if differences:
+            where = self.dialect.describe()
+            raise schema.drift_error(where, differences, evolving=self.schema == "evolve")
 
     def refuse_drifted(self, classes: Iterable[type]) -> None:
         """Raise the :class:`SchemaDriftError` of the first of ``classes`` (model classes about
@@ -210,20 +251,25 @@ class Database:
                     if error is not None and self._checked.get(table.name) is table:
                         raise error
 
-    def _check(self, conn: Connection, tables: list[sa.Table]) -> None:
-        """The schema check of ``tables`` on ``conn`` (see :attr:`schema`)."""
-        self.dialect.lock_schema(conn)
-        differences = schema.compare(conn, tables)
-        missing = [d.table for d in differences if d.kind is schema.DifferenceKind.MISSING_TABLE]
-        if missing and self.schema != "check":
-            mapping.metadata.create_all(
-                conn, tables=[t for t in tables if t.name in missing], checkfirst=False
-            )
-            differences = [d for d in differences if d.table not in missing]
-        if differences and self.schema == "evolve":
-            schema.evolve(conn, self.dialect, differences)
-            changed = {d.table for d in differences}
-            differences = schema.compare(conn, [t for t in tables if t.name in changed])
-        if differences:
-            where = self.dialect.describe()
-            raise schema.drift_error(where, differences, evolving=self.schema == "evolve")
+    def _check(self, conn: Connection, tables: list[sa.Table], *, changing: bool = False) -> None:
+        """The schema check of ``tables`` on ``conn`` (see :attr:`schema`): compared without
+        a lock, and only when the mode changes something (or the caller found it would:
+        ``changing``), compared again under the schema lock (held to the end of the
+        transaction) and changed."""
+        differences = [] if changing else schema.compare(conn, tables)
+        if changing or self._would_change(differences):
+            self.dialect.lock_schema(conn)
+            differences = schema.compare(conn, tables)
+            missing = [
+                d.table for d in differences if d.kind is schema.DifferenceKind.MISSING_TABLE
+            ]
+            if missing:
+                mapping.metadata.create_all(
+                    conn, tables=[t for t in tables if t.name in missing], checkfirst=False
+                )
+                differences = [d for d in differences if d.table not in missing]
+            if differences and self.schema == "evolve":
+                schema.evolve(conn, self.dialect, differences)
+                changed = {d.table for d in differences}
+                differences = schema.compare(conn, [t for t in tables if t.name in changed])
+        self._refuse(differences)

@@ -7,7 +7,8 @@ handles that any thread of the client may use, as in dataClay).  Entries vanish 
 program drops its last reference.
 
 Also owns :func:`new_object_id`: time-ordered UUIDs (version 7 layout), so primary-key indexes
-grow at the right end instead of splitting pages at random.
+grow at the right end instead of splitting pages at random; and :func:`object_id_of`, the id a
+caller gave (a UUID or its text).
 
 It is the identity scope of everything loaded outside a unit of work (a unit of work is its own
 scope, see :class:`claystore.orm.transaction.UnitOfWork`): :meth:`IdentityMap.find` and
@@ -24,6 +25,8 @@ import time
 import weakref
 from typing import Any
 from uuid import UUID
+
+from claystore.errors import ObjectDoesNotExistError
 
 
 class IdentityMap:
@@ -115,3 +118,20 @@ def new_object_id() -> UUID:
     """A new time-ordered UUID (RFC 9562 version 7: 48-bit ms timestamp, a 12-bit counter
     so that ids made in the same millisecond by this process still increase, random bits)."""
     return new_object_ids(1)[0]
+
+
+def object_id_of(value: object) -> UUID:
+    """``value`` -- a UUID, or its text -- as an object id; anything else names no object:
+    raises :class:`~claystore.errors.ObjectDoesNotExistError` saying why."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    detail = (
+        f"{value!r:.80} is not an object id; ids are UUIDs (obj._dc_meta.id), given as a UUID "
+        "or its text such as '0190a5b2-7c3e-7d41-8e2f-5a6b7c8d9e0f'"
+    )
+    raise ObjectDoesNotExistError(repr(value)[:80], detail)

@@ -32,6 +32,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, column_property, registry, synonym
 
+from claystore.dialects.base import LONE_SURROGATE
 from claystore.dialects.indexes import nullable_column_index
 from claystore.dialects.names import (
     MAX_IDENTIFIER_BYTES,
@@ -256,10 +257,20 @@ def _table_name(cls: type) -> str:
     """The class's table: ``__tablename__`` as given (refused when it does not fit every
     engine), else ``snake_case(ClassName)`` shortened to fit."""
     given = cls.__dict__.get("__tablename__")
-    if not given:
+    if given is None:
         return fit_identifier(snake_case(cls.__name__))
     if not isinstance(given, str):
-        msg = f"{cls.__name__}: __tablename__ must be a str, not {type(given).__name__}"
+        msg = (
+            f"{cls.__name__}: __tablename__ must be a str, not {type(given).__name__} "
+            f'{given!r:.60}; write __tablename__ = "{snake_case(cls.__name__)}", or leave '
+            "it out for that name"
+        )
+        raise MappingError(msg)
+    if not given.strip() or "\x00" in given or LONE_SURROGATE.search(given):
+        msg = (
+            f"{cls.__name__}: __tablename__ {given!r:.80} is not a table name every engine "
+            "takes (it is blank, or holds a NUL or a lone surrogate); choose another name"
+        )
         raise MappingError(msg)
     if not fits(given):
         msg = (

@@ -28,6 +28,7 @@ from claystore.orm.active import forget_created, note_created
 from claystore.orm.asynctwin import async_twin
 from claystore.orm.context import ObjectContext, active_context, context_of_state, stored
 from claystore.orm.fields import Field, FieldKind
+from claystore.orm.identity import object_id_of
 from claystore.orm.mapping import ModelInfo, map_model_class
 from claystore.orm.modelquery import QueryableObject
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
@@ -141,17 +142,17 @@ class DataClayObject(VersionedObject, QueryableObject):
         """The object named ``alias`` in ``dataset`` (default: the client's dataset)."""
         context = active_context()
         aliases.check_alias(alias)
-        with context.loading() as loader:
-            obj = loader.by_alias(dataset or context.dataset, alias, _info(cls))
+        obj = context.read(
+            lambda loader: loader.by_alias(dataset or context.dataset, alias, _info(cls))
+        )
         return _check_instance(cls, obj, f"Alias {dataset or context.dataset}/{alias}")  # type: ignore[no-any-return]
 
     @classmethod
     def get_by_id(cls: type[T], object_id: UUID | str) -> T:
         """The object with this id; raises ObjectDoesNotExistError."""
         context = active_context()
-        oid = object_id if isinstance(object_id, UUID) else UUID(str(object_id))
-        with context.loading() as loader:
-            obj = loader.object(oid, _info(cls))
+        oid = object_id_of(object_id)
+        obj = context.read(lambda loader: loader.object(oid, _info(cls)))
         return _check_instance(cls, obj, f"Object {oid}")  # type: ignore[no-any-return]
 
     # -- aliases -------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["ModelCursor", "ModelQuery", "NoLimit", "QueryCount", "QueryableObject", "query_objects"]
 
 _CHUNK = 1000
+#: The largest limit or offset a model query takes: SQL's (and SQLite's) largest integer.
+MAX_SQL_COUNT = 2**63 - 1
 
 
 # -- fluent limit / offset ---------------------------------------------------------------------
@@ -115,6 +117,17 @@ class NoLimit:
         return "None"
 
 
+def check_sql_count(name: str, count: object) -> None:
+    """Raise QueryError when a query's ``limit`` or ``offset`` (``name``) is beyond what SQL
+    takes (:data:`MAX_SQL_COUNT`); no limit (None, :class:`NoLimit`) is fine."""
+    if isinstance(count, int) and count > MAX_SQL_COUNT:
+        msg = (
+            f"Query {name} must be at most {MAX_SQL_COUNT} (the largest count SQL takes), "
+            f"not {count!r}"
+        )
+        raise QueryError(msg)
+
+
 class _CountParameter:
     """``limit`` / ``offset`` of :class:`ModelQuery`: stored and checked by the base
     :class:`Query` property, read back as a callable :class:`QueryCount`."""
@@ -134,7 +147,17 @@ class _CountParameter:
         return NoLimit(query) if value is None else QueryCount(value, query, self.name)
 
     def __set__(self, query: ModelQuery, value: Any) -> None:
+        try:
+            previous: tuple[Any, ...] = (self.read(query),)
+        except AttributeError:  # being set for the first time, by Query.__init__
+            previous = ()
         self.write(query, None if isinstance(value, NoLimit) else value)
+        try:
+            check_sql_count(self.name, self.read(query))
+        except QueryError:
+            if previous:  # the query stays as it was
+                self.write(query, previous[0])
+            raise
 
 
 # -- the query ---------------------------------------------------------------------------------
@@ -326,6 +349,8 @@ def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
         msg = f"query_objects needs a datastore Query, not {type(query).__name__}"
         raise QueryError(msg)
     context.check_open()
+    for name, count in (("limit", query.limit), ("offset", query.offset)):
+        check_sql_count(name, count)
     info = _model_of(query)
     plan = compile_model_query(info, query, context.dialect)
     dialect = context.engine.dialect
