@@ -130,6 +130,7 @@ class DataClayObject(VersionedObject, QueryableObject):
         """The object named ``alias`` in ``dataset`` (default: the client's dataset)."""
         context = active_context()
         aliases.check_alias(alias)
+        aliases.check_dataset(dataset or context.dataset)
         with context.loading() as loader:
             obj = loader.by_alias(dataset or context.dataset, alias, _info(cls))
         return _check_instance(cls, obj, f"Alias {dataset or context.dataset}/{alias}")  # type: ignore[no-any-return]
@@ -341,6 +342,7 @@ def persist(
                 aliases.add(tx.conn, first.dataset, alias, first.object_id)
         return
     context = context or active_context()
+    aliases.check_dataset(context.dataset)  # before anything is written, on every engine
     with context.transaction() as tx:
         chosen: UUID | None = None
         if backend_id is not None:
