@@ -16,7 +16,7 @@ import datetime as dt
 import math
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import pytest
@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from claystore import Client, DataClayObject, errors
+from claystore.datastore import Key, Query
+from claystore.orm.fields import FieldKind
 from claystore.orm.types import TIMEDELTA_MAX, TIMEDELTA_MIN
 
 PLUS_5 = dt.timezone(dt.timedelta(hours=5))
@@ -48,6 +50,8 @@ class ValEdge(DataClayObject):
     loose: list = []  # type: ignore[type-arg]  # untyped JSON on purpose
     doc: dict = {}  # type: ignore[type-arg]
     other: ValEdge | None = None
+    named: dict[str, ValEdge] = {}
+    picks: list[Literal["x", "y"]] = []
 
 
 def _oid(obj: Any) -> UUID:
@@ -318,6 +322,28 @@ def _add_and_change(client: Client) -> None:
         fresh.texts.append("\x00")
 
 
+def test_dict_of_references_refuses_keys_no_engine_stores(client: Client, db_url: str) -> None:
+    """A dict of references is keyed by text: a key with a NUL or a lone surrogate is refused
+    at assignment and, put in place in a session, at the commit, with nothing written."""
+    refused("named", {"a\x00": ValEdge()}, "NUL character")
+    refused("named", {"\ud800": ValEdge()}, "lone surrogate")
+    obj = ValEdge()
+    obj.named = {"ok": ValEdge()}
+    obj.make_persistent()
+    with pytest.raises(errors.FieldTypeError, match=r"ValEdge\.named"), client.session():
+        obj.named["b\x00"] = ValEdge()
+    assert list(reload(db_url, obj, "named")) == ["ok"]
+    assert rows(client, "val_edge") == 2
+
+
+def test_literals_inside_containers_are_values(client: Client, db_url: str) -> None:
+    """``list[Literal["x", "y"]]`` is a JSON list of those strings (its strings were taken
+    for names of model classes, and the class was refused)."""
+    assert ValEdge._dc_info.fields["picks"].kind is FieldKind.JSON
+    refused("picks", ["x", "z"], "'z' is not one of")
+    assert stored(db_url, "picks", ["y", "x", "y"]) == ["y", "x", "y"]
+
+
 # -- query filters -----------------------------------------------------------------------------
 
 
@@ -325,8 +351,12 @@ def test_naive_datetime_in_a_filter_is_refused(client: Client) -> None:
     """A naive datetime in a model query filter or an SQLAlchemy expression raises
     QueryError naming the field and the value (its rows would depend on the time zone)."""
     naive = dt.datetime(2024, 1, 1, 12)
+    query = ValEdge.dc_query()
     with pytest.raises(errors.QueryError, match=r"ValEdge\.when > datetime\.datetime\(2024"):
-        list(ValEdge.dc_query().filter("when", ">", naive))
+        query.filter("when", ">", naive)
+    assert query.filters == []  # the query stays usable
+    with pytest.raises(errors.QueryError, match=r"ValEdge\.when <= datetime"):
+        list(client.query(Query(Key("/ValEdge")).filter("when", "<=", naive)))
     with pytest.raises(errors.QueryError, match="naive datetime"):
         ValEdge.dc_query().filter("when", "=", naive).count()
     with pytest.raises(errors.QueryError, match="tzinfo=UTC"):

@@ -151,12 +151,7 @@ def build_codec(annotation: Any, resolve: Callable[[Any], Any]) -> Codec:  # noq
 
 
 def _scalar(python_type: Any) -> Codec:
-    def check(value: Any) -> Any:
-        if value is None:
-            msg = "None is not allowed here (annotate the element `X | None`)"
-            raise TypeError(msg)
-        return _check_json_scalar(sqltypes.check_scalar(python_type, value))
-
+    check = _scalar_check(python_type)
     if python_type in (str, int, bool):
         return check, _identity, _identity
 
@@ -167,6 +162,44 @@ def _scalar(python_type: Any) -> Codec:
         return sqltypes.decode_json_scalar(python_type, value)
 
     return check, encode, decode
+
+
+def _scalar_check(python_type: Any) -> Callable[[Any], Any]:
+    """The check of one scalar inside a container: a fast path for the values of JSON's own
+    types that are stored as they are (most of them), else :func:`check_scalar`'s rules."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            msg = "None is not allowed here (annotate the element `X | None`)"
+            raise TypeError(msg)
+        checked = sqltypes.check_scalar(python_type, value)
+        return _check_json_scalar(checked) if python_type is float else checked  # infinities
+
+    if python_type is str:
+
+        def check_str(value: Any) -> Any:
+            if type(value) is str and value.isascii() and "\x00" not in value:
+                return value
+            return check(value)
+
+        return check_str
+    if python_type is int:
+
+        def check_int(value: Any) -> Any:
+            if type(value) is int and sqltypes.INT64_MIN <= value <= sqltypes.INT64_MAX:
+                return value
+            return check(value)
+
+        return check_int
+    if python_type is float:
+
+        def check_float(value: Any) -> Any:
+            if type(value) is float and value != 0 and value - value == 0:  # finite, not ±0
+                return value
+            return check(value)
+
+        return check_float
+    return check
 
 
 def _optional(inner: Codec) -> Codec:
@@ -198,8 +231,8 @@ def _sequence(container: Any, item: Codec) -> Codec:
         if not isinstance(value, accepted):
             msg = f"expected a {container.__name__}, got {type(value).__name__}"
             raise TypeError(msg)
-        items = typing.cast("list[Any]", value)
-        return container(check_item(v) for v in items)
+        checked = [check_item(v) for v in typing.cast("list[Any]", value)]
+        return checked if container is list else container(checked)
 
     def encode(value: Any) -> Any:
         encoded = [encode_item(v) for v in value]
@@ -229,6 +262,7 @@ def _fixed_tuple(items: list[Codec]) -> Codec:
 
 def _mapping(key_type: Any, value: Codec) -> Codec:
     check_value, encode_value, decode_value = value
+    check_key = _scalar_check(key_type)
 
     def check(mapping: Any) -> Any:
         if not isinstance(mapping, dict):
@@ -239,7 +273,7 @@ def _mapping(key_type: Any, value: Codec) -> Codec:
             if key is None:
                 msg = "dict keys cannot be None"
                 raise TypeError(msg)
-            out[sqltypes.check_scalar(key_type, key)] = check_value(item)
+            out[check_key(key)] = check_value(item)
         return out
 
     def encode(mapping: Any) -> Any:

@@ -65,7 +65,14 @@ from claystore.orm.types import (
     TIMEDELTA_MIN,
 )
 
-__all__ = ["ClassSelect", "ModelPlan", "RowShape", "class_select", "compile_model_query"]
+__all__ = [
+    "ClassSelect",
+    "ModelPlan",
+    "RowShape",
+    "check_filter_value",
+    "class_select",
+    "compile_model_query",
+]
 
 
 @attrs.frozen
@@ -171,6 +178,15 @@ def _check_typed(field: Field, op: str, value: Any, dialect: Dialect) -> None:
             f"values (or None), not with {type(value).__name__} {value!r:.40}"
         )
         raise QueryError(msg)
+
+
+def check_filter_value(info: ModelInfo, name: str, op: str, value: Any) -> None:
+    """Refuse at once a filter value whose rows would depend on the process's time zone (a
+    naive datetime, a time with a tzinfo); everything else is checked when the query
+    compiles."""
+    field = info.fields.get(name)
+    if field is not None and field.kind is FieldKind.SCALAR:
+        _check_instant(field, op, value)
 
 
 def _check_instant(field: Field, op: str, value: Any) -> None:
