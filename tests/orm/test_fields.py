@@ -175,7 +175,9 @@ json_scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**53), max_value=2**53),
-    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15),
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15).map(
+        lambda f: f + 0.0  # -0.0 is refused (PostgreSQL's JSON drops the sign of zero)
+    ),
     st.text(max_size=20).filter(lambda s: "\x00" not in s),
 )
 json_values = st.recursive(
@@ -217,7 +219,7 @@ def test_json_fields_round_trip_any_document(
 @given(
     scores=st.dictionaries(
         st.text(max_size=8).filter(lambda s: "\x00" not in s),
-        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(allow_nan=False, allow_infinity=False).map(lambda f: f + 0.0),  # not -0.0
         max_size=5,
     )
 )

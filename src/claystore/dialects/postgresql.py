@@ -148,6 +148,9 @@ class PostgreSQLDialect(Dialect):
             autocommit = dbapi_connection.autocommit
             dbapi_connection.autocommit = True
             dbapi_connection.execute(f"SET lock_timeout = '{timeout_ms}ms'")
+            # datetimes come back in UTC whatever the server's zone: in another zone, those
+            # within hours of year 1 or 9999 would have no Python form and fail to load
+            dbapi_connection.execute("SET TIME ZONE 'UTC'")
             dbapi_connection.autocommit = autocommit
 
     @override

@@ -18,15 +18,18 @@ Called by :mod:`claystore.orm.types` (the type map of model fields) and by
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import Dialect as SQLAlchemyDialect
+from sqlalchemy.sql.operators import OperatorType
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from typing_extensions import override
 
 from claystore.dialects.registry import dialect_class
+from claystore.errors import QueryError
 
 __all__ = [
     "AwareDateTime",
@@ -96,15 +99,48 @@ class JSONText(_StorageType, TypeDecorator[str]):
         return dialect_class(dialect.name).json_document_type(self.impl_instance)
 
 
+def _refuse_naive(values: Iterable[Any]) -> None:
+    """Raise :class:`QueryError` for a naive datetime: which instant it means would depend on
+    the process's time zone."""
+    for value in values:
+        if isinstance(value, list | tuple | set | frozenset):  # in_(), between()
+            _refuse_naive(value)
+        elif isinstance(value, dt.datetime) and value.utcoffset() is None:
+            msg = (
+                f"{value!r} is a naive datetime, which is ambiguous (its instant would depend "
+                "on the process's time zone); give it a timezone, e.g. datetime(..., tzinfo=UTC)"
+            )
+            raise QueryError(msg)
+
+
+class _InstantComparator(
+    TypeDecorator.Comparator[dt.datetime], sa.DateTime.Comparator[dt.datetime]
+):
+    """Compares an aware datetime column with aware datetimes only (``Employee.hired >
+    datetime(2024, 1, 1)`` raises :class:`QueryError` when the expression is written)."""
+
+    @override
+    def operate(self, op: OperatorType, *other: Any, **kwargs: Any) -> sa.ColumnElement[Any]:
+        _refuse_naive(other)
+        return super().operate(op, *other, **kwargs)
+
+    @override
+    def reverse_operate(self, op: OperatorType, other: Any, **kwargs: Any) -> sa.ColumnElement[Any]:
+        _refuse_naive((other,))
+        return super().reverse_operate(op, other, **kwargs)
+
+
 class AwareDateTime(_StorageType, TypeDecorator[dt.datetime]):
     """A timezone-aware datetime.
 
     Given to the engine in UTC, and back aware (UTC) on every engine, so comparisons never mix
-    naive and aware.
+    naive and aware.  A naive datetime is refused (:class:`QueryError`), in an expression and
+    as a bound value: which instant it means would depend on the process's time zone.
     """
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+    comparator_factory = _InstantComparator  # replaces TypeDecorator's memoized property
 
     @override
     def load_dialect_impl(self, dialect: SQLAlchemyDialect) -> TypeEngine[Any]:
@@ -112,7 +148,10 @@ class AwareDateTime(_StorageType, TypeDecorator[dt.datetime]):
 
     @override
     def process_bind_param(self, value: dt.datetime | None, dialect: SQLAlchemyDialect) -> Any:
-        return None if value is None else value.astimezone(dt.UTC)
+        if value is None:
+            return None
+        _refuse_naive((value,))
+        return value.astimezone(dt.UTC)
 
     @override
     def process_result_value(self, value: Any, dialect: SQLAlchemyDialect) -> dt.datetime | None:

@@ -198,7 +198,7 @@ class Field:
                     msg = f"{value!r} is not one of {self.literal_values!r}"
                     raise TypeError(msg)
                 return value
-            return sqltypes.check_scalar(self.python_type, value)
+            return sqltypes.check_column(self.python_type, value)
         if kind is FieldKind.JSON:
             assert self.check_json is not None
             return self.check_json(value)
@@ -224,6 +224,7 @@ class Field:
                 if not isinstance(key, str):
                     msg = f"dict keys must be str, got {type(key).__name__} {key!r}"
                     raise TypeError(msg)
+                sqltypes.check_scalar(str, key)  # stored as text: no NUL, no lone surrogate
                 self._check_target(item)
             return dict(value)
         if kind is FieldKind.REF_SET:
@@ -404,6 +405,8 @@ class _Classifier:
 
     def contains_ref(self, value: Any) -> bool:
         value = self.resolve_str(value)
+        if typing.get_origin(value) is Literal:  # its strings are values, not class names
+            return False
         if self.ref_targets(value) is not None:
             return True
         return any(self.contains_ref(a) for a in typing.get_args(value) if a is not Ellipsis)

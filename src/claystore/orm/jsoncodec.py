@@ -30,34 +30,66 @@ def _identity(value: Any) -> Any:
     return value
 
 
+#: The deepest nesting of lists and dicts an untyped JSON document may have (deeper ones
+#: exhaust Python's recursion limit in the JSON encoder or decoder, depending on the stack).
+MAX_JSON_DEPTH = 200
+#: The largest int an untyped JSON document holds: Python writes at most 4300 digits of an
+#: int as text (``sys.get_int_max_str_digits``).
+MAX_JSON_INT = 10**4000
+
+
 def _check_json_scalar(value: Any) -> Any:
-    """Refuse what a JSON document (JSONB) cannot hold: NaN, infinities, NUL characters."""
-    if isinstance(value, float) and not math.isfinite(value):
-        msg = f"JSON cannot hold {value!r}; use None or a number"
-        raise TypeError(msg)
-    if isinstance(value, str) and "\x00" in value:
-        msg = "JSON text cannot hold a NUL character (\\x00)"
+    """Refuse what a JSON document (JSONB) cannot hold or gives back changed: NaN, infinities,
+    ``-0.0``, NUL characters, lone surrogates, ints of more than 4000 digits."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            msg = f"JSON cannot hold {value!r}; use None or a number"
+            raise TypeError(msg)
+        if value == 0 and math.copysign(1.0, value) < 0:
+            msg = (
+                "-0.0 comes back as 0.0 (PostgreSQL's JSON drops the sign of zero); "
+                "use 0.0 (value + 0.0 turns -0.0 into 0.0)"
+            )
+            raise TypeError(msg)
+    elif isinstance(value, str):
+        sqltypes.check_scalar(str, value)
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_JSON_INT:
+        msg = f"an int of {value.bit_length()} bits is too large for JSON text; store str(value)"
         raise TypeError(msg)
     return value
 
 
-def _check_native(value: Any) -> Any:
+def _check_native(value: Any, depth: int = 1) -> Any:
     """Accept what JSON holds natively (for bare ``list``/``dict`` and ``Any`` elements)."""
     if value is None or isinstance(value, _JSON_NATIVE):
         return _check_json_scalar(value)
+    if isinstance(value, list | tuple | dict) and depth > MAX_JSON_DEPTH:
+        msg = (
+            f"the document nests lists and dicts more than {MAX_JSON_DEPTH} levels deep; "
+            "store deeper structures as model objects, or as JSON text in a str field"
+        )
+        raise TypeError(msg)
     if isinstance(value, list | tuple):
-        return [_check_native(v) for v in value]
+        return [_check_native(v, depth + 1) for v in value]
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 msg = f"JSON object keys must be str, got {type(key).__name__} {key!r}"
                 raise TypeError(msg)
-            out[_check_json_scalar(key)] = _check_native(item)
+            out[_check_json_scalar(key)] = _check_native(item, depth + 1)
         return out
     kinds = "str, int, float, bool, None, list, dict"
     msg = f"{type(value).__name__} {value!r:.60} is not JSON ({kinds})"
     raise TypeError(msg)
+
+
+def _check_native_item(value: Any) -> Any:
+    """:func:`_check_native` for an item of a container (one level down already)."""
+    return _check_native(value, 2)
+
+
+_NATIVE_ITEM: Codec = (_check_native_item, _identity, _identity)
 
 
 def _sorted_for_set(items: list[Any]) -> list[Any]:
@@ -70,8 +102,8 @@ def _sorted_for_set(items: list[Any]) -> list[Any]:
 def build_codec(annotation: Any, resolve: Callable[[Any], Any]) -> Codec:  # noqa: PLR0911
     """Return (check, encode, decode) for a JSON-stored annotation, or raise ``TypeError``."""
     annotation = resolve(annotation)
-    if annotation is typing.Any or annotation is object:
-        return _check_native, _identity, _identity
+    if annotation is typing.Any or annotation is object:  # an item of a container
+        return _NATIVE_ITEM
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return build_codec(annotation.__origin__, resolve)
@@ -97,11 +129,11 @@ def build_codec(annotation: Any, resolve: Callable[[Any], Any]) -> Codec:  # noq
     container = origin if origin is not None else annotation
     args = [resolve(a) for a in typing.get_args(annotation)]
     if container in (list, set, frozenset):
-        item = build_codec(args[0], resolve) if args else (_check_native, _identity, _identity)
+        item = build_codec(args[0], resolve) if args else _NATIVE_ITEM
         return _sequence(container, item)
     if container is tuple:
         if not args or (len(args) == 2 and args[1] is Ellipsis):
-            item = build_codec(args[0], resolve) if args else (_check_native, _identity, _identity)
+            item = build_codec(args[0], resolve) if args else _NATIVE_ITEM
             return _sequence(tuple, item)
         return _fixed_tuple([build_codec(a, resolve) for a in args])
     if container is dict:
@@ -109,7 +141,7 @@ def build_codec(annotation: Any, resolve: Callable[[Any], Any]) -> Codec:  # noq
         if not (sqltypes.is_scalar_type(key_type) and key_type not in (bytes, float)):
             msg = f"dict keys must be a scalar such as str, int, UUID or an Enum, not {key_type!r}"
             raise TypeError(msg)
-        value = build_codec(args[1], resolve) if args else (_check_native, _identity, _identity)
+        value = build_codec(args[1], resolve) if args else _NATIVE_ITEM
         return _mapping(key_type, value)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):  # pragma: no cover
         return _scalar(annotation)
@@ -119,12 +151,7 @@ def build_codec(annotation: Any, resolve: Callable[[Any], Any]) -> Codec:  # noq
 
 
 def _scalar(python_type: Any) -> Codec:
-    def check(value: Any) -> Any:
-        if value is None:
-            msg = "None is not allowed here (annotate the element `X | None`)"
-            raise TypeError(msg)
-        return _check_json_scalar(sqltypes.check_scalar(python_type, value))
-
+    check = _scalar_check(python_type)
     if python_type in (str, int, bool):
         return check, _identity, _identity
 
@@ -135,6 +162,44 @@ def _scalar(python_type: Any) -> Codec:
         return sqltypes.decode_json_scalar(python_type, value)
 
     return check, encode, decode
+
+
+def _scalar_check(python_type: Any) -> Callable[[Any], Any]:
+    """The check of one scalar inside a container: a fast path for the values of JSON's own
+    types that are stored as they are (most of them), else :func:`check_scalar`'s rules."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            msg = "None is not allowed here (annotate the element `X | None`)"
+            raise TypeError(msg)
+        checked = sqltypes.check_scalar(python_type, value)
+        return _check_json_scalar(checked) if python_type is float else checked  # infinities
+
+    if python_type is str:
+
+        def check_str(value: Any) -> Any:
+            if type(value) is str and value.isascii() and "\x00" not in value:
+                return value
+            return check(value)
+
+        return check_str
+    if python_type is int:
+
+        def check_int(value: Any) -> Any:
+            if type(value) is int and sqltypes.INT64_MIN <= value <= sqltypes.INT64_MAX:
+                return value
+            return check(value)
+
+        return check_int
+    if python_type is float:
+
+        def check_float(value: Any) -> Any:
+            if type(value) is float and value != 0 and value - value == 0:  # finite, not ±0
+                return value
+            return check(value)
+
+        return check_float
+    return check
 
 
 def _optional(inner: Codec) -> Codec:
@@ -166,8 +231,8 @@ def _sequence(container: Any, item: Codec) -> Codec:
         if not isinstance(value, accepted):
             msg = f"expected a {container.__name__}, got {type(value).__name__}"
             raise TypeError(msg)
-        items = typing.cast("list[Any]", value)
-        return container(check_item(v) for v in items)
+        checked = [check_item(v) for v in typing.cast("list[Any]", value)]
+        return checked if container is list else container(checked)
 
     def encode(value: Any) -> Any:
         encoded = [encode_item(v) for v in value]
@@ -197,6 +262,7 @@ def _fixed_tuple(items: list[Codec]) -> Codec:
 
 def _mapping(key_type: Any, value: Codec) -> Codec:
     check_value, encode_value, decode_value = value
+    check_key = _scalar_check(key_type)
 
     def check(mapping: Any) -> Any:
         if not isinstance(mapping, dict):
@@ -207,7 +273,7 @@ def _mapping(key_type: Any, value: Codec) -> Codec:
             if key is None:
                 msg = "dict keys cannot be None"
                 raise TypeError(msg)
-            out[sqltypes.check_scalar(key_type, key)] = check_value(item)
+            out[check_key(key)] = check_value(item)
         return out
 
     def encode(mapping: Any) -> Any:

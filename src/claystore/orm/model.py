@@ -142,6 +142,7 @@ class DataClayObject(VersionedObject, QueryableObject):
         """The object named ``alias`` in ``dataset`` (default: the client's dataset)."""
         context = active_context()
         aliases.check_alias(alias)
+        aliases.check_dataset(dataset or context.dataset)
         obj = context.read(
             lambda loader: loader.by_alias(dataset or context.dataset, alias, _info(cls))
         )
@@ -373,6 +374,7 @@ def persist(
                 aliases.add(tx.conn, first.dataset, alias, first.object_id)
         return
     context = context or active_context()
+    aliases.check_dataset(context.dataset)  # before anything is written, on every engine
     with context.transaction() as tx:
         chosen: UUID | None = None
         if backend_id is not None:

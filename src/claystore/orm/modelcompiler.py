@@ -27,9 +27,10 @@ Called by :mod:`claystore.orm.modelquery`.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import math
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Context, Decimal
 from typing import Any
 from uuid import UUID
 
@@ -57,8 +58,21 @@ from claystore.orm.loading import object_columns
 from claystore.orm.mapping import ModelInfo, generation, iter_subclass_infos
 from claystore.orm.state import STATE_ATTR
 from claystore.orm.system import dc_object
+from claystore.orm.types import (
+    DECIMAL_MAX_ADJUSTED,
+    DECIMAL_MIN_EXPONENT,
+    TIMEDELTA_MAX,
+    TIMEDELTA_MIN,
+)
 
-__all__ = ["ClassSelect", "ModelPlan", "RowShape", "class_select", "compile_model_query"]
+__all__ = [
+    "ClassSelect",
+    "ModelPlan",
+    "RowShape",
+    "check_filter_value",
+    "class_select",
+    "compile_model_query",
+]
 
 
 @attrs.frozen
@@ -152,6 +166,7 @@ def _check_typed(field: Field, op: str, value: Any, dialect: Dialect) -> None:
             "cannot compare as a number; compare it in Python, or use PostgreSQL"
         )
         raise QueryError(msg)
+    _check_instant(field, op, value)
     wanted, kept = value_class(value), _column_class(field)
     if isinstance(value, Decimal) or python_type is Decimal:  # Decimals meet Decimals only
         mismatched = not (isinstance(value, Decimal) and python_type is Decimal)
@@ -165,10 +180,40 @@ def _check_typed(field: Field, op: str, value: Any, dialect: Dialect) -> None:
         raise QueryError(msg)
 
 
+def check_filter_value(info: ModelInfo, name: str, op: str, value: Any) -> None:
+    """Refuse at once a filter value whose rows would depend on the process's time zone (a
+    naive datetime, a time with a tzinfo); everything else is checked when the query
+    compiles."""
+    field = info.fields.get(name)
+    if field is not None and field.kind is FieldKind.SCALAR:
+        _check_instant(field, op, value)
+
+
+def _check_instant(field: Field, op: str, value: Any) -> None:
+    """Refuse the datetimes and times whose meaning depends on the process's time zone."""
+    python_type = field.python_type
+    if python_type is dt.datetime and isinstance(value, dt.datetime):
+        if value.utcoffset() is None:
+            msg = (
+                f"{field.label} {op} {value!r}: a naive datetime is ambiguous (the rows it "
+                "matches would depend on the process's time zone); give it a timezone, "
+                "e.g. datetime(..., tzinfo=UTC)"
+            )
+            raise QueryError(msg)
+    elif python_type is dt.time and isinstance(value, dt.time) and value.tzinfo is not None:
+        msg = (
+            f"{field.label} {op} {value!r}: {field.label} holds times without a tzinfo; "
+            "compare it with one (value.replace(tzinfo=None))"
+        )
+        raise QueryError(msg)
+
+
 def _compare_number(
     op: str, column: Any, python_type: type, value: Any, dialect: Dialect
 ) -> sa.ColumnElement[bool] | bool:
-    """``column <op> value`` for an int or float column and an int or float value, exactly."""
+    """``column <op> value`` for a numeric column and a value of its kind, exactly."""
+    if python_type is Decimal:
+        return _compare_decimal(op, column, value)
     if isinstance(value, float) and math.isnan(value):
         if python_type is float:
             return dialect.compare_nan(op, column, value)
@@ -197,6 +242,59 @@ def _compare_int_column(op: str, column: Any, value: float) -> sa.ColumnElement[
     return sql_compare(op, column, value)
 
 
+def _compare_decimal(op: str, column: Any, value: Decimal) -> sa.ColumnElement[bool] | bool:
+    """``column <op> value`` for a Decimal column, also for values no column holds: NaN
+    (after every number), and finite values beyond NUMERIC's range (between every finite
+    column value and the infinities) or with more decimal places than it keeps."""
+    if value.is_nan():
+        return op_holds(op, -1)  # columns hold no NaN (refused at assignment)
+    if not value.is_finite():
+        return sql_compare(op, column, value)
+    if value.adjusted() > DECIMAL_MAX_ADJUSTED:
+        if op in ("=", "!="):
+            return op == "!="
+        below = op in ("<", "<=")
+        if value > 0:  # every finite column value is below it, Infinity above
+            return sql_compare("<" if below else ">=", column, Decimal("Infinity"))
+        return sql_compare("<=" if below else ">", column, Decimal("-Infinity"))
+    return _compare_fine_decimal(op, column, value)
+
+
+def _compare_fine_decimal(op: str, column: Any, value: Decimal) -> sa.ColumnElement[bool] | bool:
+    """``column <op> value`` for a finite Decimal in NUMERIC's range, which may have more
+    decimal places than a column keeps (it then lies strictly between two column values)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if exponent < DECIMAL_MIN_EXPONENT:
+        digits = max(value.adjusted(), 0) - DECIMAL_MIN_EXPONENT + 2
+        low = value.quantize(
+            Decimal(1).scaleb(DECIMAL_MIN_EXPONENT), rounding=ROUND_FLOOR, context=Context(digits)
+        )
+        if low != value:
+            if op in ("=", "!="):
+                return op == "!="
+            return sql_compare("<=" if op in ("<", "<=") else ">", column, low)
+        value = low
+    return sql_compare(op, column, value)
+
+
+def _beyond_column(python_type: Any, value: Any) -> int | None:
+    """How every value a column of ``python_type`` holds compares with ``value`` (-1: below,
+    1: above) when ``value`` lies beyond the column's range, else None."""
+    if python_type is dt.timedelta and isinstance(value, dt.timedelta):
+        if value > TIMEDELTA_MAX:
+            return -1
+        if value < TIMEDELTA_MIN:
+            return 1
+    elif python_type is dt.datetime and isinstance(value, dt.datetime):
+        try:
+            value.astimezone(dt.UTC)
+        except OverflowError:  # before year 1 or after year 9999 in UTC
+            offset = value.utcoffset()
+            return 1 if offset is not None and offset > dt.timedelta(0) else -1
+    return None
+
+
 def _same_class(
     field: Field, column: Any, op: str, value: Any, dialect: Dialect
 ) -> sa.ColumnElement[bool] | bool:
@@ -205,6 +303,9 @@ def _same_class(
         return _compare_number(op, column, field.python_type, value, dialect)
     if rank == 3:
         return dialect.compare_text(op, column, value)
+    beyond = _beyond_column(field.python_type, value)
+    if beyond is not None:
+        return op_holds(op, beyond)
     return sql_compare(op, column, sa.literal(value, column.type))  # bools too: a bound value
 
 

@@ -35,7 +35,7 @@ from claystore.errors import QueryError
 from claystore.orm.context import ObjectContext, active_context
 from claystore.orm.loading import Loader, RowReader
 from claystore.orm.mapping import ModelInfo, find_model
-from claystore.orm.modelcompiler import ModelPlan, compile_model_query
+from claystore.orm.modelcompiler import ModelPlan, check_filter_value, compile_model_query
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:
@@ -193,8 +193,16 @@ class ModelQuery(Query):
         super().__init__(Key(f"/{model.__name__}"), limit, offset, offset_key)
 
     def filter(self, *args: Any) -> Self:
-        """Add a filter ``(field, op, value)``; returns this query."""
+        """Add a filter ``(field, op, value)``; returns this query.  A value whose rows would
+        depend on the process's time zone (a naive datetime) raises :class:`QueryError` here;
+        the rest is checked when the query runs."""
         super().filter(*args)
+        condition = self.filters[-1]
+        try:
+            check_filter_value(self.info, condition.field, condition.op, condition.value)
+        except QueryError:
+            self.filters.pop()
+            raise
         return self
 
     def order(self, order: str | Order) -> Self:

@@ -31,7 +31,7 @@ from claystore.errors import (
     UnsupportedTypeError,
     VersionConflictError,
 )
-from claystore.orm import mapping
+from claystore.orm import aliases, mapping
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.mapping import ModelInfo, metadata, models
 from claystore.orm.state import STATE_ATTR, ObjectState
@@ -222,6 +222,8 @@ def _collect_inserts(objects: list[Any]) -> _Tables:
                 value = field.default_value() if field.has_default else _empty(field)
                 d[field.name] = value
             extend(link_rows(object_id, field, value))
+    for dataset in {row[2] for row in registry}:  # before any INSERT: refused alike everywhere
+        aliases.check_dataset(dataset)
     return tables
 
 

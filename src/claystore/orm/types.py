@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import enum
+import math
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -118,8 +119,11 @@ def is_scalar_type(python_type: Any) -> bool:
 def check_scalar(python_type: Any, value: Any) -> Any:  # noqa: PLR0911, PLR0912 - a case per kind
     """Return ``value`` converted to ``python_type`` or raise ``TypeError`` with the reason.
 
+    The rules every value of the type follows, in a column or inside a JSON container.
     Accepts what the numeric tower allows (int for float and Decimal) and nothing looser:
-    bool is not accepted for int or float, naive datetimes are refused (ambiguous instant).
+    bool is not accepted for int or float.  Refuses what no engine would give back as it was:
+    naive datetimes (an ambiguous instant), datetimes outside the years 1-9999 in UTC, times
+    with a tzinfo, NaN, ``-0.0``, and text with a NUL character or a lone surrogate.
     """
     if python_type in (int, float, Decimal) and not isinstance(value, bool):
         if python_type is int and isinstance(value, int):
@@ -128,31 +132,141 @@ def check_scalar(python_type: Any, value: Any) -> Any:  # noqa: PLR0911, PLR0912
                 raise TypeError(msg)
             return value
         if isinstance(value, python_type):
-            if value != value:  # NaN  # noqa: PLR0124 - the NaN test
-                msg = "NaN is not stored alike on every engine (SQLite makes it NULL); use None"
-                raise TypeError(msg)
+            _check_number(value)
             return value
         if isinstance(value, int):
-            return python_type(value)
+            return _widen(python_type, value)
     elif python_type is str and isinstance(value, str):
-        if "\x00" in value:
-            msg = "a str with a NUL character (\\x00) cannot be stored as text; use bytes"
-            raise TypeError(msg)
-        return value
+        return _check_text(value)
     elif python_type is bytes and isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     elif python_type is dt.datetime and isinstance(value, dt.datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            msg = "a naive datetime is ambiguous; give it a timezone (datetime.now(UTC))"
-            raise TypeError(msg)
-        return value
+        return _check_datetime(value)
     elif python_type is dt.date:
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             return value
+    elif python_type is dt.time and isinstance(value, dt.time):
+        if value.tzinfo is not None:
+            msg = (
+                f"{value!r} has a tzinfo, which a time field does not keep; store a naive "
+                "time (value.replace(tzinfo=None)), or an aware datetime for an instant"
+            )
+            raise TypeError(msg)
+        return value
     elif python_type not in (int, float, Decimal) and isinstance(value, python_type):
-        return value  # bool, str, time, timedelta, UUID, Enum members
+        return value  # bool, str, timedelta, UUID, Enum members
     msg = f"expected {type_name(python_type)}, got {type(value).__name__} {value!r:.60}"
     raise TypeError(msg)
+
+
+def _check_number(value: float | Decimal) -> None:
+    """Refuse the floats and Decimals no engine gives back as they were: NaN, ``-0.0``."""
+    if isinstance(value, Decimal):
+        if value.is_nan():  # also sNaN, which cannot even be compared
+            msg = f"{value!r}: NaN is not stored alike on every engine (SQLite has none); use None"
+            raise TypeError(msg)
+        return
+    if value != value:  # NaN  # noqa: PLR0124 - the NaN test
+        msg = "NaN is not stored alike on every engine (SQLite makes it NULL); use None"
+        raise TypeError(msg)
+    if value == 0 and math.copysign(1.0, value) < 0:
+        msg = (
+            "-0.0 comes back as 0.0 (SQLite's REAL and PostgreSQL's JSON drop the sign of "
+            "zero); assign 0.0 (value + 0.0 turns -0.0 into 0.0)"
+        )
+        raise TypeError(msg)
+
+
+def _widen(python_type: Any, value: int) -> Any:
+    """An int given for a float or Decimal, converted (refused when a float cannot hold it)."""
+    try:
+        return python_type(value)
+    except OverflowError:
+        msg = f"an int of {value.bit_length()} bits is too large for a float; use Decimal"
+        raise TypeError(msg) from None
+
+
+def _check_text(value: str) -> str:
+    """Refuse text no engine stores: a NUL character, a lone surrogate (not UTF-8)."""
+    if "\x00" in value:
+        msg = "a str with a NUL character (\\x00) cannot be stored as text; use bytes"
+        raise TypeError(msg)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start]
+        msg = (
+            f"a str with a lone surrogate ({bad!r} at position {exc.start}) cannot be stored "
+            "as text (it is not UTF-8); decode the bytes it came from with errors='replace', "
+            "or store bytes"
+        )
+        raise TypeError(msg) from None
+    return value
+
+
+def _check_datetime(value: dt.datetime) -> dt.datetime:
+    """Refuse naive datetimes and those with no UTC form (they are stored in UTC)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = "a naive datetime is ambiguous; give it a timezone (datetime.now(UTC))"
+        raise TypeError(msg)
+    try:
+        value.astimezone(dt.UTC)
+    except OverflowError:
+        msg = (
+            f"{value!r} is outside the years 1-9999 in UTC, where datetimes are stored; "
+            "use a datetime that has a UTC form"
+        )
+        raise TypeError(msg) from None
+    return value
+
+
+#: A timedelta column's range on every engine: SQLite stores it as a datetime from 1970.
+TIMEDELTA_MIN: dt.timedelta = dt.datetime.min - dt.datetime(1970, 1, 1)
+TIMEDELTA_MAX: dt.timedelta = dt.datetime.max - dt.datetime(1970, 1, 1)
+#: A Decimal column's range on every engine: PostgreSQL's NUMERIC holds up to 131072 digits
+#: before the decimal point and 16383 after it.
+DECIMAL_MAX_ADJUSTED = 131071
+DECIMAL_MIN_EXPONENT = -16383
+
+
+def check_column(python_type: Any, value: Any) -> Any:
+    """:func:`check_scalar`, plus what a column holds on every engine (JSON holds more):
+    Decimals as PostgreSQL's NUMERIC keeps them, timedeltas as SQLite keeps them."""
+    value = check_scalar(python_type, value)
+    if python_type is Decimal and value.is_finite():
+        _check_decimal_column(value)
+    elif python_type is dt.timedelta and not TIMEDELTA_MIN <= value <= TIMEDELTA_MAX:
+        msg = (
+            f"{value!r} is beyond what a timedelta column holds on every engine "
+            f"({TIMEDELTA_MIN.days} to {TIMEDELTA_MAX.days} days: SQLite stores it as a "
+            "datetime from 1970); store a shorter duration, or its total in an int field"
+        )
+        raise TypeError(msg)
+    return value
+
+
+def _check_decimal_column(value: Decimal) -> None:
+    sign, _, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if sign and not value:
+        msg = (
+            f"{value!r} comes back as {abs(value)!r} (PostgreSQL's NUMERIC has no negative "
+            "zero); assign abs(value)"
+        )
+        raise TypeError(msg)
+    if value.adjusted() > DECIMAL_MAX_ADJUSTED or exponent < DECIMAL_MIN_EXPONENT:
+        msg = (
+            f"{value!r:.60} is beyond what a Decimal column holds on every engine (PostgreSQL's "
+            f"NUMERIC: up to {DECIMAL_MAX_ADJUSTED + 1} digits before the decimal point and "
+            f"{-DECIMAL_MIN_EXPONENT} after it); round it (value.quantize(...)) or store str"
+        )
+        raise TypeError(msg)
+    if exponent > 0:
+        msg = (
+            f"{value!r:.60} has a positive exponent, which PostgreSQL's NUMERIC does not keep "
+            "(Decimal('1E+2') comes back as Decimal('100')); assign Decimal(int(value))"
+        )
+        raise TypeError(msg)
 
 
 def type_name(python_type: Any) -> str:
@@ -162,8 +276,12 @@ def type_name(python_type: Any) -> str:
 
 # -- JSON element codecs ---------------------------------------------------------------------
 # JSON holds str, int, float, bool, None natively; other scalars inside containers are stored
-# as strings (ISO dates, decimal text, UUID text, enum names, base64 bytes) and decoded back by
-# the field's annotation.
+# as strings (ISO dates, decimal text, UUID text, enum names, base64 bytes) or, for timedeltas,
+# as whole microseconds (an int), and decoded back by the field's annotation.  Timedeltas
+# written by claystore 0.1.0 are float seconds (which lose microseconds beyond about 285
+# years); a float is still read as seconds.
+
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def encode_json_scalar(python_type: Any, value: Any) -> Any:  # noqa: PLR0911 - one case per type
@@ -175,7 +293,7 @@ def encode_json_scalar(python_type: Any, value: Any) -> Any:  # noqa: PLR0911 - 
     if python_type is bytes:
         return base64.b64encode(value).decode("ascii")
     if python_type is dt.timedelta:
-        return value.total_seconds()
+        return value // _MICROSECOND  # exact: a float of seconds is not, beyond ~285 years
     if python_type is dt.datetime:
         return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
     if python_type in (dt.date, dt.time):
@@ -194,7 +312,7 @@ def decode_json_scalar(python_type: Any, value: Any) -> Any:  # noqa: PLR0911 - 
     if python_type is bytes:
         return base64.b64decode(value)
     if python_type is dt.timedelta:
-        return dt.timedelta(seconds=value)
+        return _decode_timedelta(value)
     if python_type is dt.datetime:
         return dt.datetime.fromisoformat(value)
     if python_type is dt.date:
@@ -224,5 +342,13 @@ def decode_json_key(python_type: Any, text: str) -> Any:
     if python_type is bool:
         return text == "True"
     if python_type is dt.timedelta:
-        return dt.timedelta(seconds=float(text))
+        is_int = text.lstrip("-").isdigit()
+        return _decode_timedelta(int(text) if is_int else float(text))
     return decode_json_scalar(python_type, text)
+
+
+def _decode_timedelta(value: float) -> dt.timedelta:
+    """A timedelta from whole microseconds (an int), or from float seconds (written before)."""
+    if isinstance(value, int):
+        return dt.timedelta(microseconds=value)
+    return dt.timedelta(seconds=value)
