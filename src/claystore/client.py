@@ -39,6 +39,7 @@ from claystore.migrations.system import (
     upgrade_system_schema,
 )
 from claystore.orm import backends as backend_registry
+from claystore.orm.aliases import check_dataset
 from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database, check_schema_mode
 from claystore.orm.mapping import metadata
@@ -174,7 +175,7 @@ class Client:
             database=database,
             environ=environ,
         )
-        self.dataset: str = dataset or environ.get("DC_DATASET") or DEFAULT_DATASET
+        self.dataset: str = check_dataset(dataset or environ.get("DC_DATASET") or DEFAULT_DATASET)
         self.username: str | None = self._url.username
         self.lock_timeout = check_lock_timeout(lock_timeout)
         self.schema = check_schema_mode(schema)

@@ -266,3 +266,15 @@ def test_a_session_holds_unchanged_objects_weakly(client: Client) -> None:
         gc.collect()
     assert scalar(client, "SELECT count(*) FROM employee WHERE salary = 99.0") == 1
     assert len(Company.get_by_alias("ABC").employees) == 1
+
+
+def test_unassigned_default_of_a_new_object_reads_in_a_session(client: Client) -> None:
+    """A field a new object never assigned reads its default after ``session.add`` (it raised
+    KeyError), and changes made from it are written at commit."""
+    with client.session() as session:
+        counter = Counter()
+        session.add(counter)
+        assert counter.count == 0
+        counter.count += 1
+    reloaded = Counter.get_by_id(counter._dc_meta.id)
+    assert reloaded.count == 1

@@ -45,12 +45,7 @@ def _check_json_scalar(value: Any) -> Any:
         if not math.isfinite(value):
             msg = f"JSON cannot hold {value!r}; use None or a number"
             raise TypeError(msg)
-        if value == 0 and math.copysign(1.0, value) < 0:
-            msg = (
-                "-0.0 comes back as 0.0 (PostgreSQL's JSON drops the sign of zero); "
-                "use 0.0 (value + 0.0 turns -0.0 into 0.0)"
-            )
-            raise TypeError(msg)
+        sqltypes.refuse_negative_zero(value)
     elif isinstance(value, str):
         sqltypes.check_scalar(str, value)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_JSON_INT:

@@ -296,7 +296,13 @@ class Transaction:
             return d[name]
         if kind is FieldKind.JSON:
             entry.hold()
-        return d[field.key]
+        key = field.key
+        if key not in d:  # a new object's field never assigned: its default, kept from now on
+            if not field.has_default:
+                msg = f"{type(obj).__name__!r} object has no value for field {name!r} yet"
+                raise AttributeError(msg)
+            d[key] = field.default_value()
+        return d[key]
 
     def write(self, obj: Any, state: ObjectState, field: Field, value: Any) -> None:
         """Assign a field (checked already) of an object, owning it if needed; written at the

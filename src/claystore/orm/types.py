@@ -169,6 +169,12 @@ def _check_number(value: float | Decimal) -> None:
     if value != value:  # NaN  # noqa: PLR0124 - the NaN test
         msg = "NaN is not stored alike on every engine (SQLite makes it NULL); use None"
         raise TypeError(msg)
+    refuse_negative_zero(value)
+
+
+def refuse_negative_zero(value: float) -> None:
+    """Refuse ``-0.0``, which comes back as ``0.0`` (SQLite's REAL and PostgreSQL's JSON drop
+    the sign of zero): in a float column and in a JSON document alike."""
     if value == 0 and math.copysign(1.0, value) < 0:
         msg = (
             "-0.0 comes back as 0.0 (SQLite's REAL and PostgreSQL's JSON drop the sign of "

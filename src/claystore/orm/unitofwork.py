@@ -19,7 +19,7 @@ transaction ensures them before it calls here).  Called by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -129,29 +129,9 @@ def write_staged(work: Work) -> None:
             aliases.add(work.conn, dataset, alias, obj._dc_state.object_id)
 
 
-def check_containers(obj: Any, fields: Iterable[Field]) -> None:
-    """Check ``obj``'s JSON containers and dicts of references (keyed by text) among
-    ``fields`` again before they are written: they may have changed in place since they were
-    assigned and checked, and what no engine stores alike (a NUL character, ``-0.0`` ...) is
-    refused with :class:`FieldTypeError` on every engine, before anything is written."""
-    d = obj.__dict__
-    for field in fields:
-        if field.kind is FieldKind.JSON:
-            value = d.get(field.key)
-        elif field.kind is FieldKind.REF_DICT:  # its keys are text
-            value = d.get(field.name)
-        else:
-            continue
-        if value is not None:
-            field.check(value)
-
-
 def flush(work: Work) -> None:
     """Write every pending change of ``work`` (nothing is sent when there is none)."""
-    changes = collect_changes(work)
-    for obj, _, dirty in changes:
-        fields = type(obj)._dc_info.fields
-        check_containers(obj, (fields[name] for name in dirty))
+    changes = collect_changes(work)  # checks changed containers again before anything is sent
     if changes:
         roots = _reachable_roots(changes)
         if roots:
