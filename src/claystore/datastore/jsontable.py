@@ -31,8 +31,8 @@ from claystore.datastore.query import Entry, Query
 from claystore.datastore.sqlcursor import SQLCursor, finish_in_python
 from claystore.datastore.sqlorder import INT64_MAX, INT64_MIN, RENDER_COUNTS, json_number, limit_of
 from claystore.dialects import Dialect, dialect_for, normalise_url, translate_error
-from claystore.dialects.base import LONE_SURROGATE
-from claystore.dialects.names import RESERVED_TABLE_PREFIXES, fit_identifier, fits
+from claystore.dialects.base import has_unstorable_chars
+from claystore.dialects.names import fit_identifier, fits, reserved_prefix
 from claystore.dialects.types import CodePointText, JSONText
 from claystore.errors import ConfigurationError, DatastoreTypeError, InvalidKeyError
 
@@ -43,7 +43,7 @@ __all__ = ["SQLDatastore", "datastore_table", "encode_value"]
 
 
 def _check_text(text: str, where: str) -> str:
-    if "\x00" in text or LONE_SURROGATE.search(text):
+    if has_unstorable_chars(text):
         msg = (
             f"{where}: {text!r:.60} holds a NUL or a lone surrogate, which PostgreSQL cannot "
             "store; clean the text (or encode it, e.g. base64) first"
@@ -134,7 +134,7 @@ def _check_table_name(table: Any) -> str:
     if not isinstance(table, str) or not table:
         msg = f"SQLDatastore table must be a non-empty str, not {table!r}"
         raise DatastoreTypeError(msg)
-    reserved = next((p for p in RESERVED_TABLE_PREFIXES if table.lower().startswith(p)), None)
+    reserved = reserved_prefix(table)
     if reserved is not None:
         owner = "claystore's system tables" if reserved == "dc_" else "the database engine"
         msg = (
@@ -142,7 +142,7 @@ def _check_table_name(table: Any) -> str:
             f"{owner}; choose another table name (the default is 'datastore')"
         )
         raise ConfigurationError(msg)
-    if "\x00" in table or LONE_SURROGATE.search(table) or not fits(table):
+    if has_unstorable_chars(table) or not fits(table):
         msg = (
             f"SQLDatastore table {table!r:.80}: a table name must be at most 63 bytes of UTF-8 "
             "without NUL characters (the limit of PostgreSQL); choose a shorter name"
@@ -279,7 +279,7 @@ class SQLDatastore(Datastore):
             msg = f"datastore keys must be Key objects, not {type(key).__name__}: use Key({key!r})"
             raise DatastoreTypeError(msg)
         text = str(key)
-        if "\x00" in text or LONE_SURROGATE.search(text):
+        if has_unstorable_chars(text):
             msg = f"key {text!r} holds a NUL or a lone surrogate, which SQL text cannot store"
             raise InvalidKeyError(msg)
         return text

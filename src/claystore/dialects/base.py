@@ -62,6 +62,12 @@ OPERATORS: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
 LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
+def has_unstorable_chars(text: str) -> bool:
+    """True when ``text`` holds a NUL (PostgreSQL's text refuses it) or a lone surrogate (no
+    driver can send it): text no engine stores alike."""
+    return "\x00" in text or LONE_SURROGATE.search(text) is not None
+
+
 class JSONType(enum.IntEnum):
     """The type of a JSON value (missing counts as null), numbered in the datastore's total
     order -- null, bool, number, str, then objects before arrays -- so that ``ORDER BY`` the

@@ -7,14 +7,20 @@ that long class and field names always work and always give the same table, colu
 names.
 
 Called by :mod:`claystore.orm.fields` and :mod:`claystore.orm.mapping` when a class is
-defined.  No I/O.
+defined, and by the SQL datastore for its table's name.  No I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-__all__ = ["MAX_IDENTIFIER_BYTES", "RESERVED_TABLE_PREFIXES", "fit_identifier", "fits"]
+__all__ = [
+    "MAX_IDENTIFIER_BYTES",
+    "RESERVED_TABLE_PREFIXES",
+    "fit_identifier",
+    "fits",
+    "reserved_prefix",
+]
 
 #: The longest identifier every supported engine keeps as written (PostgreSQL's NAMEDATALEN-1).
 MAX_IDENTIFIER_BYTES = 63
@@ -23,6 +29,13 @@ MAX_IDENTIFIER_BYTES = 63
 RESERVED_TABLE_PREFIXES = ("sqlite_", "pg_", "dc_")
 
 _HASH_CHARS = 8
+
+
+def reserved_prefix(table: str) -> str | None:
+    """The reserved prefix (:data:`RESERVED_TABLE_PREFIXES`) ``table`` starts with, in any
+    letter case, or None."""
+    lowered = table.lower()
+    return next((p for p in RESERVED_TABLE_PREFIXES if lowered.startswith(p)), None)
 
 
 def fits(name: str) -> bool:

@@ -32,13 +32,13 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, column_property, registry, synonym
 
-from claystore.dialects.base import LONE_SURROGATE
+from claystore.dialects.base import has_unstorable_chars
 from claystore.dialects.indexes import nullable_column_index
 from claystore.dialects.names import (
     MAX_IDENTIFIER_BYTES,
-    RESERVED_TABLE_PREFIXES,
     fit_identifier,
     fits,
+    reserved_prefix,
 )
 from claystore.errors import MappingError, QueryError
 from claystore.orm import types as sqltypes
@@ -266,7 +266,7 @@ def _table_name(cls: type) -> str:
             "it out for that name"
         )
         raise MappingError(msg)
-    if not given.strip() or "\x00" in given or LONE_SURROGATE.search(given):
+    if not given.strip() or has_unstorable_chars(given):
         msg = (
             f"{cls.__name__}: __tablename__ {given!r:.80} is not a table name every engine "
             "takes (it is blank, or holds a NUL or a lone surrogate); choose another name"
@@ -283,7 +283,7 @@ def _table_name(cls: type) -> str:
 
 
 def _check_names(cls: type, tablename: str, fields: list[Field], parent: ModelInfo | None) -> None:
-    reserved = next((p for p in RESERVED_TABLE_PREFIXES if tablename.lower().startswith(p)), None)
+    reserved = reserved_prefix(tablename)
     if reserved is not None:
         owner = "claystore's" if reserved == SYSTEM_TABLE_PREFIX else "the database engine's"
         msg = (
