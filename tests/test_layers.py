@@ -13,7 +13,7 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
 
    a. model definition, no I/O: ``system``, ``types``, ``jsoncodec``, ``fields``, ``state``,
       ``attributes``, ``mapping``, ``graph``, ``identity``;
-   b. SQL on one connection: ``aliases``, ``backends``, ``schema``, ``database``, ``loading``,
+   b. SQL on one connection: ``aliases``, ``backends``, ``schema``, ``database``, ``loading``, ``moving``, ``routing``,
       ``persistence``, ``unitofwork``, ``modelcompiler``;
    c. transactions: ``transaction``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
@@ -57,6 +57,8 @@ ORM_LAYERS = [
         "schema",
         "database",
         "loading",
+        "moving",
+        "routing",
         "persistence",
         "unitofwork",
         "modelcompiler",

@@ -3,7 +3,12 @@
 Owns configuration (a URL, dataClay-style arguments, or the ``DC_*`` environment variables;
 default ``sqlite:///claystore.db``), the SQLAlchemy engine, schema creation at start, the
 active-client context variables (through :class:`~claystore.orm.context.ObjectContext`), and
-the client-level API (``get_backends``, ...).
+the client-level API (``get_backends``, ``add_backend``, ``remove_backend``, ...).
+
+Backends: the database of the URL is the *metadata database* (the first, default backend);
+:meth:`Client.add_backend` registers more databases, whose URLs it keeps; every start opens
+each of them (their system tables created or upgraded, model tables checked per the schema
+mode) and ends the moves a crash interrupted (:func:`claystore.orm.moving.repair`).
 
 Configuration order: the ``url`` argument; else ``host``/``port``/``username``/``password``/
 ``database`` arguments (PostgreSQL); else ``DC_URL``; else ``DC_HOST``, ``DC_PORT``,
@@ -32,19 +37,21 @@ from sqlalchemy.engine import URL, Connection, Engine
 from claystore.dialects import dialect_class, dialect_for, translate_error
 from claystore.dialects.base import Dialect
 from claystore.dialects.registry import DEFAULT_URL, configured_url, parse_url
-from claystore.errors import ClientNotStartedError, ConfigurationError
+from claystore.errors import ClientNotStartedError, ConfigurationError, DatabaseConnectionError
 from claystore.migrations.system import (
     SYSTEM_SCHEMA_VERSION,
     read_system_version,
     upgrade_system_schema,
 )
 from claystore.orm import backends as backend_registry
+from claystore.orm import moving
 from claystore.orm.aliases import check_dataset
 from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database, check_schema_mode
 from claystore.orm.mapping import metadata
 from claystore.orm.modelquery import query_objects
 from claystore.orm.objectstore import ModelObjectStore
+from claystore.orm.routing import Router
 from claystore.orm.session import Session, transactional
 from claystore.orm.system import dc_schema
 
@@ -151,6 +158,7 @@ class Client:
         database: str | None = None,
         lock_timeout: float = 60.0,
         schema: str = "create",
+        backend: Any = None,
         echo: bool = False,
         engine_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -182,7 +190,12 @@ class Client:
         self._echo = echo
         self._engine_options = dict(engine_options or {})
         self._support: Dialect = dialect_for(self._url)
+        if backend is not None and not isinstance(backend, str | UUID):
+            msg = f"backend must be a backend name or id (str or UUID), not {backend!r}"
+            raise ConfigurationError(msg)
+        self._backend = backend
         self._engine: Engine | None = None
+        self._engines: list[Engine] = []  # of the other backends
         self._context: ObjectContext | None = None
         self._token: Any = None
 
@@ -240,19 +253,10 @@ class Client:
         (PostgreSQL), and check again under it."""
         if self.is_open:
             return self
-        options: dict[str, Any] = {"echo": self._echo, **self._support.engine_options()}
-        options.update(self._engine_options)
-        engine = sa.create_engine(self._url, **options)
-        self._support.configure(engine, lock_timeout=self.lock_timeout)
+        engine = self._new_engine(self._url, self._support)
         try:
             with engine.connect() as conn:
-                default_backend = self._read_system_tables(conn)
-                if default_backend is None:  # something to create or upgrade: under the lock
-                    self._support.begin(conn, write=True, lock_timeout=self.lock_timeout)
-                    self._support.lock_schema(conn)
-                    upgrade_system_schema(conn, self._support)
-                    default_backend = backend_registry.ensure_default(conn)
-                    conn.commit()
+                default_backend = self._prepare_system_tables(conn, self._support)
         except sa.exc.SQLAlchemyError as exc:
             engine.dispose()
             raise translate_error(exc, self._url) from None
@@ -262,23 +266,36 @@ class Client:
         database = Database(
             engine, self._support, lock_timeout=self.lock_timeout, schema=self.schema
         )
+        router = Router(database, default_backend, self._open_backend)
         context = self._context
-        if context is None:  # the same context across restarts: its objects stay usable
-            context = ObjectContext(
-                database,
-                dataset=self.dataset,
-                username=self.username,
-                default_backend_id=default_backend,
-                lock_timeout=self.lock_timeout,
-                owner=self,
-            )
-        else:
-            context.reopen(database, default_backend_id=default_backend)
         try:
-            database.ensure_tables()
-        except Exception:
-            context.deactivate()
-            engine.dispose()
+            router.refresh()
+            for backend_id in router.known():  # every backend: its tables, now
+                router.database(backend_id).ensure_tables()
+            chosen = default_backend
+            if self._backend is not None:
+                chosen = backend_registry.resolve(
+                    database.read(lambda conn: backend_registry.list_backends(conn, self.url)),
+                    self._backend,
+                )
+            if context is None:  # the same context across restarts: its objects stay usable
+                context = ObjectContext(
+                    router,
+                    dataset=self.dataset,
+                    username=self.username,
+                    default_backend_id=chosen,
+                    lock_timeout=self.lock_timeout,
+                    owner=self,
+                )
+            else:
+                context.reopen(router, default_backend_id=chosen)
+            for repaired in moving.repair(router):
+                log.warning("claystore repaired an interrupted move: %s", repaired)
+        except BaseException:
+            router.close()
+            if context is not None:
+                context.is_open = False
+            self._dispose(engine)
             raise
         self._engine = engine
         self._context = context
@@ -286,17 +303,88 @@ class Client:
         log.info("claystore client started on %s (dataset %s)", self.url, self.dataset)
         return self
 
-    def _read_system_tables(self, conn: Connection) -> UUID | None:
+    def _new_engine(self, url: URL, support: Dialect) -> Engine:
+        """An engine on ``url`` with this client's options, configured by its dialect."""
+        options: dict[str, Any] = {"echo": self._echo, **support.engine_options()}
+        options.update(self._engine_options)
+        engine = sa.create_engine(url, **options)
+        support.configure(engine, lock_timeout=self.lock_timeout)
+        return engine
+
+    def _prepare_system_tables(
+        self, conn: Connection, support: Dialect, *, store_id: UUID | None = None
+    ) -> UUID:
+        """Create or upgrade the system tables of a database (under the lock, only when
+        needed); returns its default backend's id — for a backend database (``store_id``
+        given) the store's."""
+        if store_id is None:
+            found = self._read_system_tables(conn, support)
+            if found is not None:
+                return found
+        elif self._system_tables_current(conn, support):
+            return store_id
+        support.begin(conn, write=True, lock_timeout=self.lock_timeout)
+        support.lock_schema(conn)
+        upgrade_system_schema(conn, support)
+        if store_id is None:
+            backend_registry.refuse_backend_as_store(conn, support.describe())
+            store_id = backend_registry.ensure_default(conn)
+        conn.commit()
+        return store_id
+
+    def _open_backend(self, backend_id: UUID, url: str) -> Database:
+        """The database of a registered backend (the router's opener): connected, its system
+        tables at this release's version."""
+        parsed = parse_url(url)
+        support = dialect_for(parsed)
+        engine = self._new_engine(parsed, support)
+        try:
+            with engine.connect() as conn:
+                self._prepare_system_tables(conn, support, store_id=backend_id)
+        except sa.exc.SQLAlchemyError as exc:
+            engine.dispose()
+            error = translate_error(exc, parsed)
+            if isinstance(error, DatabaseConnectionError):
+                msg = f"backend {backend_id} ({support.describe()}) cannot be reached: {error}"
+                raise DatabaseConnectionError(msg, exc) from None
+            raise error from None
+        self._engines.append(engine)
+        database = Database(engine, support, lock_timeout=self.lock_timeout, schema=self.schema)
+        database.backend_id = backend_id
+        return database
+
+    def _dispose(self, engine: Engine | None) -> None:
+        if engine is not None:
+            engine.dispose()
+        engines, self._engines = self._engines, []
+        for other in engines:
+            other.dispose()
+
+    def _read_system_tables(self, conn: Connection, support: Dialect) -> UUID | None:
         """The default backend's id when the system tables are in place at this release's
         version, read without taking a lock (a start then never waits for another process's
-        writer); None when something must be created or upgraded."""
-        self._support.begin(conn, write=False, lock_timeout=self.lock_timeout)
+        writer); None when something must be created or upgraded.  Raises
+        :class:`ConfigurationError` on a database that is another store's backend."""
+        support.begin(conn, write=False, lock_timeout=self.lock_timeout)
         try:
             if not sa.inspect(conn).has_table(dc_schema.name):
                 return None
             if read_system_version(conn) != SYSTEM_SCHEMA_VERSION:
                 return None
+            backend_registry.refuse_backend_as_store(conn, support.describe())
             return backend_registry.find_default(conn)
+        finally:
+            conn.rollback()
+
+    def _system_tables_current(self, conn: Connection, support: Dialect) -> bool:
+        """Whether a backend database's system tables are at this release's version (a read
+        without a lock)."""
+        support.begin(conn, write=False, lock_timeout=self.lock_timeout)
+        try:
+            inspector = sa.inspect(conn)
+            return inspector.has_table(dc_schema.name) and (
+                read_system_version(conn) == SYSTEM_SCHEMA_VERSION
+            )
         finally:
             conn.rollback()
 
@@ -307,7 +395,7 @@ class Client:
             context.deactivate(self._token)
             self._token = None
         if self._engine is not None:
-            self._engine.dispose()
+            self._dispose(self._engine)
             self._engine = None
             log.info("claystore client stopped on %s", self.url)
 
@@ -358,11 +446,116 @@ class Client:
     # -- backends ------------------------------------------------------------------------------
 
     def get_backends(self) -> dict[UUID, backend_registry.BackendInfo]:
-        """Every backend, by id (``list(client.get_backends())`` gives the ids)."""
+        """Every backend, by id, the metadata database (the default backend) first
+        (``list(client.get_backends())`` gives the ids); URLs shown without password."""
         context = self._require_context()
-        with context.connection() as conn:
-            return backend_registry.list_backends(conn, self.url)
+        return context.database.read(lambda conn: backend_registry.list_backends(conn, self.url))
 
     async def a_get_backends(self) -> dict[UUID, backend_registry.BackendInfo]:
         """Coroutine form of :meth:`get_backends`."""
         return await asyncio.to_thread(self.get_backends)
+
+    def add_backend(self, url: str | URL, name: str | None = None) -> UUID:
+        """Register another database (PostgreSQL or SQLite, empty or a former backend of this
+        store) as a backend; returns its id.  Its system tables are created there and every
+        client of this metadata database sees it.
+
+        Raises :class:`~claystore.errors.DatabaseConnectionError` when it cannot be reached and
+        :class:`~claystore.errors.BackendAlreadyExistsError` when it is registered already
+        (under any URL), is a metadata database, or the name is taken; nothing is registered
+        then.  ``name`` defaults to the database's name.
+        """
+        context = self._require_context()
+        parsed = parse_url(url, "backend url")
+        support = dialect_for(parsed)
+        if support.is_memory:
+            msg = (
+                f"{support.describe()} lives in one process's memory: a backend must be a "
+                "database other clients can open (a file or a server)"
+            )
+            raise ConfigurationError(msg)
+        full_url = parsed.render_as_string(hide_password=False)
+        existing = self.get_backends()
+        if name is None:
+            name = self._backend_name(parsed, {info.name for info in existing.values()})
+        backend_registry.check_name(name)
+        store_id = context.router.metadata_id
+        engine = self._new_engine(parsed, support)
+        try:
+            with engine.connect() as target:
+                self._prepare_system_tables(target, support, store_id=store_id)
+                support.begin(target, write=True, lock_timeout=self.lock_timeout)
+                meta = context.database.open_write()
+                try:
+                    backend_id = backend_registry.register(
+                        meta, target, full_url, name, store_id=store_id
+                    )
+                    target.commit()
+                    meta.commit()
+                except BaseException:
+                    meta.rollback()
+                    raise
+                finally:
+                    context.database.close_write(meta)
+        except sa.exc.SQLAlchemyError as exc:
+            raise translate_error(exc, parsed) from None
+        finally:
+            engine.dispose()
+        context.router.refresh()
+        context.router.database(backend_id).ensure_tables()
+        log.info("claystore backend %s added: %s", name, support.describe())
+        return backend_id
+
+    @staticmethod
+    def _backend_name(url: URL, taken: set[str]) -> str:
+        """A free name for a backend: its database's name (a file's stem), numbered if taken."""
+        base = os.path.splitext(os.path.basename(url.database or ""))[0] or "backend"
+        name, number = base[: backend_registry.MAX_NAME_LENGTH - 8], 1
+        candidate = name
+        while candidate in taken:
+            number += 1
+            candidate = f"{name}-{number}"
+        return candidate
+
+    def remove_backend(self, backend: Any) -> None:
+        """Unregister a backend (by id or name).  Refused with
+        :class:`~claystore.errors.BackendInUseError` while objects live on it (move them
+        first), for the metadata database, and while a move to or from it is not repaired."""
+        context = self._require_context()
+        infos = self.get_backends()
+        info = infos[backend_registry.resolve(infos, backend)]
+        backend_registry.refuse_default(info)
+        database = context.router.database(info.id)
+        meta = context.database.open_write()
+        try:
+            target = database.open_write()
+            try:
+                backend_registry.check_removable(meta, target, info)
+                backend_registry.unregister(meta, target, info.id)
+                target.commit()
+                meta.commit()
+            finally:
+                database.close_write(target)
+        except BaseException:
+            meta.rollback()
+            raise
+        finally:
+            context.database.close_write(meta)
+        forgotten = context.router.forget(info.id)
+        if forgotten is not None:
+            forgotten.close()
+        log.info("claystore backend %s removed", info.name)
+
+    def repair_moves(self) -> list[moving.Repaired]:
+        """End the moves between backends that a crash interrupted (each is finished or
+        undone, so that every object is on exactly one backend); moves still under way in a
+        live process are left alone.  A start does it too; returns what was repaired."""
+        return moving.repair(self._require_context().router)
+
+    async def a_add_backend(self, url: str | URL, name: str | None = None) -> UUID:
+        """Coroutine form of :meth:`add_backend`."""
+        return await asyncio.to_thread(self.add_backend, url, name)
+
+    async def a_remove_backend(self, backend: Any) -> None:
+        """Coroutine form of :meth:`remove_backend`."""
+        await asyncio.to_thread(self.remove_backend, backend)

@@ -21,7 +21,9 @@ __all__ = [
     "AliasAlreadyExistError",
     "AliasDoesNotExistError",
     "AlreadyExistError",
+    "BackendAlreadyExistsError",
     "BackendDoesNotExistError",
+    "BackendInUseError",
     "ClaystoreError",
     "ClientClosedError",
     "ClientNotStartedError",
@@ -41,10 +43,12 @@ __all__ = [
     "MappingError",
     "MigrationError",
     "MissingFieldError",
+    "MoveError",
     "ObjectDoesNotExistError",
     "ObjectHasVersionsError",
     "ObjectInUseError",
     "ObjectIsNotVersionError",
+    "ObjectMovedError",
     "ObjectNotRegisteredError",
     "QueryError",
     "ReadOnlyDatabaseError",
@@ -149,6 +153,18 @@ class BackendDoesNotExistError(DoesNotExistError, KeyError):
         return str(self.args[0])
 
 
+class BackendAlreadyExistsError(AlreadyExistError):
+    """The database (or the backend name) is registered already."""
+
+
+class BackendInUseError(ClaystoreError, RuntimeError):
+    """The backend cannot be removed: objects live on it (move them first)."""
+
+
+class MoveError(ClaystoreError, RuntimeError):
+    """An object cannot be moved as asked (a version, an object with versions...)."""
+
+
 class ObjectNotRegisteredError(ClaystoreError, RuntimeError):
     """The operation needs a persistent object, and this one is not registered."""
 
@@ -171,6 +187,12 @@ class ObjectHasVersionsError(ClaystoreError, RuntimeError):
 
 class VersionConflictError(ClaystoreError, RuntimeError):
     """An ancestor changed after the version was taken; consolidation wrote nothing."""
+
+
+class ObjectMovedError(VersionConflictError):
+    """The object moved to another backend while this transaction wrote it (another process
+    ran ``move``): nothing was written; run the transaction again (it is retryable, like any
+    :class:`VersionConflictError`: ``retry_on_conflict`` does it)."""
 
 
 class SessionStateError(ClaystoreError, RuntimeError):

@@ -280,6 +280,16 @@ class Dialect:
         preparer = conn.dialect.identifier_preparer
         conn.exec_driver_sql(f"ALTER INDEX {preparer.quote(old)} RENAME TO {preparer.quote(new)}")
 
+    @classmethod
+    def drop_foreign_keys(cls, conn: Connection, table: str) -> None:
+        """Drop every foreign key of ``table`` (in the caller's transaction)."""
+        preparer = conn.dialect.identifier_preparer
+        for key in sa.inspect(conn).get_foreign_keys(table):
+            conn.exec_driver_sql(
+                f"ALTER TABLE {preparer.quote(table)} "
+                f"DROP CONSTRAINT {preparer.quote(str(key['name']))}"
+            )
+
     def lock_rows(self, statement: sa.Select[Any], table: sa.Table) -> sa.Select[Any]:
         """Make a SELECT of ``table``'s rows hold them locked until the transaction ends."""
         return statement

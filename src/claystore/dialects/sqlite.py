@@ -213,6 +213,37 @@ class SQLiteDialect(Dialect):
 
     @override
     @classmethod
+    def drop_foreign_keys(cls, conn: Connection, table: str) -> None:
+        """SQLite cannot drop a constraint: the table is made again without its foreign keys
+        (same columns, rows and indexes)."""
+        inspector = sa.inspect(conn)
+        if not inspector.get_foreign_keys(table):
+            return
+        old = sa.Table(table, sa.MetaData(), autoload_with=conn)
+        rebuilt = sa.Table(
+            f"{table}_rebuilt",
+            sa.MetaData(),
+            *(
+                sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+                for c in old.columns
+            ),
+        )
+        rebuilt.create(conn)
+        names = [c.name for c in old.columns]
+        conn.execute(sa.insert(rebuilt).from_select(names, sa.select(*old.columns)))
+        indexes = inspector.get_indexes(table)
+        old.drop(conn)
+        preparer = conn.dialect.identifier_preparer
+        conn.exec_driver_sql(
+            f"ALTER TABLE {preparer.quote(rebuilt.name)} RENAME TO {preparer.quote(table)}"
+        )
+        renamed = sa.Table(table, sa.MetaData(), autoload_with=conn)
+        for index in indexes:
+            columns = [renamed.c[str(name)] for name in index["column_names"]]
+            sa.Index(index["name"], *columns, unique=bool(index["unique"])).create(conn)
+
+    @override
+    @classmethod
     def rename_index(cls, conn: Connection, table: str, old: str, new: str) -> None:
         """SQLite cannot rename an index: drop it and create it again from its own
         ``CREATE INDEX`` statement under the new name."""

@@ -11,7 +11,9 @@ The versions:
 
 1. the 0.1.0 release: ``dc_backend``, ``dc_object``, ``dc_alias``, and no version recorded
    (early 0.1.0 databases also lack the index ``ix_dc_object_versions``);
-2. ``dc_schema`` records the version (one row per component; claystore's is ``'claystore'``).
+2. ``dc_schema`` records the version (one row per component; claystore's is ``'claystore'``);
+3. backends: ``dc_alias`` loses its foreign key to ``dc_object`` (an alias may name an object
+   on another backend), and ``dc_move`` journals moves between backends.
 
 A new version adds one step at the end of :data:`UPGRADE_STEPS` and raises
 :data:`SYSTEM_SCHEMA_VERSION`.  A step is a snapshot: it creates what its version had, written
@@ -32,7 +34,7 @@ from typing import Final
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.schema import CreateIndex
+from sqlalchemy.schema import CreateIndex, SetColumnComment
 
 from claystore.dialects.base import Dialect
 from claystore.dialects.indexes import partial_index
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 #: The schema version of the system tables this release writes.
-SYSTEM_SCHEMA_VERSION: Final = 2
+SYSTEM_SCHEMA_VERSION: Final = 3
 #: claystore's row in ``dc_schema``.
 COMPONENT: Final = "claystore"
 #: The tables of version 1 (0.1.0), which recorded no version.
@@ -95,9 +97,40 @@ def add_schema_table(conn: Connection, dialect: Dialect) -> None:
         conn.execute(CreateIndex(versions))
 
 
+def add_backends(conn: Connection, dialect: Dialect) -> None:
+    """2 -> 3: ``dc_alias`` without its foreign key to ``dc_object`` (an alias may name an
+    object on another backend), and the move journal ``dc_move``."""
+    dialect.drop_foreign_keys(conn, "dc_alias")
+    uuid_type = sa.Uuid().compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f"ALTER TABLE dc_backend ADD COLUMN store_id {uuid_type}")
+    if conn.dialect.supports_comments:
+        store = sa.Column(
+            "store_id", sa.Uuid, comment="on a backend's own row: its store's default"
+        )
+        sa.Table("dc_backend", sa.MetaData(), store)
+        conn.execute(SetColumnComment(store))
+    version_3 = sa.MetaData()
+    sa.Table(
+        "dc_move",
+        version_3,
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("source_id", sa.Uuid, nullable=False, comment="the backend the rows leave"),
+        sa.Column("target_id", sa.Uuid, nullable=False, comment="the backend the rows go to"),
+        sa.Column("state", sa.String(20), nullable=False, comment="copying, then switching"),
+        sa.Column("object_ids", sa.Text, nullable=False, comment="JSON list of the ids moved"),
+        sa.Column("tables", sa.Text, nullable=False, comment="JSON [[table, key column], ...]"),
+        sa.Column("owner", sa.String(300), nullable=False, comment="host:pid:start of the mover"),
+        sa.Column("started_at", AwareDateTime, nullable=False),
+        sa.Column("updated_at", AwareDateTime, nullable=False),
+    ).create(conn)
+
+
 #: Every step, in order: each one's ``to_version`` is the next one's ``from_version``, and the
 #: last one's is :data:`SYSTEM_SCHEMA_VERSION`.
-UPGRADE_STEPS: Final[tuple[UpgradeStep, ...]] = (UpgradeStep(1, 2, add_schema_table),)
+UPGRADE_STEPS: Final[tuple[UpgradeStep, ...]] = (
+    UpgradeStep(1, 2, add_schema_table),
+    UpgradeStep(2, 3, add_backends),
+)
 
 
 def read_system_version(conn: Connection) -> int | None:

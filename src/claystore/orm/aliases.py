@@ -122,3 +122,9 @@ def delete(conn: Connection, dataset: str, alias: str) -> None:
     )
     if result.rowcount == 0:
         raise AliasDoesNotExistError(alias, dataset)
+
+
+def forget_object(conn: Connection, object_id: UUID) -> None:
+    """Remove every alias of a deleted object (aliases live in the metadata database, apart
+    from the object's row)."""
+    conn.execute(sa.delete(dc_alias).where(dc_alias.c.object_id == object_id))

@@ -1,10 +1,17 @@
 """Backends: the databases objects live in (``dc_backend``).
 
 Owns the backend registry.  The metadata database is always the first backend, created as the
-default on first start; further backends (other databases) come with multi-backend support.
+default on first start; :func:`register` adds other databases, :func:`unregister` removes one
+that holds no object.
 
-Called by the client (start, ``get_backends``) and by ``make_persistent`` to check a
-``backend_id``.
+A database knows what it is from its own ``dc_backend`` rows: the metadata database of a store
+has the store's default row (``is_default``, ``url`` NULL); another backend has one row, itself
+(``url`` NULL, ``is_default`` false, ``store_id`` the store's default backend id).  So the same
+database is never registered twice, whatever spelling its URL has, nor in two stores.
+
+Called by the client (start, ``add_backend``, ``get_backends``, ``remove_backend``), by the
+router that opens backends (:mod:`claystore.orm.routing`) and by ``make_persistent``/``move``
+to resolve a backend given by id or name.
 """
 
 from __future__ import annotations
@@ -14,15 +21,23 @@ from uuid import UUID
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
-from claystore.errors import BackendDoesNotExistError
+from claystore.errors import (
+    BackendAlreadyExistsError,
+    BackendDoesNotExistError,
+    BackendInUseError,
+    ConfigurationError,
+)
 from claystore.orm.identity import new_object_id
-from claystore.orm.system import dc_backend
+from claystore.orm.system import dc_backend, dc_move, dc_object
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 DEFAULT_BACKEND_NAME = "default"
+#: The longest backend name (``dc_backend.name``).
+MAX_NAME_LENGTH = 200
 
 
 @attrs.frozen
@@ -34,6 +49,11 @@ class BackendInfo:
     name: str
     url: str
     is_default: bool
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def find_default(conn: Connection) -> UUID | None:
@@ -55,15 +75,56 @@ def ensure_default(conn: Connection) -> UUID:
     return backend_id
 
 
+def own_row(conn: Connection) -> dict[str, Any] | None:
+    """The row a non-metadata backend database keeps about itself, None on any other."""
+    row = (
+        conn.execute(
+            sa.select(dc_backend).where(dc_backend.c.url.is_(None), ~dc_backend.c.is_default)
+        )
+        .mappings()
+        .first()
+    )
+    return None if row is None else dict(row)
+
+
+def refuse_backend_as_store(conn: Connection, where: str) -> None:
+    """Raise :class:`ConfigurationError` when the database is another store's backend (a
+    client must connect to the store's metadata database)."""
+    row = own_row(conn)
+    if row is not None:
+        msg = (
+            f"the {where} is backend {row['name']!r} ({row['id']}) of a claystore store, not "
+            "its metadata database: connect the client to the store's metadata database (the "
+            "first one, where the backend was added)"
+        )
+        raise ConfigurationError(msg)
+
+
 def list_backends(conn: Connection, metadata_url: str) -> dict[UUID, BackendInfo]:
-    """Every backend by id, the default first."""
+    """Every backend by id, the default first, then in the order they were added (ids are
+    time-ordered); passwords hidden."""
     rows = conn.execute(
-        sa.select(dc_backend).order_by(dc_backend.c.is_default.desc(), dc_backend.c.name)
+        sa.select(dc_backend)
+        .where(dc_backend.c.url.is_not(None) | dc_backend.c.is_default)
+        .order_by(dc_backend.c.is_default.desc(), dc_backend.c.id)
     ).mappings()
     return {
-        r["id"]: BackendInfo(r["id"], r["name"], r["url"] or metadata_url, bool(r["is_default"]))
+        UUID(str(r["id"])): BackendInfo(
+            UUID(str(r["id"])),
+            r["name"],
+            shown_url(r["url"]) if r["url"] else metadata_url,
+            bool(r["is_default"]),
+        )
         for r in rows
     }
+
+
+def connect_urls(conn: Connection) -> dict[UUID, str]:
+    """The URL (password included) of every backend but the metadata database."""
+    rows = conn.execute(
+        sa.select(dc_backend.c.id, dc_backend.c.url).where(dc_backend.c.url.is_not(None))
+    )
+    return {UUID(str(backend_id)): url for backend_id, url in rows}
 
 
 def resolve(backends: dict[UUID, BackendInfo], backend: Any) -> UUID:
@@ -76,3 +137,105 @@ def resolve(backends: dict[UUID, BackendInfo], backend: Any) -> UUID:
         if backend in (info.id, str(info.id), info.name):
             return info.id
     raise BackendDoesNotExistError(backend)
+
+
+def check_name(name: Any) -> str:
+    """``name`` if it can name a backend; raises :class:`ConfigurationError`."""
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
+        msg = (
+            f"a backend name is a non-empty str of at most {MAX_NAME_LENGTH} characters, "
+            f"not {name!r}"
+        )
+        raise ConfigurationError(msg)
+    if "\x00" in name:
+        msg = f"a backend name cannot hold a NUL character: {name!r}"
+        raise ConfigurationError(msg)
+    return name
+
+
+def register(meta: Connection, target: Connection, url: str, name: str, *, store_id: UUID) -> UUID:
+    """Register the database of ``target`` as a backend of the store whose metadata database
+    ``meta`` is (both connections in write transactions of the caller: it commits ``target``
+    first).  Refuses, writing nothing, a name taken and a database that is already a backend
+    or a metadata database."""
+    taken = meta.execute(sa.select(dc_backend.c.id).where(dc_backend.c.name == name)).first()
+    if taken is not None:
+        msg = f"a backend named {name!r} exists already ({taken[0]}); choose another name"
+        raise BackendAlreadyExistsError(msg)
+    shown = shown_url(url)
+    if find_default(target) is not None:
+        same = find_default(target) == store_id
+        msg = (
+            f"{shown} is the metadata database of this store: it is the default backend already"
+            if same
+            else f"{shown} is the metadata database of another claystore store; "
+            "a backend must be a database of its own"
+        )
+        raise BackendAlreadyExistsError(msg)
+    row = own_row(target)
+    backend_id = new_object_id()
+    if row is not None:
+        known = meta.execute(
+            sa.select(dc_backend.c.name).where(dc_backend.c.id == row["id"])
+        ).scalar()
+        if known is not None:
+            msg = f"{shown} is registered already, as backend {known!r} ({row['id']})"
+            raise BackendAlreadyExistsError(msg)
+        if row["store_id"] != store_id:
+            msg = (
+                f"{shown} is backend {row['name']!r} of another claystore store; a database "
+                "belongs to one store"
+            )
+            raise BackendAlreadyExistsError(msg)
+        backend_id = UUID(str(row["id"]))  # an earlier add stopped half-way: finish it
+        target.execute(sa.delete(dc_backend).where(dc_backend.c.id == backend_id))
+    target.execute(
+        sa.insert(dc_backend),
+        {"id": backend_id, "name": name, "url": None, "is_default": False, "store_id": store_id},
+    )
+    meta.execute(
+        sa.insert(dc_backend),
+        {"id": backend_id, "name": name, "url": url, "is_default": False},
+    )
+    return backend_id
+
+
+def refuse_default(info: BackendInfo) -> None:
+    """Raise :class:`BackendInUseError` for the metadata database (never removed)."""
+    if info.is_default:
+        msg = (
+            f"backend {info.name!r} is the metadata database of the store (the default "
+            "backend); it cannot be removed"
+        )
+        raise BackendInUseError(msg)
+
+
+def check_removable(meta: Connection, target: Connection, info: BackendInfo) -> None:
+    """Raise unless ``info``'s backend may be removed: no object on it, no move under way to
+    or from it (see also :func:`refuse_default`)."""
+    refuse_default(info)
+    count = target.execute(sa.select(sa.func.count()).select_from(dc_object)).scalar_one()
+    if count:
+        msg = (
+            f"backend {info.name!r} ({info.id}) holds {count} objects: move them to another "
+            "backend first (obj.move(backend)), then remove it"
+        )
+        raise BackendInUseError(msg)
+    moving = meta.execute(
+        sa.select(dc_move.c.id).where(
+            (dc_move.c.source_id == info.id) | (dc_move.c.target_id == info.id)
+        )
+    ).first()
+    if moving is not None:
+        msg = (
+            f"a move to or from backend {info.name!r} is under way or was interrupted: "
+            "run `claystore backends repair` (or start a client) first"
+        )
+        raise BackendInUseError(msg)
+
+
+def unregister(meta: Connection, target: Connection | None, backend_id: UUID) -> None:
+    """Remove a backend's rows (see :func:`check_removable` first)."""
+    if target is not None:
+        target.execute(sa.delete(dc_backend).where(dc_backend.c.id == backend_id))
+    meta.execute(sa.delete(dc_backend).where(dc_backend.c.id == backend_id))

@@ -1,7 +1,8 @@
 """The object context: the "jar" every stored object belongs to, and the active-context lookup.
 
-Owns :class:`ObjectContext` — one per client: its database (:class:`~claystore.orm.database.
-Database`, replaced when the client restarts), dataset and user, the identity map, object
+Owns :class:`ObjectContext` — one per client: its backends (a :class:`~claystore.orm.routing.
+Router` of :class:`~claystore.orm.database.Database` objects, replaced when the client
+restarts), dataset and user, the identity map, object
 ownership between threads — with what stored objects call through their descriptors
 (``read_field``, ``write_field``: the :class:`~claystore.orm.state.Jar` protocol) and what the
 object API builds on: transactions (:meth:`ObjectContext.transaction`, ``begin``/``end``), and
@@ -33,11 +34,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from claystore.dialects.base import Dialect
-from claystore.errors import ClientNotStartedError, ObjectDoesNotExistError
+from claystore.errors import ClientNotStartedError, ConnectionLostError, ObjectDoesNotExistError
 from claystore.orm.database import Database
 from claystore.orm.fields import Field
 from claystore.orm.identity import IdentityMap
 from claystore.orm.loading import Loader
+from claystore.orm.routing import ReadRoute, Router
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState, stored_state
 from claystore.orm.transaction import Ownership, Transaction, current_transaction
 
@@ -53,7 +55,7 @@ class ObjectContext:
 
     def __init__(
         self,
-        database: Database,
+        router: Router,
         *,
         dataset: str,
         username: str | None,
@@ -61,7 +63,7 @@ class ObjectContext:
         lock_timeout: float,
         owner: Any = None,
     ) -> None:
-        self.database = database
+        self.router = router
         self.dataset = dataset
         self.username = username
         self.default_backend_id = default_backend_id
@@ -72,8 +74,13 @@ class ObjectContext:
         self.is_open = True
 
     @property
+    def database(self) -> Database:
+        """The metadata database (the first backend)."""
+        return self.router.metadata
+
+    @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine of the client's database."""
+        """The SQLAlchemy engine of the client's metadata database."""
         return self.database.engine
 
     @property
@@ -81,10 +88,10 @@ class ObjectContext:
         """The engine's dialect (what differs per database engine)."""
         return self.database.dialect
 
-    def reopen(self, database: Database, *, default_backend_id: UUID) -> None:
-        """Use a new database after a restart of the client (objects stay bound to this
+    def reopen(self, router: Router, *, default_backend_id: UUID) -> None:
+        """Use new databases after a restart of the client (objects stay bound to this
         context)."""
-        self.database = database
+        self.router = router
         self.default_backend_id = default_backend_id
         self.is_open = True
 
@@ -104,7 +111,7 @@ class ObjectContext:
     def deactivate(self, token: Any = None) -> None:
         """Stop being active (the object handles stay, bound to a closed context)."""
         self.is_open = False
-        self.database.close()
+        self.router.close()
         with _fallback_lock:
             if self in _fallback:
                 _fallback.remove(self)
@@ -127,7 +134,7 @@ class ObjectContext:
         self.check_open()
         tx = kind(
             self,
-            self.database,
+            self.router,
             self.identity,
             self.ownership,
             dataset=self.dataset,
@@ -177,9 +184,23 @@ class ObjectContext:
     # -- reads -----------------------------------------------------------------------------------
 
     def loader(self, conn: Connection) -> Loader:
-        """A loader on ``conn`` (a connection outside any transaction) into the client's
-        identity map."""
+        """A loader on ``conn`` (a connection to the metadata database outside any
+        transaction) into the client's identity map; it does not follow objects to other
+        backends (:meth:`read` does)."""
         return Loader(conn, self, self.identity, self.dialect)
+
+    def _routed(self, backend_id: UUID, load: Callable[[Loader], T]) -> T:
+        """``load(loader)`` with the loader of a backend on a read route (objects on other
+        backends are followed there), run once more if a connection was lost."""
+
+        def once() -> T:
+            with ReadRoute(self.router, self, self.identity) as route:
+                return load(route.loader_for(backend_id))
+
+        try:
+            return once()
+        except ConnectionLostError:
+            return once()
 
     @contextlib.contextmanager
     def loading(self) -> Iterator[Loader]:
@@ -191,8 +212,8 @@ class ObjectContext:
             tx.prepare_read()
             yield tx.loader
             return
-        with self.database.reader() as conn:
-            yield self.loader(conn)
+        with ReadRoute(self.router, self, self.identity) as route:
+            yield route.loader_for(self.router.metadata_id)
 
     def read(self, load: Callable[[Loader], T]) -> T:
         """``load(loader)`` with the loader of :meth:`loading`.
@@ -205,7 +226,17 @@ class ObjectContext:
         if tx is not None:
             tx.prepare_read()
             return load(tx.loader)
-        return self.database.read(lambda conn: load(self.loader(conn)))
+        return self._routed(self.router.metadata_id, load)
+
+    def locate(self, state: ObjectState) -> UUID:
+        """The backend where a stored object is now (``state.backend_id`` is updated: another
+        process may have moved it); raises :class:`ObjectDoesNotExistError` when it was
+        deleted."""
+        found = self._routed(state.backend_id, lambda loader: loader.locate(state.object_id))
+        if found is None:
+            raise ObjectDoesNotExistError(state.object_id, "it was deleted")
+        state.backend_id = found
+        return found
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -223,8 +254,9 @@ class ObjectContext:
             return tx.read_field(obj, state, field)
         if state.lifecycle is not Lifecycle.PERSISTENT:
             raise ObjectDoesNotExistError(state.object_id, "it is being deleted")
-        return self.database.read(
-            lambda conn: self.loader(conn).field(obj, state, field, cache=state.owner is None)
+        return self._routed(
+            state.backend_id,
+            lambda loader: loader.field(obj, state, field, cache=state.owner is None),
         )
 
     def write_field(self, obj: Any, state: ObjectState, field: Field, value: Any) -> None:

@@ -34,6 +34,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -71,6 +72,7 @@ class Database:
     ) -> None:
         self.engine = engine
         self.dialect = dialect
+        self.backend_id: UUID | None = None  # set by the router that opens it
         self.lock_timeout = lock_timeout
         self.schema = schema  # one of SCHEMA_MODES (checked by the client)
         self.is_open = True

@@ -17,7 +17,11 @@ Owns, like SQLAlchemy's ``orm/loading.py``:
   that survive the end of the transaction (a session committing every N objects).
 
 Loading goes by the registry (``dc_object``) to learn each id's class, so references may point
-to any class, including subclasses (joined tables) and unions of classes.
+to any class, including subclasses (joined tables) and unions of classes.  Each loader reads
+one backend; an id it does not find at home there is looked for on the other backends through
+its *route* (:class:`Route`: a read route or the transaction), which also waits for a move
+under way (:mod:`claystore.orm.moving`).  Rows whose registry row names another backend (the
+copies a move is making) are never read.
 
 The identity scope is passed in (:class:`IdentityScope`): the client's identity map outside a
 unit of work, the unit of work itself inside one.  The loader is handed its connection, the
@@ -62,6 +66,19 @@ _CHUNK = 500
 #: Position of the first field column in an object row (after id, class, version, dataset,
 #: backend).
 FIRST_FIELD = 5
+
+
+class Route(Protocol):
+    """The other backends a loader can reach (see the module docstring)."""
+
+    def loader_for(self, backend_id: UUID) -> Loader:
+        """The loader of a backend in the same read or transaction."""
+
+    def backend_ids(self) -> list[UUID]:
+        """Every backend, the metadata database first."""
+
+    def settle(self, object_ids: Iterable[UUID]) -> bool:
+        """Wait for the moves under way of these objects; True if there was one."""
 
 
 class IdentityScope(Protocol):
@@ -131,7 +148,7 @@ def object_select(info: ModelInfo, by: str, *, registry: bool = True) -> sa.Sele
     return statement
 
 
-_REGISTRY_SELECT = sa.select(dc_object.c.id, dc_object.c.class_name).where(
+_REGISTRY_SELECT = sa.select(dc_object.c.id, dc_object.c.class_name, dc_object.c.backend_id).where(
     dc_object.c.id.in_(sa.bindparam("ids", expanding=True))
 )
 
@@ -261,15 +278,34 @@ def _hint(field: Field) -> ModelInfo | None:
 class Loader:
     """Loads stored objects over one connection into one identity scope."""
 
-    __slots__ = ("conn", "context", "dialect", "scope")
+    __slots__ = ("backend_id", "conn", "context", "dialect", "route", "scope")
 
     def __init__(
-        self, conn: Connection, context: Jar, scope: IdentityScope, dialect: Dialect
+        self,
+        conn: Connection,
+        context: Jar,
+        scope: IdentityScope,
+        dialect: Dialect,
+        *,
+        backend_id: UUID | None = None,
+        route: Route | None = None,
     ) -> None:
         self.conn = conn
         self.context = context  # the jar of the objects built
         self.scope = scope
         self.dialect = dialect
+        self.backend_id = backend_id  # None: one database, no routing
+        self.route = route
+
+    def at(self, state: ObjectState) -> Loader:
+        """The loader of the backend holding the object of ``state``."""
+        if self.route is None or state.backend_id == self.backend_id:
+            return self
+        return self.route.loader_for(state.backend_id)
+
+    def _is_home(self, raw_backend: Any) -> bool:
+        """Whether a row whose registry names ``raw_backend`` is this backend's own."""
+        return self.backend_id is None or backend_uuid(raw_backend) == self.backend_id
 
     # -- rows -> objects: the one path -----------------------------------------------------------
 
@@ -316,20 +352,59 @@ class Loader:
                 found[object_id] = obj
             else:
                 missing.append(object_id)
-        if missing and hint is not None:
-            self._load(hint, missing, found, exact=True)
-            missing = [i for i in missing if i not in found]
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
+        missing = self._here(missing, hint, found)
+        if missing and self.route is not None:
+            self._elsewhere(missing, hint, found)
+        return found
+
+    def _here(self, ids: list[UUID], hint: ModelInfo | None, found: dict[UUID, Any]) -> list[UUID]:
+        """Load the objects among ``ids`` that are at home on this backend into ``found``;
+        returns the ids not found."""
+        if ids and hint is not None:
+            self._load(hint, ids, found, exact=True)
+            ids = [i for i in ids if i not in found]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
             by_class: dict[str, list[UUID]] = defaultdict(list)
-            for object_id, class_name in self.conn.execute(_REGISTRY_SELECT, {"ids": chunk}):
-                by_class[class_name].append(object_id)
+            for object_id, class_name, backend in self.conn.execute(
+                _REGISTRY_SELECT, {"ids": chunk}
+            ):
+                if self._is_home(backend):
+                    by_class[class_name].append(object_id)
             for class_name, class_ids in by_class.items():
                 info = info_for_table(class_name)
                 if info is None:
                     raise unknown_class(class_ids[0], class_name)
                 self._load(info, class_ids, found, exact=False)
-        return found
+        return [i for i in ids if i not in found]
+
+    def _elsewhere(self, ids: list[UUID], hint: ModelInfo | None, found: dict[UUID, Any]) -> None:
+        """Load the objects among ``ids`` that are on other backends (after the moves under
+        way of those not found anywhere end)."""
+        assert self.route is not None
+        for attempt in range(2):
+            for backend_id in self.route.backend_ids():
+                if ids and (attempt or backend_id != self.backend_id):
+                    ids = self.route.loader_for(backend_id)._here(ids, hint, found)
+            if not ids or not self.route.settle(ids):
+                return
+
+    def locate(self, object_id: UUID) -> UUID | None:
+        """The backend where an object is at home now (after a move under way ends), None
+        when it is nowhere (deleted)."""
+        if self.route is None:
+            return None
+        statement = _REGISTRY_SELECT
+        order = [b for b in (self.backend_id,) if b is not None]
+        for attempt in range(2):
+            for backend_id in dict.fromkeys([*order, *self.route.backend_ids()]):
+                conn = self.route.loader_for(backend_id).conn
+                for _, _, backend in conn.execute(statement, {"ids": [object_id]}):
+                    if backend_uuid(backend) == backend_id:
+                        return backend_id
+            if attempt or not self.route.settle([object_id]):
+                return None
+        return None  # pragma: no cover
 
     def _load(
         self, info: ModelInfo, ids: list[UUID], found: dict[UUID, Any], *, exact: bool
@@ -342,6 +417,8 @@ class Loader:
             rows = self.conn.execute(statement, {"ids": ids[start : start + _CHUNK]}).all()
             if exact:
                 rows = [r for r in rows if r[1] == info.tablename]
+            if self.backend_id is not None:
+                rows = [r for r in rows if self._is_home(r[4])]
             for row, obj in zip(rows, self.instances(rows, readers), strict=True):
                 found[row[0]] = obj
 
@@ -364,14 +441,21 @@ class Loader:
 
     # -- one object's row ------------------------------------------------------------------------
 
-    def row(self, info: ModelInfo, object_id: UUID, *, lock: bool = False) -> Sequence[Any]:
-        """The row of one object (locked until the transaction ends with ``lock``); raises
+    def row(self, info: ModelInfo, state: ObjectState, *, lock: bool = False) -> Sequence[Any]:
+        """The row of one object (locked until the transaction ends with ``lock``), on its
+        backend — followed there when it moved (``state.backend_id`` is updated); raises
         :class:`ObjectDoesNotExistError` when it was deleted."""
+        loader = self.at(state)
+        object_id = state.object_id
         statement = object_select(info, "id", registry=False)
         if lock:
-            statement = self.dialect.lock_rows(statement, info.root.table)
-        row = self.conn.execute(statement, {"id": object_id}).first()
+            statement = loader.dialect.lock_rows(statement, info.root.table)
+        row = loader.conn.execute(statement, {"id": object_id}).first()
         if row is None:
+            moved_to = loader.locate(object_id)
+            if moved_to is not None and moved_to != state.backend_id:
+                state.backend_id = moved_to
+                return self.row(info, state, lock=lock)
             msg = f"the {info.cls.__name__} was deleted"
             raise ObjectDoesNotExistError(object_id, msg)
         return row
@@ -381,7 +465,7 @@ class Loader:
     ) -> None:
         """Read the object's row again into its memory (except the fields in ``skip``)."""
         info: ModelInfo = type(obj)._dc_info
-        RowReader.of(info).refresh(obj, self.row(info, state.object_id, lock=lock), skip)
+        RowReader.of(info).refresh(obj, self.row(info, state, lock=lock), skip)
 
     # -- references ------------------------------------------------------------------------------
 
@@ -396,13 +480,19 @@ class Loader:
             state = cached.__dict__.get(STATE_ATTR)
             if state is not None and state.object_id == target_id:
                 return cached
-        target = self.objects([target_id], _hint(field)).get(target_id)
+        state = d.get(STATE_ATTR)
+        loader = self.at(state) if state is not None else self
+        target = loader.objects([target_id], _hint(field)).get(target_id)
         d[field.name] = target
         return target
 
-    def link(self, info: ModelInfo, field: Field, owner_id: UUID) -> Any:
-        """A container-of-references field, read from its link table (deleted targets left
-        out)."""
+    def link(self, info: ModelInfo, field: Field, owner: ObjectState) -> Any:
+        """A container-of-references field, read from its link table on the owner's backend
+        (deleted targets left out)."""
+        loader = self.at(owner)
+        if loader is not self:
+            return loader.link(info, field, owner)
+        owner_id = owner.object_id
         table = info.link_table(field)
         kind = field.kind
         conn = self.conn
@@ -436,12 +526,12 @@ class Loader:
         """
         info: ModelInfo = type(obj)._dc_info
         if field.kind.is_link:
-            value = self.link(info, field, state.object_id)
+            value = self.link(info, field, state)
             if cache:
                 obj.__dict__[field.name] = value
                 return copy.copy(value)
             return value
-        row = self.row(info, state.object_id)
+        row = self.row(info, state)
         reader = RowReader.of(info)
         if cache:
             reader.refresh(obj, row)
@@ -458,14 +548,14 @@ class Loader:
         """Every field of a stored object, read from the database in one row query plus one
         query per container of references."""
         info: ModelInfo = type(obj)._dc_info
-        row = self.row(info, state.object_id)
+        row = self.row(info, state)
         stored = {field.name: row[position] for field, position in RowReader.of(info).fields}
         ref_ids = [stored[f.name] for f in info.column_fields if f.kind is FieldKind.REF]
         targets = self.objects(i for i in ref_ids if i) if any(ref_ids) else {}
         values: dict[str, Any] = {}
         for field in info.fields.values():
             if field.kind.is_link:
-                values[field.name] = self.link(info, field, state.object_id)
+                values[field.name] = self.link(info, field, state)
             elif field.kind is FieldKind.REF:
                 target_id = stored[field.name]
                 values[field.name] = targets.get(target_id) if target_id else None

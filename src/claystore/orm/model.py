@@ -3,7 +3,8 @@
 Owns what a model class is (defining a subclass maps it: fields, tables, SQLAlchemy mapper —
 see :mod:`claystore.orm.mapping`) and dataClay's object API on it: ``make_persistent``,
 aliases, ``dc_put``/``dc_clone``/``dc_update``, ``dc_delete``, ``get_by_id``, metadata
-(``_dc_meta``, ``_dc_backend_id``), each with an ``a_`` coroutine twin.
+(``_dc_meta``, ``_dc_backend_id``), ``move`` between backends, each with an ``a_`` coroutine
+twin.
 
 The methods here decide *what* to do; reading and writing go through the object's context
 (:mod:`claystore.orm.context`), inside one transaction per operation.  Also owns
@@ -22,8 +23,8 @@ from uuid import UUID
 import attrs
 import sqlalchemy as sa
 
-from claystore.errors import DoesNotExistError, ObjectNotRegisteredError
-from claystore.orm import aliases, backends
+from claystore.errors import DoesNotExistError, ObjectNotRegisteredError, SessionStateError
+from claystore.orm import aliases, backends, moving
 from claystore.orm.active import forget_created, note_created
 from claystore.orm.asynctwin import async_twin
 from claystore.orm.context import ObjectContext, active_context, context_of_state, stored
@@ -97,9 +98,11 @@ class DataClayObject(VersionedObject, QueryableObject):
     ) -> None:
         """Store this object and, with ``recursive``, every transient object it references.
 
-        One transaction: everything is stored, or (on any error) nothing.  On an object that is
-        already stored it adds ``alias`` (if given).  ``backend_id`` picks the backend (an id
-        from ``client.get_backends()``, or a backend name).
+        One transaction: everything is stored, or (on any error) nothing.  ``backend_id``
+        picks the backend of the object and of every new object it reaches (an id from
+        ``client.get_backends()``, or a backend name; default: the client's backend).  On an
+        object that is already stored it moves the object to ``backend_id`` (if given: see
+        :meth:`move`, not recursive), then adds ``alias`` (if given).
         """
         persist(None, [self], alias=alias, backend_id=backend_id, recursive=recursive)
 
@@ -119,6 +122,24 @@ class DataClayObject(VersionedObject, QueryableObject):
         """Same as :attr:`is_registered` (dataClay's attribute, which its code and tests read);
         read-only."""
         return self.is_registered
+
+    def move(self, backend_id: Any, recursive: bool = False, remotes: bool = True) -> None:
+        """Move the object to another backend (an id from ``client.get_backends()`` or a
+        backend name).
+
+        With ``recursive`` every object it reaches moves too; ``remotes=False`` then takes only
+        those on the object's own backend (referents on other backends stay where they are).
+        Moving to the backend that holds it does nothing; a transient object is stored there
+        (``make_persistent(backend_id=...)``).  Crash-safe: every object is on exactly one
+        backend at any time (see docs/backends.md).  Not inside a session or an activemethod
+        (a move runs its own transactions); a version, or an object with versions, cannot move
+        (:class:`~claystore.errors.MoveError`).
+        """
+        state: ObjectState | None = self.__dict__.get(STATE_ATTR)
+        if state is None or state.lifecycle is Lifecycle.DELETED:
+            self.make_persistent(backend_id=backend_id)
+            return
+        move_objects(context_of_state(state), state, backend_id, recursive, remotes)
 
     def dc_put(self, alias: str) -> None:
         """Store the object under ``alias`` (required), like ``make_persistent(alias)``."""
@@ -256,10 +277,9 @@ class DataClayObject(VersionedObject, QueryableObject):
 
     @property
     def _dc_meta(self) -> ObjectMetadata:
-        """Registry metadata of the stored object (read fresh)."""
+        """Registry metadata of the stored object (read fresh, on its backend)."""
         state, context = stored(self)
-        with context.connection() as conn:
-            return _read_meta(conn, state)
+        return context.read(lambda loader: _read_meta(loader.at(state).conn, state))
 
     @property
     def _dc_backend_id(self) -> UUID:
@@ -272,10 +292,10 @@ class DataClayObject(VersionedObject, QueryableObject):
         return self.is_registered
 
     def sync(self) -> None:
-        """Re-read the object's registry metadata (backend, dataset)."""
-        state, context = stored(self)
-        with context.connection() as conn:
-            meta = _read_meta(conn, state)
+        """Re-read the object's registry metadata (backend, dataset): after another process
+        moved it, ``_dc_backend_id`` names its new backend."""
+        state = stored(self)[0]
+        meta = self._dc_meta
         state.backend_id = meta.master_backend_id
         state.dataset = meta.dataset_name
 
@@ -289,6 +309,7 @@ class DataClayObject(VersionedObject, QueryableObject):
     a_dc_clone = async_twin(dc_clone)
     a_dc_update = async_twin(dc_update)
     a_sync = async_twin(sync)
+    a_move = async_twin(move)
 
     @classmethod
     async def a_get_by_alias(cls: type[T], alias: str, dataset: str | None = None) -> T:
@@ -344,6 +365,40 @@ def _backends(context: ObjectContext, conn: Connection) -> dict[UUID, backends.B
     return backends.list_backends(conn, context.dialect.describe())
 
 
+def _target(context: ObjectContext, backend: Any) -> UUID:
+    """The id of a backend given by id or name (read in the metadata database)."""
+    return context.database.read(lambda conn: backends.resolve(_backends(context, conn), backend))
+
+
+def move_objects(
+    context: ObjectContext, state: ObjectState, backend: Any, recursive: bool, remotes: bool
+) -> None:
+    """Move a stored object (and, ``recursive``, what it reaches) to ``backend``: the objects
+    of each source backend in one crash-safe move (:mod:`claystore.orm.moving`)."""
+    if current_transaction(context) is not None:
+        msg = (
+            "move() runs its own transactions: call it outside a session and outside an "
+            "activemethod (commit the session first)"
+        )
+        raise SessionStateError(msg)
+    target = _target(context, backend)
+    context.locate(state)
+    plan = moving.plan(
+        context.router,
+        state.object_id,
+        state.backend_id,
+        target,
+        recursive=recursive,
+        remotes=remotes,
+    )
+    for source, classes in plan.groups.items():
+        for object_id in moving.run(context.router, source, target, classes):
+            obj = context.identity.get(object_id)
+            moved: ObjectState | None = obj.__dict__.get(STATE_ATTR) if obj is not None else None
+            if moved is not None:
+                moved.backend_id = target
+
+
 def persist(
     context: ObjectContext | None,
     objects: list[Any],
@@ -364,13 +419,12 @@ def persist(
     first: ObjectState | None = objects[0].__dict__.get(STATE_ATTR) if objects else None
     if first is not None and first.lifecycle is not Lifecycle.DELETED and len(objects) == 1:
         owner = context_of_state(first)
-        with owner.transaction() as tx:
-            if backend_id is not None:
-                target = backends.resolve(_backends(owner, tx.conn), backend_id)
-                if target != first.backend_id:  # pragma: no cover - one backend for now
-                    msg = "moving objects between backends is not supported yet"
-                    raise NotImplementedError(msg)
-            if alias is not None:
+        if backend_id is not None:
+            target = _target(owner, backend_id)
+            if target != first.backend_id or current_transaction(owner) is None:
+                move_objects(owner, first, target, recursive=False, remotes=True)
+        if alias is not None:
+            with owner.transaction() as tx:
                 aliases.add(tx.conn, first.dataset, alias, first.object_id)
         return
     context = context or active_context()

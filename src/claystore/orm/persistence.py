@@ -341,8 +341,9 @@ def _may_point_to(field: Field, classes: set[type]) -> bool:
 
 def delete_objects(conn: Connection, objects: list[Any]) -> None:
     """Delete stored objects: references to them become NULL, link rows pointing at them go,
-    then their rows (joined tables and their own link rows cascade) and registry entries
-    (aliases cascade)."""
+    then their rows (joined tables and their own link rows cascade) and registry entries,
+    all on ``conn``: the backend holding them (their aliases, in the metadata database, are
+    removed by the caller)."""
     ids = [obj.__dict__[STATE_ATTR].object_id for obj in objects]
     classes = {type(obj) for obj in objects}
     for info in models():

@@ -7,7 +7,16 @@ changes to claystore's own tables).
 - ``dc_backend``: one row per backend (database).  The metadata database is the default one.
 - ``dc_object``: one row per persistent object: class (its table name), dataset, the backend
   holding its row, and version lineage (original, parent, parent's row version at branch time).
-- ``dc_alias``: aliases, unique per dataset.
+- ``dc_alias``: aliases, unique per dataset (in the metadata database only: an alias may name
+  an object on any backend, so it has no foreign key to ``dc_object``).
+- ``dc_move``: the journal of moves between backends (metadata database only): one row per
+  move under way, removed when it is done; what the next start finishes or undoes after a
+  crash (:mod:`claystore.orm.moving`).
+
+Every backend database has these tables; ``dc_object`` of a backend holds the registry rows
+of the objects whose rows it holds, next to those rows.  ``dc_backend`` of the metadata
+database lists every backend; that of another backend holds one row: itself (``url`` NULL,
+``is_default`` false), which marks the database as a backend of some store.
 - ``dc_schema``: the schema version of the system tables, one row per component (claystore's
   own row: ``component = 'claystore'``); read and upgraded by :mod:`claystore.migrations.system`.
 
@@ -33,6 +42,9 @@ dc_backend = sa.Table(
     sa.Column("name", sa.String(200), nullable=False, unique=True),
     sa.Column("url", sa.String, nullable=True, comment="NULL: the metadata database itself"),
     sa.Column("is_default", sa.Boolean, nullable=False, default=False),
+    sa.Column(
+        "store_id", sa.Uuid, nullable=True, comment="on a backend's own row: its store's default"
+    ),
 )
 
 dc_object = sa.Table(
@@ -57,13 +69,22 @@ dc_alias = sa.Table(
     system_metadata,
     sa.Column("dataset", sa.String(200), primary_key=True),
     sa.Column("name", sa.String(500), primary_key=True),
-    sa.Column(
-        "object_id",
-        sa.Uuid,
-        sa.ForeignKey("dc_object.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    sa.Column("object_id", sa.Uuid, nullable=False),
     sa.Index("ix_dc_alias_object_id", "object_id"),
+)
+
+dc_move = sa.Table(
+    "dc_move",
+    system_metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("source_id", sa.Uuid, nullable=False, comment="the backend the rows leave"),
+    sa.Column("target_id", sa.Uuid, nullable=False, comment="the backend the rows go to"),
+    sa.Column("state", sa.String(20), nullable=False, comment="copying, then switching"),
+    sa.Column("object_ids", sa.Text, nullable=False, comment="JSON list of the ids moved"),
+    sa.Column("tables", sa.Text, nullable=False, comment="JSON [[table, key column], ...]"),
+    sa.Column("owner", sa.String(300), nullable=False, comment="host:pid:start of the mover"),
+    sa.Column("started_at", AwareDateTime, nullable=False),
+    sa.Column("updated_at", AwareDateTime, nullable=False),
 )
 
 dc_schema = sa.Table(

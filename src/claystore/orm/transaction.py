@@ -8,8 +8,11 @@ Every operation that writes runs inside a transaction: an autocommit assignment 
 :class:`Transaction`), an activemethod (one :class:`Transaction` around the method, the object
 locked), and a unit of work (``client.session()``: a :class:`UnitOfWork`).  A transaction
 
-- opens its connection lazily, on first use (a session that never touches the database never
-  takes a lock), through the :class:`~claystore.orm.database.Database` it is handed;
+- opens its connections lazily, on first use (a session that never touches the database never
+  takes a lock): one write transaction per backend it writes to or locks in, through the
+  client's :class:`~claystore.orm.routing.Router`; objects on a backend it has not opened are
+  read in committed state on a short read.  At commit the other backends commit first, the
+  metadata database (aliases) last;
 - *owns* the objects it touches (``state.owner``): an owned object is served from memory
   within the transaction and its changes are tracked on its state (assignments mark a field
   dirty; in-place changes to containers are found by comparing with the baseline).  Ownership
@@ -43,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from claystore.errors import LockTimeoutError
-from claystore.orm import aliases, persistence, unitofwork
+from claystore.orm import aliases, moving, persistence, unitofwork
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
 from claystore.orm.identity import IdentityMap, new_object_ids
@@ -66,7 +69,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
     from sqlalchemy.sql.base import Executable
 
-    from claystore.orm.database import Database
+    from claystore.dialects.base import Dialect
+    from claystore.orm.routing import Router
 
 __all__ = ["Ownership", "Transaction", "UnitOfWork", "current_transaction"]
 
@@ -163,7 +167,7 @@ class Transaction:
     def __init__(
         self,
         context: Jar,
-        database: Database,
+        router: Router,
         identity: IdentityMap,
         ownership: Ownership,
         *,
@@ -171,8 +175,9 @@ class Transaction:
         backend_id: UUID,
     ) -> None:
         self.context = context  # the jar of the objects it stores
-        self.database = database
-        self.dialect = database.dialect
+        self.router = router
+        self.database = router.metadata
+        self.dialect = router.metadata.dialect
         self.identity = identity
         self.ownership = ownership
         self.dataset = dataset
@@ -185,8 +190,9 @@ class Transaction:
         self.deleted: list[Any] = []
         self.is_active = True
         self.token: Any = None  # set by the context that made it current
-        self._conn: Connection | None = None
-        self._loader: Loader | None = None
+        self._conns: dict[UUID, Connection] = {}  # write transactions, by backend
+        self._loaders: dict[UUID, Loader] = {}
+        self._readers: contextlib.ExitStack | None = None
         self._streams: weakref.WeakSet[RowStream] = weakref.WeakSet()
 
     def __repr__(self) -> str:
@@ -197,10 +203,21 @@ class Transaction:
 
     @property
     def conn(self) -> Connection:
-        """The transaction's connection (connected and begun on first use)."""
-        if self._conn is None:
-            self._conn = self.database.open_write()
-        return self._conn
+        """The transaction's connection to the metadata database (connected and begun on
+        first use)."""
+        return self.conn_for(self.router.metadata_id)
+
+    def conn_for(self, backend_id: UUID) -> Connection:
+        """The transaction's connection to a backend (connected and begun on first use)."""
+        conn = self._conns.get(backend_id)
+        if conn is None:
+            conn = self._conns[backend_id] = self.router.database(backend_id).open_write()
+            self._loaders.pop(backend_id, None)  # a reader's loader: write from now on
+        return conn
+
+    def dialect_for(self, backend_id: UUID) -> Dialect:
+        """The dialect of a backend's database."""
+        return self.router.database(backend_id).dialect
 
     @property
     def scope(self) -> IdentityScope:
@@ -209,10 +226,43 @@ class Transaction:
 
     @property
     def loader(self) -> Loader:
-        """Loads objects on this transaction's connection, into its identity scope."""
-        if self._loader is None:
-            self._loader = Loader(self.conn, self.context, self.scope, self.dialect)
-        return self._loader
+        """Loads objects on this transaction's connection to the metadata database, into its
+        identity scope (objects on other backends are followed there)."""
+        return self.writer_for(self.router.metadata_id)
+
+    def writer_for(self, backend_id: UUID) -> Loader:
+        """The loader on this transaction's connection to a backend (begun now if needed)."""
+        conn = self.conn_for(backend_id)
+        loader = self._loaders.get(backend_id)
+        if loader is None or loader.conn is not conn:
+            loader = self._loaders[backend_id] = self._new_loader(conn, backend_id)
+        return loader
+
+    def loader_for(self, backend_id: UUID) -> Loader:
+        """The loader of a backend: on this transaction's connection to it if it has one,
+        else on a short read (committed state; no lock taken)."""
+        loader = self._loaders.get(backend_id)
+        if loader is not None:
+            return loader
+        if backend_id in self._conns:
+            return self.writer_for(backend_id)
+        if self._readers is None:
+            self._readers = contextlib.ExitStack()
+        conn = self._readers.enter_context(self.router.database(backend_id).reader())
+        loader = self._loaders[backend_id] = self._new_loader(conn, backend_id)
+        return loader
+
+    def _new_loader(self, conn: Connection, backend_id: UUID) -> Loader:
+        dialect = self.router.database(backend_id).dialect
+        return Loader(conn, self.context, self.scope, dialect, backend_id=backend_id, route=self)
+
+    def backend_ids(self) -> list[UUID]:
+        """Every backend, the metadata database first (a loader's route)."""
+        return self.router.known()
+
+    def settle(self, object_ids: Iterable[UUID]) -> bool:
+        """Wait for the moves under way of these objects (a loader's route)."""
+        return moving.settle(self.router, object_ids, timeout=self.ownership.lock_timeout)
 
     def stream(self, statement: Executable, chunk: int) -> RowStream:
         """Run a SELECT on this transaction's connection, its rows fetched ``chunk`` at a time
@@ -254,7 +304,8 @@ class Transaction:
         return entry
 
     def _load_columns(self, obj: Any, state: ObjectState, *, lock: bool = False) -> None:
-        self.loader.refresh(obj, state, lock=lock, skip=state.dirty)
+        loader = self.writer_for(state.backend_id) if lock else self.loader_for(state.backend_id)
+        loader.refresh(obj, state, lock=lock, skip=state.dirty)
         state.mark_loaded(obj)
         if lock:
             state.mark_fresh(("_locked",))
@@ -273,7 +324,7 @@ class Transaction:
         entry = self.entries.get(state.object_id)
         if entry is not None:
             return self.read(entry, field)
-        return self.loader.field(obj, state, field, cache=False)
+        return self.loader_for(state.backend_id).field(obj, state, field, cache=False)
 
     def read(self, entry: ObjectState, field: Field) -> Any:
         """The value of an owned object's field, loaded once per transaction."""
@@ -282,7 +333,7 @@ class Transaction:
         name = field.name
         if name not in entry.fresh:
             if field.kind.is_link:
-                value = self.loader.link(type(obj)._dc_info, field, entry.object_id)
+                value = self.loader_for(entry.backend_id).link(type(obj)._dc_info, field, entry)
                 d[name] = value
                 entry.mark_fresh((name,))
                 entry.set_baseline(field, value)
@@ -331,12 +382,24 @@ class Transaction:
         """Create the tables of model classes defined since the transaction began, in it; and
         refuse to write objects of a class whose tables differ from it (checked when the class
         was defined after the client started)."""
-        if self.database.has_new_tables():
-            self.database.ensure_tables(self.conn)
-        if self.database.drifted:
-            written = {type(obj) for obj in self.staged.values()}
-            written.update(type(state.obj) for state in self.entries.values() if state.dirty)
-            self.database.refuse_drifted(written)
+        backends = {s.backend_id for s in self.entries.values() if s.dirty}
+        backends.update(obj._dc_state.backend_id for obj in self.staged.values())
+        for backend_id in backends:
+            database = self.router.database(backend_id)
+            if database.has_new_tables():
+                database.ensure_tables(self.conn_for(backend_id))
+            if database.drifted:
+                written = {
+                    type(obj)
+                    for obj in self.staged.values()
+                    if obj._dc_state.backend_id == backend_id
+                }
+                written.update(
+                    type(state.obj)
+                    for state in self.entries.values()
+                    if state.dirty and state.backend_id == backend_id
+                )
+                database.refuse_drifted(written)
 
     def stage(self, objects: list[Any], backend_id: UUID | None = None) -> None:
         """Register transient objects as NEW objects of this transaction (ids, states, the
@@ -374,7 +437,8 @@ class Transaction:
         """Delete a stored object (its row, registry entry, aliases, and references to it)."""
         self.flush()
         entry = self.own(obj, state)
-        persistence.delete_objects(self.conn, [entry.obj])
+        persistence.delete_objects(self.conn_for(entry.backend_id), [entry.obj])
+        aliases.forget_object(self.conn, entry.object_id)
         mark_deleted(entry)
         self.deleted.append(entry.obj)
 
@@ -390,17 +454,32 @@ class Transaction:
         self.flush()
         new_mark, deleted_mark = len(self.new), len(self.deleted)
         before = {object_id: set(state.dirty) for object_id, state in list(self.entries.items())}
-        nested = self.conn.begin_nested()
+        self.conn  # noqa: B018 - the metadata database's savepoint, as before backends
+        nested = {backend_id: conn.begin_nested() for backend_id, conn in self._conns.items()}
         try:
             yield
         except BaseException:
-            nested.rollback()
+            for backend_id in list(self._conns):
+                if backend_id in nested:
+                    nested[backend_id].rollback()
+                else:  # opened inside the block: all its work is the block's
+                    self._drop(backend_id)
             self._undo_since(new_mark, deleted_mark, before)
             raise
         else:
             self.flush()
-            if nested.is_active:
-                nested.commit()
+            for savepoint in nested.values():
+                if savepoint.is_active:
+                    savepoint.commit()
+
+    def _drop(self, backend_id: UUID) -> None:
+        """Roll back and close this transaction's connection to a backend."""
+        conn = self._conns.pop(backend_id)
+        self._loaders.pop(backend_id, None)
+        try:
+            conn.rollback()
+        finally:
+            self.router.database(backend_id).close_write(conn)
 
     def _undo_since(self, new_mark: int, deleted_mark: int, before: dict[UUID, set[str]]) -> None:
         self.pending_aliases.clear()  # the savepoint began with a flush: all are its own
@@ -433,8 +512,12 @@ class Transaction:
         """Flush, commit, then settle object states (the connection is closed)."""
         self.flush()
         self._detach_streams()
-        if self._conn is not None:
-            self._conn.commit()
+        metadata_id = self.router.metadata_id
+        for backend_id, conn in self._conns.items():  # the metadata database (aliases) last
+            if backend_id != metadata_id:
+                conn.commit()
+        if metadata_id in self._conns:
+            self._conns[metadata_id].commit()
         self.is_active = False
         self._settle_committed()
         self._release()
@@ -451,8 +534,14 @@ class Transaction:
         """Roll back, then undo in memory what the transaction did."""
         try:
             self._detach_streams()
-            if self._conn is not None:
-                self._conn.rollback()
+            errors = []
+            for conn in self._conns.values():
+                try:
+                    conn.rollback()
+                except Exception as exc:  # the others are rolled back all the same
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
         finally:
             self.is_active = False
             new_ids = set()
@@ -472,10 +561,15 @@ class Transaction:
     def _release(self) -> None:
         # a copy: a weakly held object collected meanwhile removes its entry
         self.ownership.release(list(self.entries.values()), self, self.new)
-        conn, self._conn = self._conn, None
-        self._loader = None
-        if conn is not None:
-            self.database.close_write(conn)
+        conns, self._conns = self._conns, {}
+        self._loaders = {}
+        readers, self._readers = self._readers, None
+        try:
+            if readers is not None:
+                readers.close()
+        finally:
+            for backend_id, conn in conns.items():
+                self.router.database(backend_id).close_write(conn)
 
 
 class UnitOfWork(Transaction):

@@ -11,34 +11,36 @@ In a unit of work (``work.check_versions``), updates are optimistic: ``WHERE dc_
 <as loaded>``; a row changed meanwhile by someone else raises :class:`VersionConflictError`
 (the whole unit of work rolls back) instead of silently overwriting their change.
 
-The transaction being flushed is seen through :class:`Work`; its tables exist already (the
-transaction ensures them before it calls here).  Called by
+Rows go to each object's backend (``state.backend_id``), one batch per backend; aliases to
+the metadata database.  The transaction being flushed is seen through :class:`Work`; its
+tables exist already (the transaction ensures them before it calls here).  Called by
 :class:`claystore.orm.transaction.Transaction`; emits through
 :mod:`claystore.orm.persistence`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from claystore.orm import aliases, persistence
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
 from claystore.orm.persistence import Change
-from claystore.orm.state import Lifecycle, ObjectState, check_containers
+from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState, check_containers
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from claystore.dialects.base import Dialect
 
+T = TypeVar("T")
+
 
 class Work(Protocol):
     """What a flush reads and calls on the transaction it flushes."""
 
-    dialect: Dialect
     check_versions: bool  # optimistic updates (a unit of work)
     entries: dict[UUID, ObjectState]  # the objects it owns
     staged: dict[UUID, Any]  # NEW objects whose rows are not written yet
@@ -46,10 +48,27 @@ class Work(Protocol):
 
     @property
     def conn(self) -> Connection:
-        """The transaction's connection."""
+        """The transaction's connection to the metadata database (aliases)."""
+
+    def conn_for(self, backend_id: UUID) -> Connection:
+        """The transaction's connection to a backend."""
+
+    def dialect_for(self, backend_id: UUID) -> Dialect:
+        """The dialect of a backend's database."""
 
     def stage(self, objects: list[Any]) -> None:
         """Register transient objects as NEW objects of the transaction (written here)."""
+
+
+def by_backend(
+    items: list[T], key: Callable[[T], ObjectState] | None = None
+) -> dict[UUID, list[T]]:
+    """``items`` (objects, or what ``key`` gives the state of) grouped by backend, in order."""
+    groups: dict[UUID, list[T]] = {}
+    for item in items:
+        state = key(item) if key is not None else item.__dict__[STATE_ATTR]
+        groups.setdefault(state.backend_id, []).append(item)
+    return groups
 
 
 def collect_changes(work: Work) -> list[Change]:
@@ -117,7 +136,10 @@ def write_staged(work: Work) -> None:
                 fields = containers[type(obj)] = [*info.json_fields, *keyed]
             if fields:
                 check_containers(obj, fields)
-        persistence.insert_objects(work.conn, work.dialect, objects)
+        for backend_id, group in by_backend(objects).items():
+            persistence.insert_objects(
+                work.conn_for(backend_id), work.dialect_for(backend_id), group
+            )
         work.staged.clear()
         for obj in objects:
             state = entries.get(obj._dc_state.object_id)
@@ -141,7 +163,13 @@ def flush(work: Work) -> None:
     write_staged(work)
     if not changes:
         return
-    persistence.update_objects(work.conn, work.dialect, changes, check_versions=work.check_versions)
+    for backend_id, group in by_backend(changes, key=lambda c: c[1]).items():
+        persistence.update_objects(
+            work.conn_for(backend_id),
+            work.dialect_for(backend_id),
+            group,
+            check_versions=work.check_versions,
+        )
     for state, d, field in _changed_fields(changes):  # what is stored now is the baseline
         if field.kind is FieldKind.REF:
             target = d.get(field.name)

@@ -119,7 +119,8 @@ class VersionedObject:
     def get_versions(self) -> list[Self]:
         """The live versions of this object: its versions, their versions, ..., oldest first."""
         state, context = stored(self)
-        with context.loading() as loader:
+        with context.loading() as loading:
+            loader = loading.at(state)  # versions live on their original's backend
             ids = _descendants(loader.conn, [state.object_id])
             found = loader.objects(ids)
         return [found[i] for i in ids if i in found]
@@ -129,7 +130,7 @@ class VersionedObject:
         refuse to delete an object that has live versions; deleting a version also discards
         the versions it references (its group, as ``new_version(recursive=True)`` made it)."""
         tx.flush()  # the group is read from the database
-        conn = tx.conn
+        conn = tx.conn_for(state.backend_id)
         lineage = _lineage(conn, [state.object_id]).get(state.object_id)
         members: dict[UUID, Held] = {state.object_id: (self, state)}
         if lineage is not None and lineage.parent_id is not None:
@@ -189,7 +190,7 @@ def _locked(
 
 def _branch(tx: Transaction, root: Any, root_state: ObjectState, *, recursive: bool) -> Any:
     """Store the version of ``root`` (and, ``recursive``, of everything it reaches)."""
-    conn, loader = tx.conn, tx.loader
+    conn, loader = tx.conn_for(root_state.backend_id), tx.writer_for(root_state.backend_id)
     root_id = root_state.object_id
 
     Found = tuple[dict[UUID, dict[str, Any]], dict[UUID, Held]]
@@ -254,7 +255,7 @@ def _branch(tx: Transaction, root: Any, root_state: ObjectState, *, recursive: b
 
 
 def _consolidate(tx: Transaction, version: Any, state: ObjectState, *, force: bool) -> None:
-    conn = tx.conn
+    conn = tx.conn_for(state.backend_id)
     own = _lineage(conn, [state.object_id]).get(state.object_id)
     if own is None:
         raise ObjectDoesNotExistError(state.object_id, "it was deleted")
@@ -339,7 +340,7 @@ def _conflict_message(
         fields = _info(group.members[conflict.member_id][0]).fields
         obj, ancestor_state = group.ancestors[conflict.ancestor_id]
         mine = _level_values(group, fields, group.values[conflict.member_id], conflict.level)
-        theirs = tx.loader.values(obj, ancestor_state)
+        theirs = tx.writer_for(ancestor_state.backend_id).values(obj, ancestor_state)
         differ = [
             n
             for n in fields
@@ -395,7 +396,7 @@ def _refuse_live_versions(conn: Connection, members: dict[UUID, Held], doing: st
 def _discover_group(tx: Transaction, version: Any, state: ObjectState) -> VersionGroup:
     """The version, the versions it references (directly or through versions, but not its own
     ancestors), their values, lineage and ancestors — read in ``tx`` as it stands."""
-    conn, loader = tx.conn, tx.loader
+    conn, loader = tx.conn_for(state.backend_id), tx.writer_for(state.backend_id)
     root_id = state.object_id
     root_chains, lineage = _ancestors(conn, [root_id])
     excluded = set(root_chains[root_id])

@@ -1,0 +1,576 @@
+"""Moving objects between backends, crash-safe, and the repair of moves a crash interrupted.
+
+Owns the move of a set of objects from one backend (the *source*) to another (the *target*),
+its journal (``dc_move``, in the metadata database) and :func:`repair`.  Which objects move
+(``recursive``, ``remotes``) is decided by :func:`plan`, which walks references in committed
+state, from table rows (no object is built).
+
+A row on a backend is *home* when its registry row there (``dc_object.backend_id``) names that
+backend; readers see home rows only.  A move:
+
+1. writes a journal row (state ``copying``) and commits it;
+2. copies the objects' rows (registry, class tables, link tables) to the target, where the
+   registry rows still name the source: *shadows*, which no reader sees; commits;
+3. locks the rows on the source (``SELECT ... FOR UPDATE``; SQLite: the write lock), reads
+   their row versions, copies again any row written since step 2, drops the shadows of objects
+   deleted meanwhile (target commit), then sets the journal to ``switching``;
+4. deletes the rows on the source and commits: **the decision**.  Writers that waited for the
+   lock find the object gone and follow it (:class:`~claystore.orm.routing.ReadRoute`);
+5. makes the target's registry rows name the target (home); commits;
+6. deletes the journal row.
+
+After a crash, :func:`repair` (run by every client start and ``claystore backends repair``)
+ends each move whose mover is gone: in state ``copying``, or ``switching`` with any of its
+objects still home on the source (step 4 did not commit), it drops the shadows (undo); in
+``switching`` with none left on the source, it does step 5 (finish).  So each object is home
+on exactly one backend once repaired, and in the short time between steps 4 and 5 (or after a
+crash there) a reader that does not find an object waits for the move (:func:`settle`), or
+repairs it if its mover is gone.  Nothing is lost: the source rows go only after the target
+holds their latest version, under the lock that keeps writers out.
+
+Called by the object API (``move``), the client (repair at start) and the routing of reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
+
+import attrs
+import sqlalchemy as sa
+
+from claystore.errors import LockTimeoutError, MoveError
+from claystore.orm.fields import FieldKind
+from claystore.orm.identity import new_object_id
+from claystore.orm.mapping import ModelInfo, info_for_table
+from claystore.orm.system import dc_move, dc_object
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from claystore.orm.database import Database
+
+__all__ = ["Databases", "MovePlan", "plan", "repair", "run", "settle"]
+
+_CHUNK = 500
+#: A mover on another host is taken for dead when its journal row is older than this.
+LEASE_SECONDS = 600.0
+#: Called with each step's name as a move passes it (tests kill the process there).
+step_hook: Callable[[str], None] | None = None
+_running: set[UUID] = set()  # moves under way in this process
+_running_lock = threading.Lock()
+
+
+class Databases(Protocol):
+    """What a move needs of the client's router (:class:`claystore.orm.routing.Router`)."""
+
+    metadata: Database
+    metadata_id: UUID
+
+    def database(self, backend_id: UUID) -> Database:
+        """The database of a backend."""
+
+    def known(self) -> list[UUID]:
+        """Every backend, the metadata database first."""
+
+
+def _step(name: str) -> None:
+    if step_hook is not None:
+        step_hook(name)
+
+
+# -- which objects move ----------------------------------------------------------------------
+
+
+@attrs.define
+class MovePlan:
+    """The objects a move takes: source backend -> class table -> ids."""
+
+    target: UUID
+    groups: dict[UUID, dict[str, list[UUID]]] = attrs.field(factory=dict)
+
+    @property
+    def object_ids(self) -> list[UUID]:
+        """Every id moved."""
+        return [i for classes in self.groups.values() for ids in classes.values() for i in ids]
+
+
+def _registry(conn: Connection, ids: Sequence[UUID], backend_id: UUID) -> list[Any]:
+    """The home registry rows of ``ids`` on one backend."""
+    rows: list[Any] = []
+    c = dc_object.c
+    for start in range(0, len(ids), _CHUNK):
+        statement = sa.select(c.id, c.class_name, c.original_id, c.backend_id).where(
+            c.id.in_(ids[start : start + _CHUNK])
+        )
+        rows += [r for r in conn.execute(statement) if r.backend_id == backend_id]
+    return rows
+
+
+def _info(class_name: str, object_id: UUID) -> ModelInfo:
+    info = info_for_table(class_name)
+    if info is None:
+        msg = (
+            f"object {object_id} is stored in table {class_name!r}, but no model class with that "
+            "table is defined in this program: import its module before moving it"
+        )
+        raise MoveError(msg)
+    return info
+
+
+def _referents(conn: Connection, info: ModelInfo, ids: list[UUID]) -> set[UUID]:
+    """The ids the objects ``ids`` of ``info``'s class refer to, in committed state."""
+    found: set[UUID] = set()
+    refs = [f for f in info.column_fields if f.kind is FieldKind.REF]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for field in refs:
+            table = info.table_of(field)
+            column = table.c[field.column_name]
+            statement = sa.select(column).where(table.c.id.in_(chunk), column.is_not(None))
+            found.update(conn.execute(statement).scalars())
+        for field in info.link_fields:
+            link = info.link_table(field)
+            statement = sa.select(link.c.target_id).where(link.c.owner_id.in_(chunk))
+            found.update(conn.execute(statement).scalars())
+    return found
+
+
+def plan(
+    databases: Databases,
+    root_id: UUID,
+    root_backend: UUID,
+    target: UUID,
+    *,
+    recursive: bool,
+    remotes: bool,
+) -> MovePlan:
+    """The objects ``move`` takes (see :meth:`DataClayObject.move`): the root, and with
+    ``recursive`` every object it reaches (with ``remotes=False`` only those on the root's
+    backend); objects on ``target`` already stay.  Raises :class:`MoveError` for a version or
+    an object that has versions."""
+    result = MovePlan(target)
+    seen: set[UUID] = set()
+    frontier: dict[UUID, list[UUID]] = {root_backend: [root_id]}
+    backends = databases.known()
+    while frontier:
+        next_ids: set[UUID] = set()
+        for backend_id, candidates in frontier.items():
+            ids = [i for i in candidates if i not in seen]
+            if not ids:
+                continue
+            with databases.database(backend_id).reader() as conn:
+                rows = _registry(conn, ids, backend_id)
+                by_class: dict[str, list[UUID]] = defaultdict(list)
+                for row in rows:
+                    seen.add(row.id)
+                    if row.original_id is not None:
+                        msg = (
+                            f"object {row.id} is a version (of {row.original_id}): versions "
+                            "stay with their original; consolidate it instead of moving it"
+                        )
+                        raise MoveError(msg)
+                    by_class[row.class_name].append(row.id)
+                _refuse_versioned(conn, [r.id for r in rows])
+                for class_name, class_ids in by_class.items():
+                    if backend_id != target:
+                        group = result.groups.setdefault(backend_id, {})
+                        group.setdefault(class_name, []).extend(class_ids)
+                    if recursive:
+                        info = _info(class_name, class_ids[0])
+                        next_ids.update(_referents(conn, info, class_ids))
+        next_ids -= seen
+        frontier = _locate(databases, backends, next_ids, root_backend, remotes)
+    return result
+
+
+def _refuse_versioned(conn: Connection, ids: list[UUID]) -> None:
+    for start in range(0, len(ids), _CHUNK):
+        statement = sa.select(dc_object.c.original_id).where(
+            dc_object.c.original_id.in_(ids[start : start + _CHUNK])
+        )
+        found = conn.execute(statement.limit(1)).scalar()
+        if found is not None:
+            msg = (
+                f"object {found} has versions (new_version): consolidate or delete them "
+                "before moving it"
+            )
+            raise MoveError(msg)
+
+
+def _locate(
+    databases: Databases,
+    backends: list[UUID],
+    ids: set[UUID],
+    root_backend: UUID,
+    remotes: bool,
+) -> dict[UUID, list[UUID]]:
+    """Where each of ``ids`` is home (only the root's backend without ``remotes``)."""
+    where: dict[UUID, list[UUID]] = {}
+    missing = list(ids)
+    for backend_id in [root_backend] if not remotes else backends:
+        if not missing:
+            break
+        with databases.database(backend_id).reader() as conn:
+            here = {r.id for r in _registry(conn, missing, backend_id)}
+        if here:
+            where[backend_id] = list(here)
+            missing = [i for i in missing if i not in here]
+    return where
+
+
+# -- the journal ---------------------------------------------------------------------------------
+
+
+def _process_start(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+
+
+def _alive(move_id: UUID, owner: str, updated_at: dt.datetime) -> bool:
+    """Whether the process that runs a move is still at it."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname():
+        age = (dt.datetime.now(dt.UTC) - updated_at).total_seconds()
+        return age < LEASE_SECONDS
+    pid = int(pid_text)
+    if pid == os.getpid():
+        with _running_lock:
+            return move_id in _running
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not started or _process_start(pid) == started
+
+
+@attrs.frozen
+class Entry:
+    """One journal row."""
+
+    id: UUID
+    source: UUID
+    target: UUID
+    state: str
+    object_ids: tuple[UUID, ...]
+    tables: tuple[tuple[str, str], ...]
+    owner: str
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: Any) -> Entry:
+        """The entry of a ``dc_move`` row."""
+        return cls(
+            UUID(str(row.id)),
+            UUID(str(row.source_id)),
+            UUID(str(row.target_id)),
+            row.state,
+            tuple(UUID(i) for i in json.loads(row.object_ids)),
+            tuple((t, k) for t, k in json.loads(row.tables)),
+            row.owner,
+            row.updated_at,
+        )
+
+    @property
+    def alive(self) -> bool:
+        """Whether its mover still runs."""
+        return _alive(self.id, self.owner, self.updated_at)
+
+
+def journal(databases: Databases) -> list[Entry]:
+    """The moves under way or interrupted."""
+    rows = databases.metadata.read(lambda conn: conn.execute(sa.select(dc_move)).all())
+    return [Entry.of(r) for r in rows]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _set_state(conn: Connection, move_id: UUID, state: str, ids: Sequence[UUID]) -> None:
+    conn.execute(
+        sa.update(dc_move)
+        .where(dc_move.c.id == move_id)
+        .values(state=state, object_ids=json.dumps([str(i) for i in ids]), updated_at=_now())
+    )
+
+
+@contextlib.contextmanager
+def _writing(database: Database) -> Any:
+    """A write transaction on ``database``, committed at the end of the block."""
+    conn = database.open_write()
+    try:
+        yield conn
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        database.close_write(conn)
+
+
+# -- one move ------------------------------------------------------------------------------------
+
+
+def _tables(infos: Iterable[ModelInfo]) -> list[tuple[sa.Table, str]]:
+    """The tables holding the objects of these classes, in insert order, with the column that
+    holds the object id."""
+    tables: dict[sa.Table, str] = {}
+    for info in infos:
+        for model in info.hierarchy:
+            tables.setdefault(model.table, "id")
+        for model in info.hierarchy:
+            for link in model.link_tables.values():
+                tables.setdefault(link, "owner_id")
+    return list(tables.items())
+
+
+def _copy(
+    source: Connection,
+    target: Connection,
+    target_db: Database,
+    tables: list[tuple[sa.Table, str]],
+    ids: list[UUID],
+) -> None:
+    """Copy the rows of ``ids`` (registry first) from ``source`` to ``target``."""
+    for table, key in [(dc_object, "id"), *tables]:
+        columns = [c.name for c in table.columns]
+        for start in range(0, len(ids), _CHUNK * 4):
+            chunk = ids[start : start + _CHUNK * 4]
+            rows = source.execute(sa.select(table).where(table.c[key].in_(chunk))).all()
+            if rows:
+                target_db.dialect.insert_rows(target, table, columns, [tuple(r) for r in rows])
+
+
+def _delete(conn: Connection, tables: Sequence[tuple[Any, str]], ids: Sequence[UUID]) -> None:
+    """Delete the rows of ``ids`` from ``tables`` (dependent tables first), then the registry."""
+    for name, key in reversed(tables):
+        table = sa.table(name, sa.column(key, sa.Uuid))
+        for start in range(0, len(ids), _CHUNK):
+            conn.execute(sa.delete(table).where(table.c[key].in_(ids[start : start + _CHUNK])))
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(sa.delete(dc_object).where(dc_object.c.id.in_(ids[start : start + _CHUNK])))
+
+
+def _versions(
+    conn: Connection, database: Database, roots: dict[sa.Table, list[UUID]], *, lock: bool
+) -> dict[UUID, int]:
+    """The row version of each object (its root table's ``dc_version``), locked with ``lock``."""
+    found: dict[UUID, int] = {}
+    for root, ids in roots.items():
+        for start in range(0, len(ids), _CHUNK):
+            statement = sa.select(root.c.id, root.c.dc_version).where(
+                root.c.id.in_(ids[start : start + _CHUNK])
+            )
+            if lock:
+                statement = database.dialect.lock_rows(statement, root)
+            found.update((r[0], r[1]) for r in conn.execute(statement))
+    return found
+
+
+def run(
+    databases: Databases, source_id: UUID, target_id: UUID, classes: dict[str, list[UUID]]
+) -> list[UUID]:
+    """Move the objects ``classes`` (class table -> ids) from one backend to another (the
+    steps of the module docstring); returns the ids moved (those deleted meanwhile left out)."""
+    source_db = databases.database(source_id)
+    target_db = databases.database(target_id)
+    metadata = databases.metadata
+    infos = {_info(name, ids[0]): ids for name, ids in classes.items()}
+    tables = _tables(infos)
+    roots: dict[sa.Table, list[UUID]] = defaultdict(list)
+    for info, ids in infos.items():
+        roots[info.root.table].extend(ids)
+    ids = [i for class_ids in infos.values() for i in class_ids]
+    for database in (source_db, target_db):
+        database.ensure_tables()
+    move_id = new_object_id()
+    with _running_lock:
+        _running.add(move_id)
+    try:
+        with _writing(metadata) as conn:
+            conn.execute(
+                sa.insert(dc_move),
+                {
+                    "id": move_id,
+                    "source_id": source_id,
+                    "target_id": target_id,
+                    "state": "copying",
+                    "object_ids": json.dumps([str(i) for i in ids]),
+                    "tables": json.dumps([[t.name, k] for t, k in tables]),
+                    "owner": _owner(),
+                    "started_at": _now(),
+                    "updated_at": _now(),
+                },
+            )
+        _step("journaled")
+        with source_db.reader() as source, _writing(target_db) as target:
+            copied = _versions(source, source_db, roots, lock=False)
+            _copy(source, target, target_db, tables, ids)
+        _step("copied")
+        moved = _switch(databases, move_id, source_db, target_db, tables, roots, copied)
+        _step("deleted")
+        with _writing(target_db) as target:
+            _promote(target, moved, source_id, target_id)
+        _step("promoted")
+        with _writing(metadata) as conn:
+            conn.execute(sa.delete(dc_move).where(dc_move.c.id == move_id))
+        _step("done")
+        return moved
+    except BaseException:
+        with contextlib.suppress(Exception):  # what the next start would do, done now
+            for entry in journal(databases):
+                if entry.id == move_id:
+                    _repair_entry(databases, entry)
+        raise
+    finally:
+        with _running_lock:
+            _running.discard(move_id)
+
+
+def _switch(  # noqa: PLR0917 - the state of one move, passed along
+    databases: Databases,
+    move_id: UUID,
+    source_db: Database,
+    target_db: Database,
+    tables: list[tuple[sa.Table, str]],
+    roots: dict[sa.Table, list[UUID]],
+    copied: dict[UUID, int],
+) -> list[UUID]:
+    """Steps 3 and 4: under the source's lock, bring the target's copies up to date, record
+    the final set of ids (state ``switching``), delete the source rows and commit."""
+    source_id = source_db.backend_id
+    assert source_id is not None
+    with _writing(source_db) as source:
+        ids = [i for group in roots.values() for i in group]
+        home = {r.id for r in _registry_locked(source, source_db, ids, source_id)}
+        current = _versions(source, source_db, roots, lock=True)
+        moved = [i for i in ids if i in home and i in current]
+        gone = [i for i in ids if i not in moved]
+        stale = [i for i in moved if current[i] != copied.get(i)]
+        if gone or stale:
+            with _writing(target_db) as target:
+                _delete(target, [(t.name, k) for t, k in tables], [*gone, *stale])
+                if stale:
+                    _copy(source, target, target_db, tables, stale)
+        if source_db is databases.metadata:  # one transaction: decided with the delete
+            _set_state(source, move_id, "switching", moved)
+        else:
+            with _writing(databases.metadata) as conn:
+                _set_state(conn, move_id, "switching", moved)
+        _step("switching")
+        _delete(source, [(t.name, k) for t, k in tables], moved)
+    return moved
+
+
+def _registry_locked(
+    conn: Connection, database: Database, ids: list[UUID], backend_id: UUID
+) -> list[Any]:
+    rows: list[Any] = []
+    c = dc_object.c
+    for start in range(0, len(ids), _CHUNK):
+        statement = sa.select(c.id, c.backend_id).where(c.id.in_(ids[start : start + _CHUNK]))
+        statement = database.dialect.lock_rows(statement, dc_object)
+        rows += [r for r in conn.execute(statement) if r.backend_id == backend_id]
+    return rows
+
+
+def _promote(conn: Connection, ids: Sequence[UUID], source_id: UUID, target_id: UUID) -> None:
+    """Step 5: the target's copies become home."""
+    c = dc_object.c
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(
+            sa.update(dc_object)
+            .where(c.id.in_(ids[start : start + _CHUNK]), c.backend_id == source_id)
+            .values(backend_id=target_id)
+        )
+
+
+# -- repair --------------------------------------------------------------------------------------
+
+
+def _repair_entry(databases: Databases, entry: Entry) -> str:
+    """End one interrupted move (see the module docstring); returns what was done."""
+    source_db = databases.database(entry.source)
+    target_db = databases.database(entry.target)
+    ids = list(entry.object_ids)
+    undo = entry.state != "switching"
+    if not undo:
+        with source_db.reader() as source:
+            undo = bool(_registry(source, ids, entry.source))
+    with _writing(target_db) as target:
+        if undo:
+            shadows = [r.id for r in _registry(target, ids, entry.source)]
+            _delete(target, entry.tables, shadows)
+        else:
+            _promote(target, ids, entry.source, entry.target)
+    with _writing(databases.metadata) as conn:
+        conn.execute(sa.delete(dc_move).where(dc_move.c.id == entry.id))
+    return "undone" if undo else "finished"
+
+
+@attrs.frozen
+class Repaired:
+    """A move :func:`repair` ended: its id, backends, number of objects and what it did
+    (``"undone"``: the objects stay on the source; ``"finished"``: they are on the target)."""
+
+    move_id: UUID
+    source: UUID
+    target: UUID
+    objects: int
+    outcome: str
+
+
+def repair(databases: Databases) -> list[Repaired]:
+    """End every move whose mover is gone (moves under way are left to their process)."""
+    done = []
+    for entry in journal(databases):
+        if entry.alive:
+            continue
+        outcome = _repair_entry(databases, entry)
+        done.append(Repaired(entry.id, entry.source, entry.target, len(entry.object_ids), outcome))
+    return done
+
+
+def settle(databases: Databases, object_ids: Iterable[UUID], timeout: float = 60.0) -> bool:
+    """Wait for the moves under way of these objects to end, repairing those whose mover is
+    gone; True when there was such a move (the caller looks for the objects again)."""
+    wanted = set(object_ids)
+    deadline = time.monotonic() + timeout
+    found = False
+    delay = 0.005
+    while True:
+        entries = [e for e in journal(databases) if wanted.intersection(e.object_ids)]
+        if not entries:
+            return found
+        found = True
+        for entry in entries:
+            if not entry.alive:
+                _repair_entry(databases, entry)
+        if time.monotonic() > deadline:
+            msg = (
+                f"objects {sorted(str(i) for i in wanted)[:3]} are being moved by another "
+                f"process for more than {timeout:g}s; try again later"
+            )
+            raise LockTimeoutError(msg)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
