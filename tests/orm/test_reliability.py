@@ -72,7 +72,8 @@ def test_writer_killed_mid_make_persistent_leaves_all_or_nothing(
     none, and the next client starts and writes normally."""
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    root = Path(__file__).resolve().parents[2]  # the writer imports this checkout's claystore
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
     writer = subprocess.Popen(
         [sys.executable, str(script), db_url], stdout=subprocess.PIPE, text=True, env=env
     )
