@@ -12,9 +12,10 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
 4. ``claystore.orm`` — the object model, itself in four layers:
 
    a. model definition, no I/O: ``system``, ``types``, ``jsoncodec``, ``fields``, ``state``,
-      ``attributes``, ``mapping``, ``graph``, ``identity``;
-   b. SQL on one connection: ``aliases``, ``backends``, ``schema``, ``database``, ``loading``, ``moving``, ``routing``,
-      ``persistence``, ``unitofwork``, ``modelcompiler``;
+      ``attributes``, ``mapping``, ``graph``, ``identity``, ``ownership``;
+   b. SQL on one connection (or one per backend): ``aliases``, ``backends``, ``schema``,
+      ``database``, ``loading``, ``rowstream``, ``moving``, ``routing``, ``persistence``,
+      ``unitofwork``, ``modelcompiler``;
    c. transactions: ``transaction``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
       ``session``, ``objectstore``.
@@ -50,6 +51,7 @@ ORM_LAYERS = [
         "mapping",
         "graph",
         "identity",
+        "ownership",
     ],
     [
         "aliases",
@@ -57,6 +59,7 @@ ORM_LAYERS = [
         "schema",
         "database",
         "loading",
+        "rowstream",
         "moving",
         "routing",
         "persistence",

@@ -34,14 +34,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from claystore.dialects.base import Dialect
-from claystore.errors import ClientNotStartedError, ConnectionLostError, ObjectDoesNotExistError
+from claystore.errors import (
+    ClientNotStartedError,
+    ConnectionLostError,
+    ObjectDoesNotExistError,
+    ObjectMovedError,
+)
 from claystore.orm.database import Database
 from claystore.orm.fields import Field
 from claystore.orm.identity import IdentityMap
 from claystore.orm.loading import Loader
+from claystore.orm.ownership import Ownership
 from claystore.orm.routing import ReadRoute, Router
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState, stored_state
-from claystore.orm.transaction import Ownership, Transaction, current_transaction
+from claystore.orm.transaction import Transaction, current_transaction
 
 T = TypeVar("T")
 
@@ -260,9 +266,19 @@ class ObjectContext:
         )
 
     def write_field(self, obj: Any, state: ObjectState, field: Field, value: Any) -> None:
-        """Assign a stored object's field: joins the open transaction, or commits at once."""
-        with self.transaction() as tx:
-            tx.write(obj, state, field, value)
+        """Assign a stored object's field: joins the open transaction, or commits at once (a
+        transaction of its own, run once more on the object's new backend if another process
+        moved it meanwhile)."""
+        if current_transaction(self) is not None:
+            with self.transaction() as tx:
+                tx.write(obj, state, field, value)
+            return
+        try:
+            with self.transaction() as tx:
+                tx.write(obj, state, field, value)
+        except ObjectMovedError:
+            with self.transaction() as tx:
+                tx.write(obj, state, field, value)
 
 
 def active_context() -> ObjectContext:

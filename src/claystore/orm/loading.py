@@ -13,8 +13,6 @@ Owns, like SQLAlchemy's ``orm/loading.py``:
 - the other reads of stored objects: one object's row (optionally locked) written into the
   object (:meth:`Loader.refresh`), references, containers of references (link tables), one
   field or every field of an object in committed state;
-- :class:`RowStream`: the rows of a SELECT on a transaction's connection, fetched in chunks,
-  that survive the end of the transaction (a session committing every N objects).
 
 Loading goes by the registry (``dc_object``) to learn each id's class, so references may point
 to any class, including subclasses (joined tables) and unions of classes.  Each loader reads
@@ -32,10 +30,9 @@ Created by :mod:`claystore.orm.context` and :mod:`claystore.orm.transaction`.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -49,7 +46,7 @@ from claystore.orm.state import STATE_ATTR, Jar, ObjectState, loaded
 from claystore.orm.system import dc_alias, dc_object
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, CursorResult
+    from sqlalchemy.engine import Connection
 
     from claystore.dialects.base import Dialect
 
@@ -57,7 +54,6 @@ __all__ = [
     "IdentityScope",
     "Loader",
     "RowReader",
-    "RowStream",
     "object_columns",
     "object_select",
 ]
@@ -392,16 +388,25 @@ class Loader:
     def locate(self, object_id: UUID) -> UUID | None:
         """The backend where an object is at home now (after a move under way ends), None
         when it is nowhere (deleted)."""
+        found = self.home(object_id)
+        return None if found is None else found[0]
+
+    def home(self, object_id: UUID) -> tuple[UUID | None, str] | None:
+        """Where an object is at home — (backend, class table) — looking on this loader's
+        backend first, then the others (after a move under way ends); None when it is nowhere.
+        Without a route, only this backend is looked at (backend None)."""
+        params = {"ids": [object_id]}
         if self.route is None:
+            for _, class_name, _ in self.conn.execute(_REGISTRY_SELECT, params):
+                return None, class_name
             return None
-        statement = _REGISTRY_SELECT
         order = [b for b in (self.backend_id,) if b is not None]
         for attempt in range(2):
             for backend_id in dict.fromkeys([*order, *self.route.backend_ids()]):
                 conn = self.route.loader_for(backend_id).conn
-                for _, _, backend in conn.execute(statement, {"ids": [object_id]}):
+                for _, class_name, backend in conn.execute(_REGISTRY_SELECT, params):
                     if backend_uuid(backend) == backend_id:
-                        return backend_id
+                        return backend_id, class_name
             if attempt or not self.route.settle([object_id]):
                 return None
         return None  # pragma: no cover
@@ -562,57 +567,3 @@ class Loader:
             else:
                 values[field.name] = stored[field.name]
         return values
-
-
-# -- streaming ---------------------------------------------------------------------------------
-
-
-class RowStream:
-    """The rows of one SELECT running on a transaction's connection, fetched in chunks.
-
-    :meth:`detach` (called when the transaction ends) reads the rows not fetched yet into
-    memory and closes the cursor, so iteration goes on after a commit or rollback.
-    """
-
-    __slots__ = ("__weakref__", "_error", "_rest", "_result")
-
-    def __init__(self, result: CursorResult[Any]) -> None:
-        self._result: CursorResult[Any] | None = result
-        self._rest: list[Any] | None = None
-        self._error: BaseException | None = None
-
-    def batches(self, size: int) -> Iterator[Sequence[Any]]:
-        """The rows, ``size`` at a time."""
-        while True:
-            if self._rest is not None:
-                if self._error is not None:
-                    raise self._error
-                rest, self._rest = self._rest, []
-                for start in range(0, len(rest), size):
-                    yield rest[start : start + size]
-                return
-            if self._result is None:
-                return
-            rows = self._result.fetchmany(size)
-            if not rows:
-                return
-            yield rows
-
-    def detach(self) -> None:
-        """Read the remaining rows now (the connection is about to end its transaction)."""
-        result, self._result = self._result, None
-        if result is None or self._rest is not None:
-            return
-        try:
-            self._rest = list(result.fetchall())  # reading to the end closes the cursor
-        except Exception as exc:  # kept: raised to the code iterating, not at the commit
-            self._rest, self._error = [], exc
-            with contextlib.suppress(Exception):  # a broken connection: its error is kept above
-                result.close()
-
-    def close(self) -> None:
-        """Stop: free the cursor (rows not read are dropped)."""
-        result, self._result = self._result, None
-        self._rest = []
-        if result is not None:
-            result.close()

@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import sqlalchemy as sa
-
 from claystore.datastore.query import Query
 from claystore.errors import (
     AliasDoesNotExistError,
@@ -33,12 +31,10 @@ from claystore.orm.mapping import ModelInfo, find_model, iter_subclass_infos
 from claystore.orm.model import persist
 from claystore.orm.modelquery import query_objects
 from claystore.orm.state import stored_state
-from claystore.orm.system import dc_object
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from claystore.datastore.sqlcursor import SQLCursor
+    from claystore.orm.loading import Loader
 
 __all__ = ["ModelObjectStore"]
 
@@ -68,8 +64,10 @@ class ModelObjectStore:
             msg = f"/{class_name}:{ident}: {exc}"
             raise InvalidKeyError(msg) from None
 
-    def _resolve(self, conn: Connection, info: ModelInfo, ident: str) -> UUID | None:
-        """The id of the object of ``info``'s class (or a subclass) that ``ident`` names."""
+    def _resolve(self, loader: Loader, info: ModelInfo, ident: str) -> UUID | None:
+        """The id of the object of ``info``'s class (or a subclass) that ``ident`` names (on
+        any backend; aliases are in the metadata database, ``loader``'s)."""
+        conn = loader.conn
         tables = {sub.tablename for sub in iter_subclass_infos(info)}
         dataset = self.context.dataset
 
@@ -81,8 +79,8 @@ class ModelObjectStore:
                 yield aliases.lookup(conn, dataset, ident)
 
         for object_id in candidates():
-            statement = sa.select(dc_object.c.class_name).where(dc_object.c.id == object_id)
-            if conn.execute(statement).scalar() in tables:
+            found = loader.home(object_id)
+            if found is not None and found[1] in tables:
                 return object_id
         return None
 
@@ -90,7 +88,7 @@ class ModelObjectStore:
         """The object ``ident`` names, or None."""
         info = self._model(class_name, ident)
         with self.context.loading() as loader:
-            object_id = self._resolve(loader.conn, info, ident)
+            object_id = self._resolve(loader, info, ident)
             if object_id is None:
                 return None
             return loader.objects([object_id]).get(object_id)
@@ -98,8 +96,8 @@ class ModelObjectStore:
     def has_object(self, class_name: str, ident: str) -> bool:
         """Whether ``ident`` names a stored object (registry lookups only)."""
         info = self._model(class_name, ident)
-        with self.context.connection() as conn:
-            return self._resolve(conn, info, ident) is not None
+        with self.context.loading() as loader:
+            return self._resolve(loader, info, ident) is not None
 
     def put_object(self, class_name: str, ident: str, value: Any) -> None:
         """Store ``value`` (recursively, if needed) and give it the alias ``ident``; an alias

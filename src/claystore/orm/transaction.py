@@ -38,19 +38,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from claystore.errors import LockTimeoutError
 from claystore.orm import aliases, moving, persistence, unitofwork
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
 from claystore.orm.identity import IdentityMap, new_object_ids
-from claystore.orm.loading import IdentityScope, Loader, RowStream
+from claystore.orm.loading import IdentityScope, Loader
+from claystore.orm.ownership import Ownership
+from claystore.orm.rowstream import RowStream
 from claystore.orm.state import (
     STATE_ATTR,
     Jar,
@@ -59,8 +59,6 @@ from claystore.orm.state import (
     make_transient,
     mark_deleted,
     mark_persistent,
-    release,
-    release_objects,
     stage_new,
     undelete,
 )
@@ -89,61 +87,6 @@ def current_transaction(context: object) -> Transaction | None:
     if tx.thread_id != threading.get_ident():
         return None
     return tx
-
-
-class Ownership:
-    """Which open transaction of one client holds each of its objects (``state.owner``).
-
-    Exclusive: a transaction that needs an object another open transaction holds waits until
-    it is let go, up to ``lock_timeout`` seconds, then raises :class:`LockTimeoutError`.
-    """
-
-    def __init__(self, lock_timeout: float) -> None:
-        self.lock_timeout = lock_timeout
-        self._condition = threading.Condition()
-
-    @staticmethod
-    def _take(state: ObjectState, tx: Transaction) -> None:
-        if state.owner is not tx:
-            if state.owner is not None:  # an owner that ended and has not let go yet
-                release([state], state.owner)
-            state.owner = tx
-
-    def acquire(self, state: ObjectState, tx: Transaction) -> None:
-        """Make ``tx`` the owner of ``state``, waiting while another open transaction is."""
-        cond = self._condition
-        with cond:
-            deadline = time.monotonic() + self.lock_timeout
-            while state.owner is not None and state.owner is not tx and state.owner.is_active:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    msg = (
-                        f"object {state.object_id} is held by another transaction of this client "
-                        f"(thread {state.owner.thread_id}) for more than {self.lock_timeout:g}s"
-                    )
-                    raise LockTimeoutError(msg)
-                cond.wait(remaining)
-            self._take(state, tx)
-
-    def try_acquire(self, state: ObjectState, tx: Transaction) -> bool:
-        """Make ``tx`` the owner of ``state`` unless another open transaction is (never
-        waits)."""
-        with self._condition:
-            owner = state.owner
-            if owner is not None and owner is not tx and owner.is_active:
-                return False
-            self._take(state, tx)
-        return True
-
-    def release(
-        self, states: Iterable[ObjectState], tx: Transaction, objects: Iterable[Any] = ()
-    ) -> None:
-        """``tx`` lets go of these states and of the states of ``objects`` (those it still
-        owns); waiting transactions wake."""
-        with self._condition:
-            release(states, tx)
-            release_objects(objects, tx)
-            self._condition.notify_all()
 
 
 def _forgetter(entries: dict[UUID, ObjectState]) -> Callable[[weakref.KeyedRef[Any, UUID]], None]:

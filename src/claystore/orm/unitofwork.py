@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
+from claystore.errors import ObjectDoesNotExistError, ObjectMovedError
 from claystore.orm import aliases, persistence
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from claystore.dialects.base import Dialect
+    from claystore.orm.loading import Loader
 
 T = TypeVar("T")
 
@@ -56,6 +58,9 @@ class Work(Protocol):
     def dialect_for(self, backend_id: UUID) -> Dialect:
         """The dialect of a backend's database."""
 
+    def loader_for(self, backend_id: UUID) -> Loader:
+        """The loader of a backend in this transaction."""
+
     def stage(self, objects: list[Any]) -> None:
         """Register transient objects as NEW objects of the transaction (written here)."""
 
@@ -69,6 +74,25 @@ def by_backend(
         state = key(item) if key is not None else item.__dict__[STATE_ATTR]
         groups.setdefault(state.backend_id, []).append(item)
     return groups
+
+
+def _refuse_moved(
+    work: Work, backend_id: UUID, group: list[Change], error: ObjectDoesNotExistError
+) -> None:
+    """Raise :class:`ObjectMovedError` when the object an UPDATE did not find moved to another
+    backend meanwhile (its state then names the new one, for the transaction run again)."""
+    for obj, state, _ in group:
+        if state.object_id != error.object_id:
+            continue
+        moved_to = work.loader_for(backend_id).locate(state.object_id)
+        if moved_to is not None and moved_to != backend_id:
+            state.backend_id = moved_to
+            msg = (
+                f"{type(obj).__name__} {state.object_id} moved to another backend while this "
+                "transaction wrote it (another process ran move()); nothing was written: run "
+                "the transaction again"
+            )
+            raise ObjectMovedError(msg) from error
 
 
 def collect_changes(work: Work) -> list[Change]:
@@ -164,12 +188,16 @@ def flush(work: Work) -> None:
     if not changes:
         return
     for backend_id, group in by_backend(changes, key=lambda c: c[1]).items():
-        persistence.update_objects(
-            work.conn_for(backend_id),
-            work.dialect_for(backend_id),
-            group,
-            check_versions=work.check_versions,
-        )
+        try:
+            persistence.update_objects(
+                work.conn_for(backend_id),
+                work.dialect_for(backend_id),
+                group,
+                check_versions=work.check_versions,
+            )
+        except ObjectDoesNotExistError as exc:
+            _refuse_moved(work, backend_id, group, exc)
+            raise
     for state, d, field in _changed_fields(changes):  # what is stored now is the baseline
         if field.kind is FieldKind.REF:
             target = d.get(field.name)
