@@ -31,6 +31,7 @@ Created by :mod:`claystore.orm.context` and :mod:`claystore.orm.transaction`.
 from __future__ import annotations
 
 import copy
+import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 _CHUNK = 500
+#: How many times the backends are searched for an object a move may be taking elsewhere.
+_SEARCHES = 20
 #: Position of the first field column in an object row (after id, class, version, dataset,
 #: backend).
 FIRST_FIELD = 5
@@ -67,8 +70,9 @@ FIRST_FIELD = 5
 class Route(Protocol):
     """The other backends a loader can reach (see the module docstring)."""
 
-    def loader_for(self, backend_id: UUID) -> Loader:
-        """The loader of a backend in the same read or transaction."""
+    def loader_for(self, backend_id: UUID, *, write: bool = False) -> Loader:
+        """The loader of a backend in the same read or transaction (``write``: on the
+        transaction's write connection, where a row lock holds)."""
 
     def backend_ids(self) -> list[UUID]:
         """Every backend, the metadata database first."""
@@ -293,11 +297,12 @@ class Loader:
         self.backend_id = backend_id  # None: one database, no routing
         self.route = route
 
-    def at(self, state: ObjectState) -> Loader:
-        """The loader of the backend holding the object of ``state``."""
-        if self.route is None or state.backend_id == self.backend_id:
+    def at(self, state: ObjectState, *, write: bool = False) -> Loader:
+        """The loader of the backend holding the object of ``state`` (``write``: on the
+        transaction's write connection there)."""
+        if self.route is None or (state.backend_id == self.backend_id and not write):
             return self
-        return self.route.loader_for(state.backend_id)
+        return self.route.loader_for(state.backend_id, write=write)
 
     def _is_home(self, raw_backend: Any) -> bool:
         """Whether a row whose registry names ``raw_backend`` is this backend's own."""
@@ -375,41 +380,65 @@ class Loader:
         return [i for i in ids if i not in found]
 
     def _elsewhere(self, ids: list[UUID], hint: ModelInfo | None, found: dict[UUID, Any]) -> None:
-        """Load the objects among ``ids`` that are on other backends (after the moves under
-        way of those not found anywhere end)."""
+        """Load the objects among ``ids`` that are at home on other backends (see
+        :meth:`homes`) into ``found``."""
+        homes = self.homes(ids, skip_own=True)
+        by_place: dict[tuple[UUID, str], list[UUID]] = defaultdict(list)
+        for object_id, place in homes.items():
+            by_place[place].append(object_id)
         assert self.route is not None
-        for attempt in range(2):
-            for backend_id in self.route.backend_ids():
-                if ids and (attempt or backend_id != self.backend_id):
-                    ids = self.route.loader_for(backend_id)._here(ids, hint, found)
-            if not ids or not self.route.settle(ids):
-                return
+        for (backend_id, class_name), class_ids in by_place.items():
+            info = info_for_table(class_name)
+            if info is None:
+                raise unknown_class(class_ids[0], class_name)
+            self.route.loader_for(backend_id)._load(info, class_ids, found, exact=False)
 
     def locate(self, object_id: UUID) -> UUID | None:
         """The backend where an object is at home now (after a move under way ends), None
         when it is nowhere (deleted)."""
-        found = self.home(object_id)
+        found = self.homes([object_id]).get(object_id)
         return None if found is None else found[0]
 
-    def home(self, object_id: UUID) -> tuple[UUID | None, str] | None:
-        """Where an object is at home — (backend, class table) — looking on this loader's
-        backend first, then the others (after a move under way ends); None when it is nowhere.
-        Without a route, only this backend is looked at (backend None)."""
-        params = {"ids": [object_id]}
+    def homes(self, ids: list[UUID], *, skip_own: bool = False) -> dict[UUID, tuple[UUID, str]]:
+        """Where each of ``ids`` is at home — (backend, class table) — on this loader's backend
+        (unless ``skip_own``: the caller looked there) then on the others; ids at home nowhere
+        are left out.
+
+        An object a move is taking from one backend to another is found on one of them or the
+        other, so the backends are searched again while there is a sign of a move under way
+        (the journal names the ids — then the search waits for the move — or a backend holds
+        a copy being made); and twice before an id counts as nowhere, for a move may have run
+        from start to end between two backends' reads.
+        """
+        homes: dict[UUID, tuple[UUID, str]] = {}
         if self.route is None:
-            for _, class_name, _ in self.conn.execute(_REGISTRY_SELECT, params):
-                return None, class_name
-            return None
-        order = [b for b in (self.backend_id,) if b is not None]
-        for attempt in range(2):
-            for backend_id in dict.fromkeys([*order, *self.route.backend_ids()]):
+            for object_id, class_name, _ in self.conn.execute(_REGISTRY_SELECT, {"ids": ids}):
+                homes[object_id] = (self.backend_id, class_name)  # type: ignore[assignment]
+            return homes
+        own = [b for b in (self.backend_id,) if b is not None]
+        missing = list(dict.fromkeys(ids))
+        for attempt in range(_SEARCHES):
+            copies = False
+            for backend_id in dict.fromkeys([*own, *self.route.backend_ids()]):
+                if not missing or (skip_own and not attempt and backend_id == self.backend_id):
+                    continue
                 conn = self.route.loader_for(backend_id).conn
-                for _, class_name, backend in conn.execute(_REGISTRY_SELECT, params):
-                    if backend_uuid(backend) == backend_id:
-                        return backend_id, class_name
-            if attempt or not self.route.settle([object_id]):
-                return None
-        return None  # pragma: no cover
+                for start in range(0, len(missing), _CHUNK):
+                    chunk = {"ids": missing[start : start + _CHUNK]}
+                    for object_id, class_name, backend in conn.execute(_REGISTRY_SELECT, chunk):
+                        if backend_uuid(backend) == backend_id:
+                            homes[object_id] = (backend_id, class_name)
+                        else:
+                            copies = True
+                missing = [i for i in missing if i not in homes]
+            if not missing:
+                break
+            moving = self.route.settle(missing)
+            if not (moving or copies or attempt == 0):
+                break
+            if copies and not moving:
+                time.sleep(0.005 * (attempt + 1))
+        return homes
 
     def _load(
         self, info: ModelInfo, ids: list[UUID], found: dict[UUID, Any], *, exact: bool
@@ -450,7 +479,7 @@ class Loader:
         """The row of one object (locked until the transaction ends with ``lock``), on its
         backend — followed there when it moved (``state.backend_id`` is updated); raises
         :class:`ObjectDoesNotExistError` when it was deleted."""
-        loader = self.at(state)
+        loader = self.at(state, write=lock)
         object_id = state.object_id
         statement = object_select(info, "id", registry=False)
         if lock:

@@ -552,17 +552,19 @@ def repair(databases: Databases) -> list[Repaired]:
 
 
 def settle(databases: Databases, object_ids: Iterable[UUID], timeout: float = 60.0) -> bool:
-    """Wait for the moves under way of these objects to end, repairing those whose mover is
-    gone; True when there was such a move (the caller looks for the objects again)."""
+    """Wait for the moves of these objects under way now to end (not for later ones),
+    repairing those whose mover is gone; True when there was such a move (the caller looks
+    for the objects again)."""
     wanted = set(object_ids)
+    pending = {e.id for e in journal(databases) if wanted.intersection(e.object_ids)}
+    if not pending:
+        return False
     deadline = time.monotonic() + timeout
-    found = False
-    delay = 0.005
+    delay = 0.002
     while True:
-        entries = [e for e in journal(databases) if wanted.intersection(e.object_ids)]
+        entries = [e for e in journal(databases) if e.id in pending]
         if not entries:
-            return found
-        found = True
+            return True
         for entry in entries:
             if not entry.alive:
                 _repair_entry(databases, entry)
@@ -573,4 +575,4 @@ def settle(databases: Databases, object_ids: Iterable[UUID], timeout: float = 60
             )
             raise LockTimeoutError(msg)
         time.sleep(delay)
-        delay = min(delay * 2, 0.2)
+        delay = min(delay * 2, 0.1)

@@ -79,7 +79,7 @@ class ModelObjectStore:
                 yield aliases.lookup(conn, dataset, ident)
 
         for object_id in candidates():
-            found = loader.home(object_id)
+            found = loader.homes([object_id]).get(object_id)
             if found is not None and found[1] in tables:
                 return object_id
         return None

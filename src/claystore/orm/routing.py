@@ -117,8 +117,10 @@ class ReadRoute:
         self._loaders.clear()
         self._stack.close()
 
-    def loader_for(self, backend_id: UUID) -> Loader:
-        """The loader of a backend (its short read opened now if it is not yet)."""
+    def loader_for(self, backend_id: UUID, *, write: bool = False) -> Loader:
+        """The loader of a backend (its short read opened now if it is not yet; ``write`` is
+        for transactions: a read outside one locks nothing)."""
+        del write
         loader = self._loaders.get(backend_id)
         if loader is None:
             database = self.router.database(backend_id)

@@ -181,9 +181,11 @@ class Transaction:
             loader = self._loaders[backend_id] = self._new_loader(conn, backend_id)
         return loader
 
-    def loader_for(self, backend_id: UUID) -> Loader:
-        """The loader of a backend: on this transaction's connection to it if it has one,
-        else on a short read (committed state; no lock taken)."""
+    def loader_for(self, backend_id: UUID, *, write: bool = False) -> Loader:
+        """The loader of a backend: on this transaction's connection to it if it has one (or
+        ``write``: begun now), else on a short read (committed state; no lock taken)."""
+        if write:
+            return self.writer_for(backend_id)
         loader = self._loaders.get(backend_id)
         if loader is not None:
             return loader
