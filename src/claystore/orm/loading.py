@@ -80,6 +80,9 @@ class Route(Protocol):
     def settle(self, object_ids: Iterable[UUID]) -> bool:
         """Wait for the moves under way of these objects; True if there was one."""
 
+    def refresh_backends(self) -> bool:
+        """Read the registered backends again; True when there are new ones."""
+
 
 class IdentityScope(Protocol):
     """Where loaded objects are looked up and registered: the client's identity map
@@ -272,6 +275,22 @@ def _hint(field: Field) -> ModelInfo | None:
     return None
 
 
+def _scan_homes(
+    conn: Connection, backend_id: UUID, ids: list[UUID], homes: dict[UUID, tuple[UUID, str]]
+) -> bool:
+    """Add to ``homes`` the ids at home on the backend of ``conn``; True when it holds copies
+    of some (registry rows naming another backend: a move under way)."""
+    copies = False
+    for start in range(0, len(ids), _CHUNK):
+        chunk = {"ids": ids[start : start + _CHUNK]}
+        for object_id, class_name, backend in conn.execute(_REGISTRY_SELECT, chunk):
+            if backend_uuid(backend) == backend_id:
+                homes[object_id] = (backend_id, class_name)
+            else:
+                copies = True
+    return copies
+
+
 # -- the loader --------------------------------------------------------------------------------
 
 
@@ -382,11 +401,13 @@ class Loader:
     def _elsewhere(self, ids: list[UUID], hint: ModelInfo | None, found: dict[UUID, Any]) -> None:
         """Load the objects among ``ids`` that are at home on other backends (see
         :meth:`homes`) into ``found``."""
+        assert self.route is not None
+        if self.route.backend_ids() == [self.backend_id]:  # one backend: looked there
+            return
         homes = self.homes(ids, skip_own=True)
         by_place: dict[tuple[UUID, str], list[UUID]] = defaultdict(list)
         for object_id, place in homes.items():
             by_place[place].append(object_id)
-        assert self.route is not None
         for (backend_id, class_name), class_ids in by_place.items():
             info = info_for_table(class_name)
             if info is None:
@@ -417,21 +438,21 @@ class Loader:
             return homes
         own = [b for b in (self.backend_id,) if b is not None]
         missing = list(dict.fromkeys(ids))
+        alone = self.route.backend_ids() == own  # one backend: nothing ever moves
         for attempt in range(_SEARCHES):
             copies = False
             for backend_id in dict.fromkeys([*own, *self.route.backend_ids()]):
                 if not missing or (skip_own and not attempt and backend_id == self.backend_id):
                     continue
                 conn = self.route.loader_for(backend_id).conn
-                for start in range(0, len(missing), _CHUNK):
-                    chunk = {"ids": missing[start : start + _CHUNK]}
-                    for object_id, class_name, backend in conn.execute(_REGISTRY_SELECT, chunk):
-                        if backend_uuid(backend) == backend_id:
-                            homes[object_id] = (backend_id, class_name)
-                        else:
-                            copies = True
+                copies = _scan_homes(conn, backend_id, missing, homes) or copies
                 missing = [i for i in missing if i not in homes]
             if not missing:
+                break
+            if attempt == 0 and self.route.refresh_backends():  # another client added some
+                alone = False
+                continue
+            if alone:
                 break
             moving = self.route.settle(missing)
             if not (moving or copies or attempt == 0):

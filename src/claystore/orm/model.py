@@ -279,6 +279,8 @@ class DataClayObject(VersionedObject, QueryableObject):
     def _dc_meta(self) -> ObjectMetadata:
         """Registry metadata of the stored object (read fresh, on its backend)."""
         state, context = stored(self)
+        if current_transaction(context) is None:
+            context.locate(state)  # another process may have moved it
         return context.read(lambda loader: _read_meta(loader.at(state).conn, state))
 
     @property

@@ -55,11 +55,14 @@ class Router:
     def __repr__(self) -> str:
         return f"<Router {len(self._databases)} open of {len(self._urls) + 1} backends>"
 
-    def refresh(self) -> None:
-        """Read the backends registered in the metadata database again."""
+    def refresh(self) -> bool:
+        """Read the backends registered in the metadata database again; True when some were
+        added since the last read."""
         urls = self.metadata.read(backends.connect_urls)
         with self._lock:
+            added = bool(urls.keys() - self._urls.keys())
             self._urls = urls
+        return added
 
     def known(self) -> list[UUID]:
         """The backends known to this router, the metadata database first."""
@@ -139,3 +142,7 @@ class ReadRoute:
         """Wait for the moves under way of these objects to end (finishing those whose mover
         died); True when there was one (look again)."""
         return moving.settle(self.router, object_ids)
+
+    def refresh_backends(self) -> bool:
+        """Read the registered backends again (another client may have added some)."""
+        return self.router.refresh()

@@ -209,6 +209,10 @@ class Transaction:
         """Wait for the moves under way of these objects (a loader's route)."""
         return moving.settle(self.router, object_ids, timeout=self.ownership.lock_timeout)
 
+    def refresh_backends(self) -> bool:
+        """Read the registered backends again (a loader's route)."""
+        return self.router.refresh()
+
     def stream(self, statement: Executable, chunk: int) -> RowStream:
         """Run a SELECT on this transaction's connection, its rows fetched ``chunk`` at a time
         (a server-side cursor on PostgreSQL)."""
