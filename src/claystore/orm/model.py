@@ -384,6 +384,7 @@ def move_objects(
         )
         raise SessionStateError(msg)
     target = _target(context, backend)
+    context.router.refresh()  # referents may be on backends another client added since
     context.locate(state)
     plan = moving.plan(
         context.router,
