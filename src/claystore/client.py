@@ -480,9 +480,13 @@ class Client:
             name = self._backend_name(parsed, {info.name for info in existing.values()})
         backend_registry.check_name(name)
         store_id = context.router.metadata_id
+        backend_registry.check_free_name({info.name for info in existing.values()}, name)
         engine = self._new_engine(parsed, support)
         try:
             with engine.connect() as target:
+                support.begin(target, write=False, lock_timeout=self.lock_timeout)
+                backend_registry.check_target(target, full_url, store_id, set(existing))
+                target.rollback()  # what was read: refused before anything is written
                 self._prepare_system_tables(target, support, store_id=store_id)
                 support.begin(target, write=True, lock_timeout=self.lock_timeout)
                 meta = context.database.open_write()

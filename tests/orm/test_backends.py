@@ -29,7 +29,6 @@ from claystore.errors import (
     BackendInUseError,
     ConfigurationError,
     DatabaseConnectionError,
-    LockTimeoutError,
     MoveError,
 )
 from tests.conftest import _fresh_schema
@@ -333,20 +332,9 @@ def test_the_same_database_twice_is_refused_under_any_spelling(
 
 
 def test_the_metadata_database_cannot_be_added_as_a_backend(
-    db_url: str, engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+    db_url: str, engine_name: str, tmp_path: Path
 ) -> None:
     """Under its own URL or another spelling: it is the default backend already."""
-    if engine_name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=LockTimeoutError,
-                reason="bug: add_backend takes the target's write lock (BEGIN IMMEDIATE) before "
-                "the metadata database's; on SQLite, when the target is the metadata file "
-                "itself, the second lock waits for the first until lock_timeout: "
-                "LockTimeoutError instead of BackendAlreadyExistsError",
-            )
-        )
     with Client(db_url, lock_timeout=2) as client:
         before = client.get_backends()
         rows = backend_rows(db_url)

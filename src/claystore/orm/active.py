@@ -94,8 +94,8 @@ def _run(tx: Transaction, func: Callable[P, R], *args: P.args, **kwargs: P.kwarg
     transient = [
         obj for obj in (*created, *_returned_objects(result)) if STATE_ATTR not in obj.__dict__
     ]
-    if transient:
-        tx.persist(transient)
+    if transient:  # on the backend of the object whose method made them, as dataClay does
+        tx.persist(transient, backend_id=args[0].__dict__[STATE_ATTR].backend_id)
     return result
 
 

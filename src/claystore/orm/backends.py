@@ -153,42 +153,56 @@ def check_name(name: Any) -> str:
     return name
 
 
-def register(meta: Connection, target: Connection, url: str, name: str, *, store_id: UUID) -> UUID:
-    """Register the database of ``target`` as a backend of the store whose metadata database
-    ``meta`` is (both connections in write transactions of the caller: it commits ``target``
-    first).  Refuses, writing nothing, a name taken and a database that is already a backend
-    or a metadata database."""
-    taken = meta.execute(sa.select(dc_backend.c.id).where(dc_backend.c.name == name)).first()
-    if taken is not None:
-        msg = f"a backend named {name!r} exists already ({taken[0]}); choose another name"
-        raise BackendAlreadyExistsError(msg)
+def check_target(target: Connection, url: str, store_id: UUID, registered: set[UUID]) -> UUID:
+    """The id to register the database of ``target`` under (a new one, or the one an earlier
+    add that stopped half-way wrote there); raises :class:`BackendAlreadyExistsError` for a
+    database that is a metadata database, a backend of this store already (``registered``
+    ids) or of another store.  Reads only."""
     shown = shown_url(url)
-    if find_default(target) is not None:
-        same = find_default(target) == store_id
+    if not sa.inspect(target).has_table(dc_backend.name):
+        return new_object_id()
+    default = find_default(target)
+    if default is not None:
         msg = (
             f"{shown} is the metadata database of this store: it is the default backend already"
-            if same
+            if default == store_id
             else f"{shown} is the metadata database of another claystore store; "
             "a backend must be a database of its own"
         )
         raise BackendAlreadyExistsError(msg)
     row = own_row(target)
-    backend_id = new_object_id()
-    if row is not None:
-        known = meta.execute(
-            sa.select(dc_backend.c.name).where(dc_backend.c.id == row["id"])
-        ).scalar()
-        if known is not None:
-            msg = f"{shown} is registered already, as backend {known!r} ({row['id']})"
-            raise BackendAlreadyExistsError(msg)
-        if row["store_id"] != store_id:
-            msg = (
-                f"{shown} is backend {row['name']!r} of another claystore store; a database "
-                "belongs to one store"
-            )
-            raise BackendAlreadyExistsError(msg)
-        backend_id = UUID(str(row["id"]))  # an earlier add stopped half-way: finish it
-        target.execute(sa.delete(dc_backend).where(dc_backend.c.id == backend_id))
+    if row is None:
+        return new_object_id()
+    backend_id = UUID(str(row["id"]))
+    if backend_id in registered:
+        msg = f"{shown} is registered already, as backend {row['name']!r} ({backend_id})"
+        raise BackendAlreadyExistsError(msg)
+    if row["store_id"] != store_id:
+        msg = (
+            f"{shown} is backend {row['name']!r} of another claystore store; a database "
+            "belongs to one store"
+        )
+        raise BackendAlreadyExistsError(msg)
+    return backend_id  # an earlier add stopped half-way: finish it
+
+
+def check_free_name(names: set[str], name: str) -> None:
+    """Raise :class:`BackendAlreadyExistsError` when a backend has this name."""
+    if name in names:
+        msg = f"a backend named {name!r} exists already; choose another name"
+        raise BackendAlreadyExistsError(msg)
+
+
+def register(meta: Connection, target: Connection, url: str, name: str, *, store_id: UUID) -> UUID:
+    """Register the database of ``target`` as a backend of the store whose metadata database
+    ``meta`` is (both connections in write transactions of the caller: it commits ``target``
+    first).  Refuses, writing nothing, a name taken and a database that is already a backend
+    or a metadata database (:func:`check_target`)."""
+    rows = meta.execute(sa.select(dc_backend.c.id, dc_backend.c.name)).all()
+    check_free_name({r.name for r in rows}, name)
+    registered = {UUID(str(r.id)) for r in rows}
+    backend_id = check_target(target, url, store_id, registered)
+    target.execute(sa.delete(dc_backend).where(dc_backend.c.id == backend_id))
     target.execute(
         sa.insert(dc_backend),
         {"id": backend_id, "name": name, "url": None, "is_default": False, "store_id": store_id},

@@ -61,8 +61,9 @@ class Work(Protocol):
     def loader_for(self, backend_id: UUID) -> Loader:
         """The loader of a backend in this transaction."""
 
-    def stage(self, objects: list[Any]) -> None:
-        """Register transient objects as NEW objects of the transaction (written here)."""
+    def stage(self, objects: list[Any], backend_id: UUID | None = None) -> None:
+        """Register transient objects as NEW objects of the transaction (written here), on
+        ``backend_id`` (default: the transaction's)."""
 
 
 def by_backend(
@@ -147,9 +148,10 @@ def write_staged(work: Work) -> None:
         # staging walked each graph already; only objects changed since can reach new ones
         entries = work.entries
         touched = [s.obj for i in work.staged if (s := entries.get(i)) is not None]
-        more = collect_transient(touched, traverse_roots=True) if touched else []
-        if more:
-            work.stage(more)
+        for backend_id, group in by_backend(touched).items():  # new objects: their finder's
+            more = collect_transient(group, traverse_roots=True)
+            if more:
+                work.stage(more, backend_id)
         objects = list(work.staged.values())
         containers: dict[type, list[Field]] = {}
         for obj in objects:
@@ -178,12 +180,12 @@ def write_staged(work: Work) -> None:
 def flush(work: Work) -> None:
     """Write every pending change of ``work`` (nothing is sent when there is none)."""
     changes = collect_changes(work)  # checks changed containers again before anything is sent
-    if changes:
-        roots = _reachable_roots(changes)
+    for backend_id, group in by_backend(changes, key=lambda c: c[1]).items():
+        roots = _reachable_roots(group)  # new objects they reach go to their backend
         if roots:
             new = collect_transient(roots)
             if new:
-                work.stage(new)
+                work.stage(new, backend_id)
     write_staged(work)
     if not changes:
         return
