@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_example(name: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+def run_example(name: str, cwd: Path, env: dict[str, str] | None = None, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [sys.executable, str(EXAMPLES / name), *args],
         cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -56,3 +57,20 @@ def test_schema_evolution_example_runs(db_url: str, tmp_path: Path) -> None:
     assert "employee.team: missing column (model: str, default 'staff')" in out
     assert "after evolve: Ann team=staff badge=None" in out
     assert "badges: [('Ann', 1), ('Bob', None)]" in out
+
+
+def test_backends_example_runs(
+    db_url: str, backend_url_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    """examples/backends.py on three databases given on its command line (PostgreSQL: schemas
+    on the first server and one on the second): the objects end where each move put them."""
+    urls = [db_url, backend_url_factory("local"), backend_url_factory("second")]
+    out = run_example("backends.py", tmp_path, None, *urls).splitlines()
+    assert out[0] == "backends:"
+    assert [line.split()[0] for line in out[1:4]] == ["default", "b1", "b2"]
+    assert "stored: red@b1 ann@b1 bob@b1 carol@default" in out
+    assert "team red on b1, led by carol (another backend)" in out
+    assert "recursive, remotes=False: red@b2 ann@b2 bob@b2 carol@default" in out
+    assert "recursive, remotes=True: red@b1 ann@b1 bob@b1 carol@b1" in out
+    assert "read back: red@b1 ann@b2 bob@default carol@b1" in out
+    assert out[-1] == "bob by alias: bob@default"

@@ -198,6 +198,8 @@ class Client:
         self._engines: list[Engine] = []  # of the other backends
         self._context: ObjectContext | None = None
         self._token: Any = None
+        #: The interrupted moves the last :meth:`start` ended (see :meth:`repair_moves`).
+        self.repaired_at_start: list[moving.Repaired] = []
 
     # -- description ---------------------------------------------------------------------------
 
@@ -289,7 +291,8 @@ class Client:
                 )
             else:
                 context.reopen(router, default_backend_id=chosen)
-            for repaired in moving.repair(router):
+            repaired_now = moving.repair(router)
+            for repaired in repaired_now:
                 log.warning("claystore repaired an interrupted move: %s", repaired)
         except BaseException:
             router.close()
@@ -299,6 +302,7 @@ class Client:
             raise
         self._engine = engine
         self._context = context
+        self.repaired_at_start = repaired_now
         self._token = context.activate()
         log.info("claystore client started on %s (dataset %s)", self.url, self.dataset)
         return self
@@ -553,7 +557,8 @@ class Client:
     def repair_moves(self) -> list[moving.Repaired]:
         """End the moves between backends that a crash interrupted (each is finished or
         undone, so that every object is on exactly one backend); moves still under way in a
-        live process are left alone.  A start does it too; returns what was repaired."""
+        live process are left alone.  A start does it too (:attr:`repaired_at_start`); returns
+        what was repaired."""
         return moving.repair(self._require_context().router)
 
     async def a_add_backend(self, url: str | URL, name: str | None = None) -> UUID:
