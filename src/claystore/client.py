@@ -272,8 +272,12 @@ class Client:
         context = self._context
         try:
             router.refresh()
-            for backend_id in router.known():  # every backend: its tables, now
-                router.database(backend_id).ensure_tables()
+            database.ensure_tables()
+            for backend_id in router.known()[1:]:  # every backend: its tables, now
+                try:
+                    router.database(backend_id).ensure_tables()
+                except DatabaseConnectionError as exc:  # its objects fail when used
+                    log.warning("claystore could not open a backend at start: %s", exc)
             chosen = default_backend
             if self._backend is not None:
                 chosen = backend_registry.resolve(
@@ -348,9 +352,6 @@ class Client:
         except sa.exc.SQLAlchemyError as exc:
             engine.dispose()
             error = translate_error(exc, parsed)
-            if isinstance(error, DatabaseConnectionError):
-                msg = f"backend {backend_id} ({support.describe()}) cannot be reached: {error}"
-                raise DatabaseConnectionError(msg, exc) from None
             raise error from None
         self._engines.append(engine)
         database = Database(engine, support, lock_timeout=self.lock_timeout, schema=self.schema)

@@ -274,22 +274,32 @@ def test_unreachable_database_is_refused_and_nothing_registered(
         assert fresh.get_backends() == before
 
 
-def test_a_registered_backend_that_cannot_be_reached_stops_the_start(
-    db_url: str, engine_name: str, tmp_path: Path, backend_url_factory: Callable[..., str]
+def test_a_registered_backend_that_cannot_be_reached_does_not_stop_the_start(
+    db_url: str,
+    engine_name: str,
+    tmp_path: Path,
+    backend_url_factory: Callable[..., str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Start opens every backend: one whose database is gone raises DatabaseConnectionError
-    naming the backend (no password); the store is untouched."""
+    """A backend whose database is gone: the start logs a warning naming it (no password),
+    objects elsewhere work, and those on it raise DatabaseConnectionError naming it; the
+    store is untouched."""
     with Client(db_url) as client:
         backend = client.add_backend(backend_url_factory("second"), name="lost")
+        BkItem("there").make_persistent(alias="there", backend_id=backend)
+        BkItem("here").make_persistent(alias="here")
     gone = _unreachable(engine_name, tmp_path)
     with plain_engine(db_url) as engine, engine.begin() as conn:
         conn.execute(sa.text("UPDATE dc_backend SET url = :url WHERE name = 'lost'"), {"url": gone})
     rows = backend_rows(db_url)
-    failing = Client(db_url)
-    with pytest.raises(DatabaseConnectionError, match=str(backend)) as refused:
-        failing.start()
-    assert "secret" not in str(refused.value)
-    assert failing.is_closed
+    with caplog.at_level(logging.WARNING, logger="claystore"), Client(db_url) as client:
+        assert "'lost'" in caplog.text
+        assert str(backend) in caplog.text
+        assert backend in client.get_backends()
+        assert BkItem.get_by_alias("here").name == "here"
+        with pytest.raises(DatabaseConnectionError, match="'lost'") as refused:
+            BkItem.get_by_alias("there")
+        assert "secret" not in str(refused.value)
     assert backend_rows(db_url) == rows
 
 

@@ -116,7 +116,7 @@ def add_backends(conn: Connection, dialect: Dialect) -> None:
         sa.Column("id", sa.Uuid, primary_key=True),
         sa.Column("source_id", sa.Uuid, nullable=False, comment="the backend the rows leave"),
         sa.Column("target_id", sa.Uuid, nullable=False, comment="the backend the rows go to"),
-        sa.Column("state", sa.String(20), nullable=False, comment="copying, then switching"),
+        sa.Column("state", sa.String(20), nullable=False, comment="copying, switching or undoing"),
         sa.Column("object_ids", sa.Text, nullable=False, comment="JSON list of the ids moved"),
         sa.Column("tables", sa.Text, nullable=False, comment="JSON [[table, key column], ...]"),
         sa.Column("owner", sa.String(300), nullable=False, comment="host:pid:start of the mover"),

@@ -119,12 +119,14 @@ def list_backends(conn: Connection, metadata_url: str) -> dict[UUID, BackendInfo
     }
 
 
-def connect_urls(conn: Connection) -> dict[UUID, str]:
-    """The URL (password included) of every backend but the metadata database."""
+def connect_urls(conn: Connection) -> dict[UUID, tuple[str, str]]:
+    """The name and URL (password included) of every backend but the metadata database."""
     rows = conn.execute(
-        sa.select(dc_backend.c.id, dc_backend.c.url).where(dc_backend.c.url.is_not(None))
+        sa.select(dc_backend.c.id, dc_backend.c.name, dc_backend.c.url).where(
+            dc_backend.c.url.is_not(None)
+        )
     )
-    return {UUID(str(backend_id)): url for backend_id, url in rows}
+    return {UUID(str(backend_id)): (name, url) for backend_id, name, url in rows}
 
 
 def resolve(backends: dict[UUID, BackendInfo], backend: Any) -> UUID:

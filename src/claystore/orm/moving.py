@@ -19,14 +19,20 @@ backend; readers see home rows only.  A move:
 5. makes the target's registry rows name the target (home); commits;
 6. deletes the journal row.
 
+A repair never races a mover it takes for dead (a mover on another host whose journal row is
+older than :data:`LEASE_SECONDS`): it marks a ``copying`` move ``undoing`` before it touches
+anything, and the mover records ``switching`` only over ``copying`` (else it stops before its
+decision); it reads the source of a ``switching`` move under the source's write lock.
+
 After a crash, :func:`repair` (run by every client start and ``claystore backends repair``)
-ends each move whose mover is gone: in state ``copying``, or ``switching`` with any of its
-objects still home on the source (step 4 did not commit), it drops the shadows (undo); in
-``switching`` with none left on the source, it does step 5 (finish).  So each object is home
-on exactly one backend once repaired, and in the short time between steps 4 and 5 (or after a
-crash there) a reader that does not find an object waits for the move (:func:`settle`), or
-repairs it if its mover is gone.  Nothing is lost: the source rows go only after the target
-holds their latest version, under the lock that keeps writers out.
+ends each move whose mover is gone: in state ``copying`` (or ``undoing``: a repair that
+stopped), or ``switching`` with any of its objects still home on the source (step 4 did not
+commit), it drops the shadows (undo); in ``switching`` with none left on the source, it does
+step 5 (finish).  So each object is home on exactly one backend once repaired, and in the
+short time between steps 4 and 5 (or after a crash there) a reader that does not find an
+object waits for the move (:func:`settle`), or repairs it if its mover is gone.  Nothing is
+lost: the source rows go only after the target holds their latest version, under the lock
+that keeps writers out.
 
 Called by the object API (``move``), the client (repair at start) and the routing of reads.
 """
@@ -48,7 +54,7 @@ from uuid import UUID
 import attrs
 import sqlalchemy as sa
 
-from claystore.errors import LockTimeoutError, MoveError
+from claystore.errors import DatabaseConnectionError, LockTimeoutError, MoveError
 from claystore.orm.fields import FieldKind
 from claystore.orm.identity import new_object_id
 from claystore.orm.mapping import ModelInfo, info_for_table
@@ -306,12 +312,33 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _set_state(conn: Connection, move_id: UUID, state: str, ids: Sequence[UUID]) -> None:
-    conn.execute(
+def _switching(conn: Connection, move_id: UUID, ids: Sequence[UUID]) -> None:
+    """Record the final ids and the state ``switching`` — only if the move is still
+    ``copying``: a repair that took its mover for dead and undid it (state ``undoing``, or the
+    row gone) makes the mover stop here, before it deletes anything."""
+    written = conn.execute(
         sa.update(dc_move)
-        .where(dc_move.c.id == move_id)
-        .values(state=state, object_ids=json.dumps([str(i) for i in ids]), updated_at=_now())
-    )
+        .where(dc_move.c.id == move_id, dc_move.c.state == "copying")
+        .values(state="switching", object_ids=json.dumps([str(i) for i in ids]), updated_at=_now())
+    ).rowcount
+    if written != 1:
+        msg = (
+            "this move was undone by a repair (another client took its process for dead, "
+            "after more than a lease without progress); nothing moved: run it again"
+        )
+        raise MoveError(msg)
+
+
+def _claim_undo(databases: Databases, move_id: UUID) -> bool:
+    """Mark a move ``copying`` as being undone (so its mover, if alive after all, stops before
+    its decision); False when it reached ``switching`` meanwhile."""
+    with _writing(databases.metadata) as conn:
+        written = conn.execute(
+            sa.update(dc_move)
+            .where(dc_move.c.id == move_id, dc_move.c.state.in_(("copying", "undoing")))
+            .values(state="undoing", updated_at=_now())
+        ).rowcount
+    return bool(written == 1)
 
 
 @contextlib.contextmanager
@@ -473,10 +500,10 @@ def _switch(  # noqa: PLR0917 - the state of one move, passed along
                 if stale:
                     _copy(source, target, target_db, tables, stale)
         if source_db is databases.metadata:  # one transaction: decided with the delete
-            _set_state(source, move_id, "switching", moved)
+            _switching(source, move_id, moved)
         else:
             with _writing(databases.metadata) as conn:
-                _set_state(conn, move_id, "switching", moved)
+                _switching(conn, move_id, moved)
         _step("switching")
         _delete(source, [(t.name, k) for t, k in tables], moved)
     return moved
@@ -509,14 +536,24 @@ def _promote(conn: Connection, ids: Sequence[UUID], source_id: UUID, target_id: 
 
 
 def _repair_entry(databases: Databases, entry: Entry) -> str:
-    """End one interrupted move (see the module docstring); returns what was done."""
+    """End one interrupted move (see the module docstring); returns what was done.
+
+    A move still ``copying`` is first marked ``undoing`` (its mover, were it alive after all,
+    then stops before deleting anything); in ``switching``, the source is read under its write
+    lock, so a mover in the middle of its decision is waited for.
+    """
     source_db = databases.database(entry.source)
     target_db = databases.database(entry.target)
     ids = list(entry.object_ids)
     undo = entry.state != "switching"
+    if undo and not _claim_undo(databases, entry.id):
+        refreshed = [e for e in journal(databases) if e.id == entry.id]
+        if not refreshed:
+            return "ended"  # its mover ended it meanwhile
+        return _repair_entry(databases, refreshed[0])
     if not undo:
-        with source_db.reader() as source:
-            undo = bool(_registry(source, ids, entry.source))
+        with _writing(source_db) as source:
+            undo = bool(_registry_locked(source, source_db, ids, entry.source))
     with _writing(target_db) as target:
         if undo:
             shadows = [r.id for r in _registry(target, ids, entry.source)]
@@ -546,7 +583,10 @@ def repair(databases: Databases) -> list[Repaired]:
     for entry in journal(databases):
         if entry.alive:
             continue
-        outcome = _repair_entry(databases, entry)
+        try:
+            outcome = _repair_entry(databases, entry)
+        except DatabaseConnectionError:  # left for a repair once both backends are reachable
+            continue
         done.append(Repaired(entry.id, entry.source, entry.target, len(entry.object_ids), outcome))
     return done
 

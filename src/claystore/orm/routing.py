@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from claystore.errors import BackendDoesNotExistError
+from claystore.errors import BackendDoesNotExistError, DatabaseConnectionError
 from claystore.orm import backends, moving
 from claystore.orm.loading import Loader
 
@@ -49,7 +49,7 @@ class Router:
         metadata.backend_id = metadata_id
         self._opener = opener
         self._databases: dict[UUID, Database] = {metadata_id: metadata}
-        self._urls: dict[UUID, str] = {}
+        self._urls: dict[UUID, tuple[str, str]] = {}  # id -> (name, URL)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -80,10 +80,16 @@ class Router:
             found = self._databases.get(backend_id)
             if found is not None:
                 return found
-            url = self._urls.get(backend_id)
-            if url is None:
+            registered = self._urls.get(backend_id)
+            if registered is None:
                 raise BackendDoesNotExistError(backend_id)
-            found = self._databases[backend_id] = self._opener(backend_id, url)
+            name, url = registered
+            try:
+                found = self._opener(backend_id, url)
+            except DatabaseConnectionError as exc:
+                msg = f"backend {name!r} ({backend_id}) cannot be reached: {exc}"
+                raise DatabaseConnectionError(msg, exc.orig) from None
+            self._databases[backend_id] = found
         return found
 
     def opened(self) -> list[Database]:
