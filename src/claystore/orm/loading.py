@@ -323,6 +323,17 @@ class Loader:
             return self
         return self.route.loader_for(state.backend_id, write=write)
 
+    @property
+    def shared(self) -> bool:
+        """Whether the store has other backends (objects may move in and out of this one)."""
+        return self.route is not None and len(self.route.backend_ids()) > 1
+
+    def _holds(self, object_id: UUID) -> bool:
+        """Whether the object is at home on this loader's backend."""
+        for _, _, backend in self.conn.execute(_REGISTRY_SELECT, {"ids": [object_id]}):
+            return self._is_home(backend)
+        return False
+
     def _is_home(self, raw_backend: Any) -> bool:
         """Whether a row whose registry names ``raw_backend`` is this backend's own."""
         return self.backend_id is None or backend_uuid(raw_backend) == self.backend_id
@@ -502,10 +513,13 @@ class Loader:
         :class:`ObjectDoesNotExistError` when it was deleted."""
         loader = self.at(state, write=lock)
         object_id = state.object_id
-        statement = object_select(info, "id", registry=False)
+        shared = self.shared  # a copy a move is making may be there: read the registry too
+        statement = object_select(info, "id", registry=shared)
         if lock:
             statement = loader.dialect.lock_rows(statement, info.root.table)
         row = loader.conn.execute(statement, {"id": object_id}).first()
+        if row is not None and shared and not loader._is_home(row[4]):
+            row = None
         if row is None:
             moved_to = loader.locate(object_id)
             if moved_to is not None and moved_to != state.backend_id:
@@ -548,6 +562,13 @@ class Loader:
         if loader is not self:
             return loader.link(info, field, owner)
         owner_id = owner.object_id
+        if self.shared and not self._holds(owner_id):  # it moved: follow it
+            moved_to = self.locate(owner_id)
+            if moved_to is None:
+                msg = f"the {info.cls.__name__} was deleted"
+                raise ObjectDoesNotExistError(owner_id, msg)
+            owner.backend_id = moved_to
+            return self.link(info, field, owner)
         table = info.link_table(field)
         kind = field.kind
         conn = self.conn

@@ -47,14 +47,19 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 import attrs
 import sqlalchemy as sa
 
-from claystore.errors import DatabaseConnectionError, LockTimeoutError, MoveError
+from claystore.errors import (
+    DatabaseConnectionError,
+    LockTimeoutError,
+    MoveError,
+    ObjectMovedError,
+)
 from claystore.orm.fields import FieldKind
 from claystore.orm.identity import new_object_id
 from claystore.orm.mapping import ModelInfo, info_for_table
@@ -489,8 +494,9 @@ def _switch(  # noqa: PLR0917 - the state of one move, passed along
     assert source_id is not None
     with _writing(source_db) as source:
         ids = [i for group in roots.values() for i in group]
-        home = {r.id for r in _registry_locked(source, source_db, ids, source_id)}
+        # the class rows first, then the registry: the order writers lock them in
         current = _versions(source, source_db, roots, lock=True)
+        home = {r.id for r in _registry_locked(source, source_db, ids, source_id)}
         moved = [i for i in ids if i in home and i in current]
         gone = [i for i in ids if i not in moved]
         stale = [i for i in moved if current[i] != copied.get(i)]
@@ -591,14 +597,33 @@ def repair(databases: Databases) -> list[Repaired]:
     return done
 
 
-def settle(databases: Databases, object_ids: Iterable[UUID], timeout: float = 60.0) -> bool:
+def settle(
+    databases: Databases,
+    object_ids: Iterable[UUID],
+    timeout: float = 60.0,
+    busy: Collection[UUID] = (),
+) -> bool:
     """Wait for the moves of these objects under way now to end (not for later ones),
     repairing those whose mover is gone; True when there was such a move (the caller looks
-    for the objects again)."""
+    for the objects again).
+
+    ``busy``: the backends the caller's transaction holds locks on.  A move from or to one of
+    them may be waiting for those locks, so instead of waiting (until both time out) it
+    raises :class:`ObjectMovedError`: the transaction rolls back and runs again.
+    """
     wanted = set(object_ids)
-    pending = {e.id for e in journal(databases) if wanted.intersection(e.object_ids)}
-    if not pending:
+    entries = [e for e in journal(databases) if wanted.intersection(e.object_ids)]
+    if not entries:
         return False
+    for entry in entries:
+        if entry.alive and {entry.source, entry.target}.intersection(busy):
+            msg = (
+                f"objects {sorted(str(i) for i in wanted)[:3]} are being moved by another "
+                "process, which may wait for this transaction: nothing was written; run the "
+                "transaction again"
+            )
+            raise ObjectMovedError(msg)
+    pending = {e.id for e in entries}
     deadline = time.monotonic() + timeout
     delay = 0.002
     while True:

@@ -328,6 +328,31 @@ def _report_lost_rows(
     raise ObjectDoesNotExistError(ids[0], msg)  # pragma: no cover
 
 
+def strangers(
+    conn: Connection, dialect: Dialect, backend_id: UUID, objects: list[Any]
+) -> list[UUID]:
+    """The ids of ``objects`` that are not at home on the backend of ``conn`` (moved away, or
+    copies a move is making there).  The rows of the others stay locked to the end of the
+    transaction — their class rows, then their registry rows, the order every writer and a
+    move lock them in — so no move takes them meanwhile."""
+    by_root: dict[sa.Table, list[UUID]] = defaultdict(list)
+    for obj in objects:
+        by_root[type(obj)._dc_info.root.table].append(obj.__dict__[STATE_ATTR].object_id)
+    ids = [i for group in by_root.values() for i in group]
+    home: set[UUID] = set()
+    for root, root_ids in by_root.items():
+        for start in range(0, len(root_ids), 500):
+            statement = sa.select(root.c.id).where(root.c.id.in_(root_ids[start : start + 500]))
+            conn.execute(dialect.lock_rows(statement, root)).all()
+    for start in range(0, len(ids), 500):
+        statement = sa.select(dc_object.c.id, dc_object.c.backend_id).where(
+            dc_object.c.id.in_(ids[start : start + 500])
+        )
+        rows = conn.execute(dialect.lock_rows(statement, dc_object))
+        home.update(object_id for object_id, backend in rows if backend == backend_id)
+    return [i for i in ids if i not in home]
+
+
 # -- delete ----------------------------------------------------------------------------------
 
 

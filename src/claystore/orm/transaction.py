@@ -205,9 +205,16 @@ class Transaction:
         """Every backend, the metadata database first (a loader's route)."""
         return self.router.known()
 
+    @property
+    def shared(self) -> bool:
+        """Whether the store has several backends (objects may move between them)."""
+        return len(self.router.known()) > 1
+
     def settle(self, object_ids: Iterable[UUID]) -> bool:
         """Wait for the moves under way of these objects (a loader's route)."""
-        return moving.settle(self.router, object_ids, timeout=self.ownership.lock_timeout)
+        return moving.settle(
+            self.router, object_ids, timeout=self.ownership.lock_timeout, busy=set(self._conns)
+        )
 
     def refresh_backends(self) -> bool:
         """Read the registered backends again (a loader's route)."""
@@ -386,7 +393,13 @@ class Transaction:
         """Delete a stored object (its row, registry entry, aliases, and references to it)."""
         self.flush()
         entry = self.own(obj, state)
-        persistence.delete_objects(self.conn_for(entry.backend_id), [entry.obj])
+        backend_id = entry.backend_id
+        conn = self.conn_for(backend_id)
+        if self.shared and persistence.strangers(
+            conn, self.dialect_for(backend_id), backend_id, [entry.obj]
+        ):
+            unitofwork.refuse_moved(self, backend_id, [(entry.obj, entry, set())], entry.object_id)
+        persistence.delete_objects(conn, [entry.obj])
         aliases.forget_object(self.conn, entry.object_id)
         mark_deleted(entry)
         self.deleted.append(entry.obj)

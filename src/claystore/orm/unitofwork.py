@@ -58,6 +58,10 @@ class Work(Protocol):
     def dialect_for(self, backend_id: UUID) -> Dialect:
         """The dialect of a backend's database."""
 
+    @property
+    def shared(self) -> bool:
+        """Whether the store has several backends (objects may move between them)."""
+
     def loader_for(self, backend_id: UUID) -> Loader:
         """The loader of a backend in this transaction."""
 
@@ -77,13 +81,12 @@ def by_backend(
     return groups
 
 
-def _refuse_moved(
-    work: Work, backend_id: UUID, group: list[Change], error: ObjectDoesNotExistError
-) -> None:
-    """Raise :class:`ObjectMovedError` when the object an UPDATE did not find moved to another
-    backend meanwhile (its state then names the new one, for the transaction run again)."""
+def refuse_moved(work: Work, backend_id: UUID, group: list[Change], object_id: Any) -> None:
+    """Raise :class:`ObjectMovedError` when an object of ``group`` that is not (or no longer)
+    on ``backend_id`` moved to another backend meanwhile (its state then names the new one,
+    for the transaction run again); return when it was deleted."""
     for obj, state, _ in group:
-        if state.object_id != error.object_id:
+        if state.object_id != object_id:
             continue
         moved_to = work.loader_for(backend_id).locate(state.object_id)
         if moved_to is not None and moved_to != backend_id:
@@ -93,7 +96,10 @@ def _refuse_moved(
                 "transaction wrote it (another process ran move()); nothing was written: run "
                 "the transaction again"
             )
-            raise ObjectMovedError(msg) from error
+            raise ObjectMovedError(msg)
+        if moved_to is None:
+            msg = f"the {type(obj).__name__} was deleted by someone else"
+            raise ObjectDoesNotExistError(state.object_id, msg)
 
 
 def collect_changes(work: Work) -> list[Change]:
@@ -190,6 +196,13 @@ def flush(work: Work) -> None:
     if not changes:
         return
     for backend_id, group in by_backend(changes, key=lambda c: c[1]).items():
+        if work.shared:  # the rows may have moved since they were read: never write a copy
+            conn = work.conn_for(backend_id)
+            objects = [obj for obj, _, _ in group]
+            for object_id in persistence.strangers(
+                conn, work.dialect_for(backend_id), backend_id, objects
+            ):
+                refuse_moved(work, backend_id, group, object_id)
         try:
             persistence.update_objects(
                 work.conn_for(backend_id),
@@ -198,7 +211,7 @@ def flush(work: Work) -> None:
                 check_versions=work.check_versions,
             )
         except ObjectDoesNotExistError as exc:
-            _refuse_moved(work, backend_id, group, exc)
+            refuse_moved(work, backend_id, group, exc.object_id)
             raise
     for state, d, field in _changed_fields(changes):  # what is stored now is the baseline
         if field.kind is FieldKind.REF:
