@@ -498,7 +498,8 @@ def _switch(  # noqa: PLR0917 - the state of one move, passed along
         current = _versions(source, source_db, roots, lock=True)
         home = {r.id for r in _registry_locked(source, source_db, ids, source_id)}
         moved = [i for i in ids if i in home and i in current]
-        gone = [i for i in ids if i not in moved]
+        taken = set(moved)
+        gone = [i for i in ids if i not in taken]
         stale = [i for i in moved if current[i] != copied.get(i)]
         if gone or stale:
             with _writing(target_db) as target:
