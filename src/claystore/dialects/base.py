@@ -41,6 +41,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, Final
+from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -293,6 +294,24 @@ class Dialect:
     def lock_rows(self, statement: sa.Select[Any], table: sa.Table) -> sa.Select[Any]:
         """Make a SELECT of ``table``'s rows hold them locked until the transaction ends."""
         return statement
+
+    def copy_between(
+        self, source: Connection, target: Connection, table: sa.Table, key: str, ids: Sequence[UUID]
+    ) -> bool:
+        """Copy the rows of ``table`` whose ``key`` column (object ids) is one of ``ids`` (at
+        most :attr:`among_limit`) from ``source`` to ``target``, two databases of this engine,
+        as they are stored, without building them in Python.  False when the engine has no such
+        way: the caller then selects and inserts them."""
+        return False
+
+    #: How many ids one :meth:`among` condition takes (callers send longer lists in parts).
+    among_limit: ClassVar[int] = 500
+
+    @classmethod
+    def among(cls, column: sa.ColumnElement[Any], ids: Sequence[UUID]) -> sa.ColumnElement[bool]:
+        """``column`` (of object ids, :class:`sa.Uuid`) holds one of ``ids`` (at most
+        :attr:`among_limit`): the default is ``IN (...)``, one bind parameter per id."""
+        return column.in_(ids)
 
     @classmethod
     def upsert(cls, table: sa.Table, values: Mapping[str, Any]) -> sa.Insert:

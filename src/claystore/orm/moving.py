@@ -34,6 +34,12 @@ object waits for the move (:func:`settle`), or repairs it if its mover is gone. 
 lost: the source rows go only after the target holds their latest version, under the lock
 that keeps writers out.
 
+Ids go to a database in batches of the dialect's ``among_limit`` (one bind parameter per
+batch: :meth:`~claystore.dialects.base.Dialect.among`), so a move sends the same statements for
+10,000 objects as for 10; rows go between two databases of one engine as they are stored
+(:meth:`~claystore.dialects.base.Dialect.copy_between`: ``COPY`` from server to server on
+PostgreSQL), between engines through Python values.
+
 Called by the object API (``move``), the client (repair at start) and the routing of reads.
 """
 
@@ -47,7 +53,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -68,11 +74,11 @@ from claystore.orm.system import dc_move, dc_object
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
+    from claystore.dialects.base import Dialect
     from claystore.orm.database import Database
 
 __all__ = ["Databases", "MovePlan", "plan", "repair", "run", "settle"]
 
-_CHUNK = 500
 #: A mover on another host is taken for dead when its journal row is older than this.
 LEASE_SECONDS = 600.0
 #: Called with each step's name as a move passes it (tests kill the process there).
@@ -99,6 +105,13 @@ def _step(name: str) -> None:
         step_hook(name)
 
 
+def _batches(dialect: Dialect, ids: Sequence[UUID]) -> Iterator[Sequence[UUID]]:
+    """``ids`` in parts small enough for one :meth:`~claystore.dialects.base.Dialect.among`."""
+    size = dialect.among_limit
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
 # -- which objects move ----------------------------------------------------------------------
 
 
@@ -115,15 +128,17 @@ class MovePlan:
         return [i for classes in self.groups.values() for ids in classes.values() for i in ids]
 
 
-def _registry(conn: Connection, ids: Sequence[UUID], backend_id: UUID) -> list[Any]:
+def _registry(
+    conn: Connection, dialect: Dialect, ids: Sequence[UUID], backend_id: UUID
+) -> list[Any]:
     """The home registry rows of ``ids`` on one backend."""
     rows: list[Any] = []
     c = dc_object.c
-    for start in range(0, len(ids), _CHUNK):
+    for batch in _batches(dialect, ids):
         statement = sa.select(c.id, c.class_name, c.original_id, c.backend_id).where(
-            c.id.in_(ids[start : start + _CHUNK])
+            dialect.among(c.id, batch)
         )
-        rows += [r for r in conn.execute(statement) if r.backend_id == backend_id]
+        rows += [r for r in conn.execute(statement).all() if r.backend_id == backend_id]
     return rows
 
 
@@ -138,21 +153,22 @@ def _info(class_name: str, object_id: UUID) -> ModelInfo:
     return info
 
 
-def _referents(conn: Connection, info: ModelInfo, ids: list[UUID]) -> set[UUID]:
+def _referents(conn: Connection, dialect: Dialect, info: ModelInfo, ids: list[UUID]) -> set[UUID]:
     """The ids the objects ``ids`` of ``info``'s class refer to, in committed state."""
     found: set[UUID] = set()
     refs = [f for f in info.column_fields if f.kind is FieldKind.REF]
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for chunk in _batches(dialect, ids):
         for field in refs:
             table = info.table_of(field)
             column = table.c[field.column_name]
-            statement = sa.select(column).where(table.c.id.in_(chunk), column.is_not(None))
-            found.update(conn.execute(statement).scalars())
+            statement = sa.select(column).where(
+                dialect.among(table.c.id, chunk), column.is_not(None)
+            )
+            found.update(conn.execute(statement).scalars().all())
         for field in info.link_fields:
             link = info.link_table(field)
-            statement = sa.select(link.c.target_id).where(link.c.owner_id.in_(chunk))
-            found.update(conn.execute(statement).scalars())
+            statement = sa.select(link.c.target_id).where(dialect.among(link.c.owner_id, chunk))
+            found.update(conn.execute(statement).scalars().all())
     return found
 
 
@@ -171,43 +187,41 @@ def plan(
     an object that has versions."""
     result = MovePlan(target)
     seen: set[UUID] = set()
-    frontier: dict[UUID, list[UUID]] = {root_backend: [root_id]}
-    backends = databases.known()
+    others = [b for b in databases.known() if b != root_backend] if remotes else []
+    frontier = _locate(databases, [root_backend], [root_id])
     while frontier:
         next_ids: set[UUID] = set()
-        for backend_id, candidates in frontier.items():
-            ids = [i for i in candidates if i not in seen]
-            if not ids:
-                continue
-            with databases.database(backend_id).reader() as conn:
-                rows = _registry(conn, ids, backend_id)
-                by_class: dict[str, list[UUID]] = defaultdict(list)
-                for row in rows:
-                    seen.add(row.id)
-                    if row.original_id is not None:
-                        msg = (
-                            f"object {row.id} is a version (of {row.original_id}): versions "
-                            "stay with their original; consolidate it instead of moving it"
-                        )
-                        raise MoveError(msg)
-                    by_class[row.class_name].append(row.id)
-                _refuse_versioned(conn, [r.id for r in rows])
+        for backend_id, rows in frontier.items():
+            by_class: dict[str, list[UUID]] = defaultdict(list)
+            for row in rows:
+                seen.add(row.id)
+                if row.original_id is not None:
+                    msg = (
+                        f"object {row.id} is a version (of {row.original_id}): versions "
+                        "stay with their original; consolidate it instead of moving it"
+                    )
+                    raise MoveError(msg)
+                by_class[row.class_name].append(row.id)
+            database = databases.database(backend_id)
+            dialect = database.dialect
+            with database.reader() as conn:
+                _refuse_versioned(conn, dialect, [r.id for r in rows])
                 for class_name, class_ids in by_class.items():
                     if backend_id != target:
                         group = result.groups.setdefault(backend_id, {})
                         group.setdefault(class_name, []).extend(class_ids)
                     if recursive:
                         info = _info(class_name, class_ids[0])
-                        next_ids.update(_referents(conn, info, class_ids))
+                        next_ids.update(_referents(conn, dialect, info, class_ids))
         next_ids -= seen
-        frontier = _locate(databases, backends, next_ids, root_backend, remotes)
+        frontier = _locate(databases, [root_backend, *others], list(next_ids))
     return result
 
 
-def _refuse_versioned(conn: Connection, ids: list[UUID]) -> None:
-    for start in range(0, len(ids), _CHUNK):
+def _refuse_versioned(conn: Connection, dialect: Dialect, ids: list[UUID]) -> None:
+    for batch in _batches(dialect, ids):
         statement = sa.select(dc_object.c.original_id).where(
-            dc_object.c.original_id.in_(ids[start : start + _CHUNK])
+            dialect.among(dc_object.c.original_id, batch)
         )
         found = conn.execute(statement.limit(1)).scalar()
         if found is not None:
@@ -218,23 +232,20 @@ def _refuse_versioned(conn: Connection, ids: list[UUID]) -> None:
             raise MoveError(msg)
 
 
-def _locate(
-    databases: Databases,
-    backends: list[UUID],
-    ids: set[UUID],
-    root_backend: UUID,
-    remotes: bool,
-) -> dict[UUID, list[UUID]]:
-    """Where each of ``ids`` is home (only the root's backend without ``remotes``)."""
-    where: dict[UUID, list[UUID]] = {}
-    missing = list(ids)
-    for backend_id in [root_backend] if not remotes else backends:
+def _locate(databases: Databases, backends: list[UUID], ids: list[UUID]) -> dict[UUID, list[Any]]:
+    """The home registry rows of ``ids``, by backend, looked for on ``backends`` in order (the
+    root's first: most referents live beside it, and then one query finds them all)."""
+    where: dict[UUID, list[Any]] = {}
+    missing = ids
+    for backend_id in backends:
         if not missing:
             break
-        with databases.database(backend_id).reader() as conn:
-            here = {r.id for r in _registry(conn, missing, backend_id)}
-        if here:
-            where[backend_id] = list(here)
+        database = databases.database(backend_id)
+        with database.reader() as conn:
+            rows = _registry(conn, database.dialect, missing, backend_id)
+        if rows:
+            where[backend_id] = rows
+            here = {r.id for r in rows}
             missing = [i for i in missing if i not in here]
     return where
 
@@ -376,31 +387,37 @@ def _tables(infos: Iterable[ModelInfo]) -> list[tuple[sa.Table, str]]:
     return list(tables.items())
 
 
-def _copy(
+def _copy(  # noqa: PLR0917 - two connections and their databases
     source: Connection,
+    source_db: Database,
     target: Connection,
     target_db: Database,
     tables: list[tuple[sa.Table, str]],
     ids: list[UUID],
 ) -> None:
     """Copy the rows of ``ids`` (registry first) from ``source`` to ``target``."""
+    dialect = source_db.dialect
+    same_engine = dialect.name == target_db.dialect.name
     for table, key in [(dc_object, "id"), *tables]:
         columns = [c.name for c in table.columns]
-        for start in range(0, len(ids), _CHUNK * 4):
-            chunk = ids[start : start + _CHUNK * 4]
-            rows = source.execute(sa.select(table).where(table.c[key].in_(chunk))).all()
+        for chunk in _batches(dialect, ids):
+            if same_engine and dialect.copy_between(source, target, table, key, chunk):
+                continue
+            rows = source.execute(sa.select(table).where(dialect.among(table.c[key], chunk))).all()
             if rows:
                 target_db.dialect.insert_rows(target, table, columns, [tuple(r) for r in rows])
 
 
-def _delete(conn: Connection, tables: Sequence[tuple[Any, str]], ids: Sequence[UUID]) -> None:
+def _delete(
+    conn: Connection, dialect: Dialect, tables: Sequence[tuple[Any, str]], ids: Sequence[UUID]
+) -> None:
     """Delete the rows of ``ids`` from ``tables`` (dependent tables first), then the registry."""
     for name, key in reversed(tables):
         table = sa.table(name, sa.column(key, sa.Uuid))
-        for start in range(0, len(ids), _CHUNK):
-            conn.execute(sa.delete(table).where(table.c[key].in_(ids[start : start + _CHUNK])))
-    for start in range(0, len(ids), _CHUNK):
-        conn.execute(sa.delete(dc_object).where(dc_object.c.id.in_(ids[start : start + _CHUNK])))
+        for batch in _batches(dialect, ids):
+            conn.execute(sa.delete(table).where(dialect.among(table.c[key], batch)))
+    for batch in _batches(dialect, ids):
+        conn.execute(sa.delete(dc_object).where(dialect.among(dc_object.c.id, batch)))
 
 
 def _versions(
@@ -408,14 +425,15 @@ def _versions(
 ) -> dict[UUID, int]:
     """The row version of each object (its root table's ``dc_version``), locked with ``lock``."""
     found: dict[UUID, int] = {}
+    dialect = database.dialect
     for root, ids in roots.items():
-        for start in range(0, len(ids), _CHUNK):
+        for batch in _batches(dialect, ids):
             statement = sa.select(root.c.id, root.c.dc_version).where(
-                root.c.id.in_(ids[start : start + _CHUNK])
+                dialect.among(root.c.id, batch)
             )
             if lock:
                 statement = database.dialect.lock_rows(statement, root)
-            found.update((r[0], r[1]) for r in conn.execute(statement))
+            found.update((r[0], r[1]) for r in conn.execute(statement).all())
     return found
 
 
@@ -457,12 +475,12 @@ def run(
         _step("journaled")
         with source_db.reader() as source, _writing(target_db) as target:
             copied = _versions(source, source_db, roots, lock=False)
-            _copy(source, target, target_db, tables, ids)
+            _copy(source, source_db, target, target_db, tables, ids)
         _step("copied")
         moved = _switch(databases, move_id, source_db, target_db, tables, roots, copied)
         _step("deleted")
         with _writing(target_db) as target:
-            _promote(target, moved, source_id, target_id)
+            _promote(target, target_db.dialect, moved, source_id, target_id)
         _step("promoted")
         with _writing(metadata) as conn:
             conn.execute(sa.delete(dc_move).where(dc_move.c.id == move_id))
@@ -498,21 +516,23 @@ def _switch(  # noqa: PLR0917 - the state of one move, passed along
         current = _versions(source, source_db, roots, lock=True)
         home = {r.id for r in _registry_locked(source, source_db, ids, source_id)}
         moved = [i for i in ids if i in home and i in current]
-        taken = set(moved)
-        gone = [i for i in ids if i not in taken]
+        kept = set(moved)
+        gone = [i for i in ids if i not in kept]
         stale = [i for i in moved if current[i] != copied.get(i)]
         if gone or stale:
             with _writing(target_db) as target:
-                _delete(target, [(t.name, k) for t, k in tables], [*gone, *stale])
+                _delete(
+                    target, target_db.dialect, [(t.name, k) for t, k in tables], [*gone, *stale]
+                )
                 if stale:
-                    _copy(source, target, target_db, tables, stale)
+                    _copy(source, source_db, target, target_db, tables, stale)
         if source_db is databases.metadata:  # one transaction: decided with the delete
             _switching(source, move_id, moved)
         else:
             with _writing(databases.metadata) as conn:
                 _switching(conn, move_id, moved)
         _step("switching")
-        _delete(source, [(t.name, k) for t, k in tables], moved)
+        _delete(source, source_db.dialect, [(t.name, k) for t, k in tables], moved)
     return moved
 
 
@@ -521,20 +541,23 @@ def _registry_locked(
 ) -> list[Any]:
     rows: list[Any] = []
     c = dc_object.c
-    for start in range(0, len(ids), _CHUNK):
-        statement = sa.select(c.id, c.backend_id).where(c.id.in_(ids[start : start + _CHUNK]))
-        statement = database.dialect.lock_rows(statement, dc_object)
-        rows += [r for r in conn.execute(statement) if r.backend_id == backend_id]
+    dialect = database.dialect
+    for batch in _batches(dialect, ids):
+        statement = sa.select(c.id, c.backend_id).where(dialect.among(c.id, batch))
+        statement = dialect.lock_rows(statement, dc_object)
+        rows += [r for r in conn.execute(statement).all() if r.backend_id == backend_id]
     return rows
 
 
-def _promote(conn: Connection, ids: Sequence[UUID], source_id: UUID, target_id: UUID) -> None:
+def _promote(
+    conn: Connection, dialect: Dialect, ids: Sequence[UUID], source_id: UUID, target_id: UUID
+) -> None:
     """Step 5: the target's copies become home."""
     c = dc_object.c
-    for start in range(0, len(ids), _CHUNK):
+    for batch in _batches(dialect, ids):
         conn.execute(
             sa.update(dc_object)
-            .where(c.id.in_(ids[start : start + _CHUNK]), c.backend_id == source_id)
+            .where(dialect.among(c.id, batch), c.backend_id == source_id)
             .values(backend_id=target_id)
         )
 
@@ -561,12 +584,13 @@ def _repair_entry(databases: Databases, entry: Entry) -> str:
     if not undo:
         with _writing(source_db) as source:
             undo = bool(_registry_locked(source, source_db, ids, entry.source))
+    dialect = target_db.dialect
     with _writing(target_db) as target:
         if undo:
-            shadows = [r.id for r in _registry(target, ids, entry.source)]
-            _delete(target, entry.tables, shadows)
+            shadows = [r.id for r in _registry(target, dialect, ids, entry.source)]
+            _delete(target, dialect, entry.tables, shadows)
         else:
-            _promote(target, ids, entry.source, entry.target)
+            _promote(target, dialect, ids, entry.source, entry.target)
     with _writing(databases.metadata) as conn:
         conn.execute(sa.delete(dc_move).where(dc_move.c.id == entry.id))
     return "undone" if undo else "finished"
