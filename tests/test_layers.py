@@ -14,8 +14,8 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
    a. model definition, no I/O: ``system``, ``types``, ``jsoncodec``, ``fields``, ``state``,
       ``attributes``, ``mapping``, ``graph``, ``identity``, ``ownership``;
    b. SQL on one connection (or one per backend): ``aliases``, ``backends``, ``schema``,
-      ``database``, ``loading``, ``rowstream``, ``moving``, ``routing``, ``persistence``,
-      ``unitofwork``, ``modelcompiler``;
+      ``database``, ``loading``, ``rowstream``, ``moveplan``, ``moving``, ``routing``,
+      ``persistence``, ``unitofwork``, ``modelcompiler``;
    c. transactions: ``transaction``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
       ``session``, ``objectstore``.
@@ -60,6 +60,7 @@ ORM_LAYERS = [
         "database",
         "loading",
         "rowstream",
+        "moveplan",
         "moving",
         "routing",
         "persistence",

@@ -3,10 +3,11 @@
 Four layers, each importing only from itself and the ones before it (``tests/test_layers.py``
 checks it; ``docs/internals.md`` is the map): model definition without I/O (``system``,
 ``types``, ``jsoncodec``, ``fields``, ``state``, ``attributes``, ``mapping``, ``graph``,
-``identity``); SQL on one connection or one per backend (``aliases``, ``backends``,
-``database``, ``loading``, ``moving``, ``routing``, ``persistence``, ``unitofwork``,
-``modelcompiler``); transactions (``transaction``, ``context``); the object API (``model``,
-``active``, ``versions``, ``modelquery``, ``session``, ``objectstore``, ``asynctwin``).
+``identity``, ``ownership``); SQL on one connection or one per backend (``aliases``,
+``backends``, ``schema``, ``database``, ``loading``, ``rowstream``, ``moveplan``, ``moving``,
+``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``); transactions
+(``transaction``, ``context``); the object API (``model``, ``active``, ``versions``,
+``modelquery``, ``session``, ``objectstore``, ``asynctwin``).
 Used by :mod:`claystore.client` and re-exported
 by :mod:`claystore`.
 """
