@@ -507,7 +507,9 @@ class Loader:
 
     # -- one object's row ------------------------------------------------------------------------
 
-    def row(self, info: ModelInfo, state: ObjectState, *, lock: bool = False) -> Sequence[Any]:
+    def row(
+        self, info: ModelInfo, state: ObjectState, *, lock: bool = False, attempt: int = 0
+    ) -> Sequence[Any]:
         """The row of one object (locked until the transaction ends with ``lock``), on its
         backend — followed there when it moved (``state.backend_id`` is updated); raises
         :class:`ObjectDoesNotExistError` when it was deleted."""
@@ -522,9 +524,9 @@ class Loader:
             row = None
         if row is None:
             moved_to = loader.locate(object_id)
-            if moved_to is not None and moved_to != state.backend_id:
+            if moved_to is not None and attempt < _SEARCHES:  # moved (maybe away and back)
                 state.backend_id = moved_to
-                return self.row(info, state, lock=lock)
+                return self.row(info, state, lock=lock, attempt=attempt + 1)
             msg = f"the {info.cls.__name__} was deleted"
             raise ObjectDoesNotExistError(object_id, msg)
         return row
