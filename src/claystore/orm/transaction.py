@@ -119,8 +119,6 @@ class Transaction:
     ) -> None:
         self.context = context  # the jar of the objects it stores
         self.router = router
-        self.database = router.metadata
-        self.dialect = router.metadata.dialect
         self.identity = identity
         self.ownership = ownership
         self.dataset = dataset
