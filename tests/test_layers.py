@@ -68,7 +68,16 @@ ORM_LAYERS = [
         "modelcompiler",
     ],
     ["transaction", "context"],
-    ["asynctwin", "active", "versions", "modelquery", "model", "session", "objectstore"],
+    [
+        "asynctwin",
+        "active",
+        "versions",
+        "querymerge",
+        "modelquery",
+        "model",
+        "session",
+        "objectstore",
+    ],
 ]
 ENGINE_NAMES = {"postgresql", "postgres", "sqlite"}
 

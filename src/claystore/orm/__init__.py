@@ -7,7 +7,7 @@ checks it; ``docs/internals.md`` is the map): model definition without I/O (``sy
 ``backends``, ``schema``, ``database``, ``loading``, ``rowstream``, ``moveplan``, ``moving``,
 ``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``); transactions
 (``transaction``, ``context``); the object API (``model``, ``active``, ``versions``,
-``modelquery``, ``session``, ``objectstore``, ``asynctwin``).
+``querymerge``, ``modelquery``, ``session``, ``objectstore``, ``asynctwin``).
 Used by :mod:`claystore.client` and re-exported
 by :mod:`claystore`.
 """

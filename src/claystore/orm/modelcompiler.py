@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+from collections.abc import Sequence
 from decimal import ROUND_FLOOR, Context, Decimal
 from typing import Any
 from uuid import UUID
@@ -54,7 +55,7 @@ from claystore.datastore.sqlorder import (
 from claystore.dialects.base import Dialect
 from claystore.errors import QueryError
 from claystore.orm.fields import Field, FieldKind
-from claystore.orm.loading import object_columns
+from claystore.orm.loading import RowReader, object_columns
 from claystore.orm.mapping import ModelInfo, generation, iter_subclass_infos
 from claystore.orm.state import STATE_ATTR
 from claystore.orm.system import dc_object
@@ -94,9 +95,22 @@ class ModelPlan:
     where: list[sa.ColumnElement[bool]]
     limit: int | None
     offset: int
+    home: UUID | None = None  # only the objects at home on this backend (several backends)
+
+    def readers(self, keys: Sequence[str]) -> dict[str, RowReader]:
+        """How to read each concrete class's objects from rows with these column ``keys``."""
+        positions = {key: n for n, key in enumerate(keys)}
+        return {
+            name: RowReader(shape.info, positions, dict(shape.relabel))
+            for name, shape in self.shapes.items()
+        }
 
     def _ids(self) -> sa.Select[Any]:
-        return sa.select(self.info.root.table.c.id).select_from(self.info.selectable())
+        root = self.info.root.table
+        ids = sa.select(root.c.id).select_from(self.info.selectable())
+        if self.home is not None:
+            ids = ids.join(dc_object, dc_object.c.id == root.c.id)  # where names its backend
+        return ids
 
     def count(self) -> sa.Select[Any]:
         """SELECT of how many objects iterating would return (limit and offset applied)."""
@@ -472,12 +486,23 @@ def _not_a_version(root: sa.Table) -> sa.ColumnElement[bool]:
     return root.c.id.not_in(versions)
 
 
-def compile_model_query(info: ModelInfo, query: Query, dialect: Dialect) -> ModelPlan:
+def compile_model_query(
+    info: ModelInfo,
+    query: Query,
+    dialect: Dialect,
+    *,
+    home: UUID | None = None,
+    window: tuple[int | None, int] | None = None,
+) -> ModelPlan:
     """Compile ``query`` on ``info``'s class for the engine of ``dialect``.
 
     Without a limit: one SELECT of the joined tables.  With a limit, the same statement
     first picks the page of ids (filter, order, limit, offset on the class's own tables, so
     an index serves it) and joins the registry and subclass tables to those rows only.
+
+    ``home``: only the objects whose registry row names this backend (a store with several
+    backends: a backend also holds the copies of a move under way, which are not its own).
+    ``window``: ``(limit, offset)`` instead of the query's.
     """
     plain = all(is_plain(f, query) for f in query.filters)
     if not plain or not all(is_plain(o, query) for o in query.orders):
@@ -494,7 +519,10 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: Dialect) -> Mode
         where.append(_offset_key_clause(info, query.offset_key, root.c.id))
     orders = [(o, order_field(info, o, dialect)) for o in query.orders]
     keys = [info.table_of(f).c[f.column_name] for _, f in orders]
-    limit, offset = limit_of(query), row_count(query.offset or None)
+    limit, skip = (limit_of(query), query.offset) if window is None else window
+    offset = row_count(skip or None)
+    if home is not None:
+        where.append(dc_object.c.backend_id == home)
     if limit is None:
         terms = [order_term(k, f, o, dialect) for k, (o, f) in zip(keys, orders, strict=True)]
         statement = (
@@ -505,9 +533,12 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: Dialect) -> Mode
         )
     else:
         inner = [order_term(k, f, o, dialect) for k, (o, f) in zip(keys, orders, strict=True)]
+        page_source: sa.FromClause = info.selectable()
+        if home is not None:
+            page_source = page_source.join(dc_object, dc_object.c.id == root.c.id)
         page = (
             sa.select(root.c.id.label("id"), *(k.label(f"o{n}") for n, k in enumerate(keys)))
-            .select_from(info.selectable())
+            .select_from(page_source)
             .where(*where)
             .order_by(*inner, root.c.id)
             .limit(row_count(limit))
@@ -517,4 +548,4 @@ def compile_model_query(info: ModelInfo, query: Query, dialect: Dialect) -> Mode
         outer = [order_term(page.c[f"o{n}"], f, o, dialect) for n, (o, f) in enumerate(orders)]
         statement = select.select.select_from(page.join(select.source, root.c.id == page.c.id))
         statement = statement.order_by(*outer, page.c.id)
-    return ModelPlan(info, statement, select.shapes, where, limit, query.offset)
+    return ModelPlan(info, statement, select.shapes, where, limit, skip, home)

@@ -36,6 +36,7 @@ from claystore.orm.context import ObjectContext, active_context
 from claystore.orm.loading import Loader, RowReader
 from claystore.orm.mapping import ModelInfo, find_model
 from claystore.orm.modelcompiler import ModelPlan, check_filter_value, compile_model_query
+from claystore.orm.querymerge import count_merged, run_merged, spread
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:
@@ -250,6 +251,9 @@ class ModelQuery(Query):
     def count(self) -> int:
         """How many objects iterating would return (limit and offset applied); one SELECT."""
         context = self._context()
+        context.check_open()
+        if spread(context):
+            return count_merged(context, self.info, self)
         plan = compile_model_query(self.info, self, context.dialect)
         with _query_loader(context) as loader:
             return int(loader.conn.execute(plan.count()).scalar_one())
@@ -375,6 +379,9 @@ def _run(
 ) -> Iterator[tuple[Any, Any]]:
     """The query's results, streamed (see the module docstring)."""
     context.check_open()
+    if spread(context):
+        yield from run_merged(context, plan.info, query, cursor)
+        return
     bounded = plan.limit is not None and plan.limit <= _CHUNK  # at most one chunk: no cursor
     if bounded or context.dialect.is_memory:
         with _query_loader(context) as loader:
@@ -416,15 +423,6 @@ def _skipped(conn: Connection, plan: ModelPlan, query: Query, has_rows: bool) ->
     return int(conn.execute(skip_count).scalar_one())
 
 
-def _readers(plan: ModelPlan, keys: Sequence[str]) -> dict[str, RowReader]:
-    """How to read each concrete class's objects from rows with these column ``keys``."""
-    positions = {key: n for n, key in enumerate(keys)}
-    return {
-        name: RowReader(shape.info, positions, dict(shape.relabel))
-        for name, shape in plan.shapes.items()
-    }
-
-
 def _entries(
     loader: Loader,
     plan: ModelPlan,
@@ -441,7 +439,7 @@ def _entries(
         if not rows:
             continue
         if readers is None:
-            readers = _readers(plan, list(rows[0]._fields))
+            readers = plan.readers(list(rows[0]._fields))
         objects = loader.instances(rows, readers)
         seen += len(rows)
         if skipped is not None:

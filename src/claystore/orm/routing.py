@@ -18,7 +18,9 @@ Created by the client (the router) and by :mod:`claystore.orm.context` (read rou
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -51,17 +53,23 @@ class Router:
         self._databases: dict[UUID, Database] = {metadata_id: metadata}
         self._urls: dict[UUID, tuple[str, str]] = {}  # id -> (name, URL)
         self._lock = threading.Lock()
+        self._read_at = -math.inf  # when the registered backends were last read (monotonic)
 
     def __repr__(self) -> str:
         return f"<Router {len(self._databases)} open of {len(self._urls) + 1} backends>"
 
-    def refresh(self) -> bool:
-        """Read the backends registered in the metadata database again; True when some were
-        added since the last read."""
+    def refresh(self, max_age: float | None = None) -> bool:
+        """Read the backends registered in the metadata database again (with ``max_age``: only
+        if the last read is older than that many seconds); True when some were added since the
+        last read."""
+        if max_age is not None and time.monotonic() - self._read_at < max_age:
+            return False
+        read_at = time.monotonic()
         urls = self.metadata.read(backends.connect_urls)
         with self._lock:
             added = bool(urls.keys() - self._urls.keys())
             self._urls = urls
+            self._read_at = read_at
         return added
 
     def known(self) -> list[UUID]:

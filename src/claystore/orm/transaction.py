@@ -218,10 +218,17 @@ class Transaction:
         """Read the registered backends again (a loader's route)."""
         return self.router.refresh()
 
-    def stream(self, statement: Executable, chunk: int) -> RowStream:
-        """Run a SELECT on this transaction's connection, its rows fetched ``chunk`` at a time
-        (a server-side cursor on PostgreSQL)."""
-        result = self.conn.execute(statement, execution_options={"yield_per": chunk})
+    def began(self, backend_id: UUID) -> bool:
+        """Whether this transaction has begun a write transaction on a backend."""
+        return backend_id in self._conns
+
+    def stream(
+        self, statement: Executable, chunk: int, backend_id: UUID | None = None
+    ) -> RowStream:
+        """Run a SELECT on this transaction's connection (to a backend; default: the metadata
+        database), its rows fetched ``chunk`` at a time (a server-side cursor on PostgreSQL)."""
+        conn = self.conn if backend_id is None else self.conn_for(backend_id)
+        result = conn.execute(statement, execution_options={"yield_per": chunk})
         stream = RowStream(result)
         self._streams.add(stream)
         return stream
