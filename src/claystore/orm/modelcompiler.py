@@ -95,7 +95,6 @@ class ModelPlan:
     where: list[sa.ColumnElement[bool]]
     limit: int | None
     offset: int
-    home: UUID | None = None  # only the objects at home on this backend (several backends)
 
     def readers(self, keys: Sequence[str]) -> dict[str, RowReader]:
         """How to read each concrete class's objects from rows with these column ``keys``."""
@@ -106,11 +105,7 @@ class ModelPlan:
         }
 
     def _ids(self) -> sa.Select[Any]:
-        root = self.info.root.table
-        ids = sa.select(root.c.id).select_from(self.info.selectable())
-        if self.home is not None:
-            ids = ids.join(dc_object, dc_object.c.id == root.c.id)  # where names its backend
-        return ids
+        return sa.select(self.info.root.table.c.id).select_from(self.info.selectable())
 
     def count(self) -> sa.Select[Any]:
         """SELECT of how many objects iterating would return (limit and offset applied)."""
@@ -491,7 +486,6 @@ def compile_model_query(
     query: Query,
     dialect: Dialect,
     *,
-    home: UUID | None = None,
     window: tuple[int | None, int] | None = None,
 ) -> ModelPlan:
     """Compile ``query`` on ``info``'s class for the engine of ``dialect``.
@@ -500,8 +494,6 @@ def compile_model_query(
     first picks the page of ids (filter, order, limit, offset on the class's own tables, so
     an index serves it) and joins the registry and subclass tables to those rows only.
 
-    ``home``: only the objects whose registry row names this backend (a store with several
-    backends: a backend also holds the copies of a move under way, which are not its own).
     ``window``: ``(limit, offset)`` instead of the query's.
     """
     plain = all(is_plain(f, query) for f in query.filters)
@@ -521,8 +513,6 @@ def compile_model_query(
     keys = [info.table_of(f).c[f.column_name] for _, f in orders]
     limit, skip = (limit_of(query), query.offset) if window is None else window
     offset = row_count(skip or None)
-    if home is not None:
-        where.append(dc_object.c.backend_id == home)
     if limit is None:
         terms = [order_term(k, f, o, dialect) for k, (o, f) in zip(keys, orders, strict=True)]
         statement = (
@@ -533,12 +523,9 @@ def compile_model_query(
         )
     else:
         inner = [order_term(k, f, o, dialect) for k, (o, f) in zip(keys, orders, strict=True)]
-        page_source: sa.FromClause = info.selectable()
-        if home is not None:
-            page_source = page_source.join(dc_object, dc_object.c.id == root.c.id)
         page = (
             sa.select(root.c.id.label("id"), *(k.label(f"o{n}") for n, k in enumerate(keys)))
-            .select_from(page_source)
+            .select_from(info.selectable())
             .where(*where)
             .order_by(*inner, root.c.id)
             .limit(row_count(limit))
@@ -548,4 +535,4 @@ def compile_model_query(
         outer = [order_term(page.c[f"o{n}"], f, o, dialect) for n, (o, f) in enumerate(orders)]
         statement = select.select.select_from(page.join(select.source, root.c.id == page.c.id))
         statement = statement.order_by(*outer, page.c.id)
-    return ModelPlan(info, statement, select.shapes, where, limit, skip, home)
+    return ModelPlan(info, statement, select.shapes, where, limit, skip)

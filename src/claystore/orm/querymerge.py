@@ -3,21 +3,26 @@
 Owns :func:`spread` (whether a class query must read several backends), :func:`run_merged`
 (the objects of a model query in a store with several backends) and :func:`count_merged`.
 
-Each backend runs the query's SELECT (:func:`~claystore.orm.modelcompiler.compile_model_query`)
-restricted to the objects at home there (a backend also holds the copies of a move under way,
-which are not its own), with ``limit + offset`` as its limit and no offset.  The backends'
-streams -- each fetched in chunks and hydrated a chunk at a time, as on one database -- are
-merged by the query's order, which is the datastore's total order written as a sort key here
-exactly as :mod:`claystore.datastore.sqlorder` writes it in SQL (NULL lowest, values of a
-column compare in their type's order, text by code point, ties broken by id); the offset and
-the limit are applied to the merged stream.  Memory: one chunk per backend.  ``count()`` adds
-up each backend's count, then applies offset and limit.
+Each backend runs the query's SELECT (:func:`~claystore.orm.modelcompiler.compile_model_query`,
+the same statement as on one database: its indexes serve it alike) with ``limit + offset`` as
+its limit and no offset; rows whose registry entry names another backend (the copies of a move
+under way, see below) are dropped as they come.  The backends' streams -- each fetched in
+chunks and hydrated a chunk at a time, as on one database -- are merged by the query's order,
+which is the datastore's total order written as a sort key here exactly as
+:mod:`claystore.datastore.sqlorder` writes it in SQL (NULL lowest, values of a column compare in
+their type's order, text by code point, ties broken by id); the offset and the limit are
+applied to the merged stream.  Memory: one chunk per backend.  ``count()`` adds up each
+backend's count, then applies offset and limit.
 
 Consistency: each backend is read at its own snapshot (a read transaction begun when the query
 starts, or the open transaction's own connection to that backend, which sees its flushed
-changes); the result is not one snapshot of the whole store.  An object whose move between
-two backends switched between the moments those two were read may come from both: its two
-rows are alike, so they meet in the merge and the object is returned once.
+changes); the result is not one snapshot of the whole store.  Moves are what could make an
+object seem to be on two backends or on none (between a move's delete on its source and its
+promotion on the target): a query first waits for the moves of objects of its class under way
+(:func:`claystore.orm.moving.settle`, which also repairs a dead mover's move), and when a move
+began while the backends' reads were opening, it opens them again once that move has ended.
+Two rows of one object that still meet in the merge (a move switched in the few milliseconds
+between two backends' reads) are alike and returned once.
 
 Called by :mod:`claystore.orm.modelquery`.
 """
@@ -36,8 +41,8 @@ import sqlalchemy as sa
 
 from claystore.datastore.sqlorder import limit_of
 from claystore.orm import moving
-from claystore.orm.loading import Loader
-from claystore.orm.modelcompiler import compile_model_query
+from claystore.orm.loading import Loader, RowReader, backend_uuid
+from claystore.orm.modelcompiler import ModelPlan, compile_model_query
 from claystore.orm.transaction import Transaction, current_transaction
 
 if TYPE_CHECKING:
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
 
     from claystore.datastore.query import Query
     from claystore.datastore.sqlcursor import SQLCursor
+    from claystore.dialects.base import Dialect
     from claystore.orm.context import ObjectContext
     from claystore.orm.mapping import ModelInfo
 
@@ -110,51 +116,104 @@ def _sort_key(info: ModelInfo, query: Query, keys: Sequence[str]) -> Callable[[A
     return key
 
 
+class _Plans:
+    """The plans of one query run, compiled once per engine (backends of one engine share
+    theirs) and window."""
+
+    def __init__(self, info: ModelInfo, query: Query) -> None:
+        self.info = info
+        self.query = query
+        self._plans: dict[tuple[type, int | None, int], ModelPlan] = {}
+
+    def get(self, dialect: Dialect, limit: int | None, offset: int) -> ModelPlan:
+        key = (type(dialect), limit, offset)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = compile_model_query(self.info, self.query, dialect, window=(limit, offset))
+            self._plans[key] = plan
+        return plan
+
+
+Fetch = Callable[[sa.Select[Any], bool], Iterable[Sequence[Any]]]
+
+
+def _reading(
+    context: ObjectContext,
+    tx: Transaction | None,
+    backend_id: UUID,
+    bounded: bool,
+    stack: contextlib.ExitStack,
+) -> tuple[Loader, Fetch]:
+    """The loader of a backend's objects and how to run a SELECT there: on the open
+    transaction's connection to it (which sees the transaction's changes) if it has one, else
+    a short read (a result of one chunk at most) or a read transaction of its own."""
+    if tx is not None and tx.began(backend_id):
+        loader = tx.writer_for(backend_id)
+
+        def in_transaction(statement: sa.Select[Any], at_once: bool) -> Iterable[Sequence[Any]]:
+            if at_once:
+                return [loader.conn.execute(statement).all()]
+            stream = tx.stream(statement, _CHUNK, backend_id)
+            stack.callback(stream.close)
+            return stream.batches(_CHUNK)
+
+        return loader, in_transaction
+    database = context.router.database(backend_id)
+    reading = database.reader() if bounded else database.read_transaction(chunk=_CHUNK)
+    conn = stack.enter_context(reading)
+    scope = context.identity if tx is None else tx.scope
+    loader = Loader(conn, context, scope, database.dialect, backend_id=backend_id, route=tx)
+
+    def on_its_own(statement: sa.Select[Any], at_once: bool) -> Iterable[Sequence[Any]]:
+        if at_once:
+            return [conn.execute(statement).all()]
+        return conn.execute(statement).partitions()
+
+    return loader, on_its_own
+
+
 def _stream(
     context: ObjectContext,
     tx: Transaction | None,
     backend_id: UUID,
     *,
-    query: Query,
-    info: ModelInfo,
+    plans: _Plans,
     window: int | None,
     stack: contextlib.ExitStack,
 ) -> Iterator[tuple[Any, UUID, Any]]:
-    """``(sort key, id, object)`` of one backend's objects in the query's order."""
+    """``(sort key, id, object)`` of one backend's objects in the query's order.
+
+    Rows whose registry entry names another backend (the copies of a move under way) are
+    left out; when a limited SELECT returned some, the rows after its window make up for
+    them (one more SELECT, only then).
+    """
     database = context.router.database(backend_id)
     dialect = database.dialect
-    plan = compile_model_query(info, query, dialect, home=backend_id, window=(window, 0))
-    bounded = window is not None and window <= _CHUNK  # one chunk at most: read at once
-    batches: Iterable[Sequence[Any]]
+    size, skip = window, 0
     try:
-        if tx is not None and tx.began(backend_id):  # sees the transaction's own changes
-            loader = tx.writer_for(backend_id)
-            if bounded:
-                batches = [loader.conn.execute(plan.statement).all()]
-            else:
-                stream = tx.stream(plan.statement, _CHUNK, backend_id)
-                stack.callback(stream.close)
-                batches = stream.batches(_CHUNK)
-        else:
-            if bounded:
-                conn = stack.enter_context(database.reader())
-                batches = [conn.execute(plan.statement).all()]
-            else:
-                conn = stack.enter_context(database.read_transaction(chunk=_CHUNK))
-                batches = conn.execute(plan.statement).partitions()
-            scope = context.identity if tx is None else tx.scope
-            loader = Loader(conn, context, scope, dialect, backend_id=backend_id, route=tx)
+        loader, fetch = _reading(
+            context, tx, backend_id, window is not None and window <= _CHUNK, stack
+        )
         key_of: Callable[[Any], Any] | None = None
-        readers = None
-        for rows in batches:
-            if not rows:
-                continue
-            if key_of is None or readers is None:
-                keys = list(rows[0]._fields)
-                key_of, readers = _sort_key(info, query, keys), plan.readers(keys)
-            objects = loader.instances(rows, readers)
-            for row, obj in zip(rows, objects, strict=True):
-                yield key_of(row), row[0], obj
+        readers: dict[str, RowReader] | None = None
+        while True:
+            plan = plans.get(dialect, size, skip)
+            fetched = dropped = 0
+            for rows in fetch(plan.statement, size is not None and size <= _CHUNK):
+                if not rows:
+                    continue
+                if key_of is None or readers is None:
+                    keys = list(rows[0]._fields)
+                    key_of, readers = _sort_key(plans.info, plans.query, keys), plan.readers(keys)
+                fetched += len(rows)
+                mine = [row for row in rows if backend_uuid(row[4]) == backend_id]
+                dropped += len(rows) - len(mine)
+                objects = loader.instances(mine, readers)
+                for row, obj in zip(mine, objects, strict=True):
+                    yield key_of(row), row[0], obj
+            if size is None or fetched < size or not dropped:
+                return
+            skip, size = skip + size, dropped
     except sa.exc.SQLAlchemyError as exc:
         raise database.translate(exc) from exc
 
@@ -205,6 +264,7 @@ def run_merged(
     tx = current_transaction(context)
     if tx is not None:
         tx.flush()
+    plans = _Plans(info, query)
     for attempt in range(_ATTEMPTS):
         moved = _moving(context, info)
         if moved:
@@ -212,9 +272,7 @@ def run_merged(
         with contextlib.ExitStack() as stack:
             streams = []
             for backend_id in context.router.known():
-                stream = _stream(
-                    context, tx, backend_id, query=query, info=info, window=window, stack=stack
-                )
+                stream = _stream(context, tx, backend_id, plans=plans, window=window, stack=stack)
                 first = next(stream, _END)  # the backend's read is open from here on
                 if first is not _END:
                     streams.append(itertools.chain((first,), stream))
@@ -252,19 +310,27 @@ def _count(statement: sa.Select[Any], conn: Connection) -> int:
 
 def count_merged(context: ObjectContext, info: ModelInfo, query: Query) -> int:
     """How many objects iterating ``query`` returns over every backend: each backend's count
-    added up, then offset and limit applied."""
+    added up (a move under way is waited for, as by :func:`run_merged`), then offset and
+    limit applied."""
     tx = current_transaction(context)
     if tx is not None:
         tx.flush()
+    plans = _Plans(info, query)
     total = 0
-    for backend_id in context.router.known():
-        database = context.router.database(backend_id)
-        plan = compile_model_query(info, query, database.dialect, home=backend_id, window=(None, 0))
-        statement = plan.count()
-        if tx is not None and tx.began(backend_id):
-            total += int(tx.conn_for(backend_id).execute(statement).scalar_one())
-        else:
-            total += database.read(functools.partial(_count, statement))
+    for attempt in range(_ATTEMPTS):
+        moved = _moving(context, info)
+        if moved:
+            _settle(context, tx, moved)
+        total = 0
+        for backend_id in context.router.known():
+            database = context.router.database(backend_id)
+            statement = plans.get(database.dialect, None, 0).count()
+            if tx is not None and tx.began(backend_id):
+                total += _count(statement, tx.conn_for(backend_id))
+            else:
+                total += database.read(functools.partial(_count, statement))
+        if attempt + 1 == _ATTEMPTS or not _moving(context, info):
+            break
     rest = max(total - query.offset, 0)
     limit = limit_of(query)
     return rest if limit is None else min(rest, limit)
