@@ -122,8 +122,10 @@ class Federation:
         self.conn = conn
         self._quote = conn.dialect.identifier_preparer.quote_identifier
 
-    def _run(self, statement: str) -> None:
-        self.conn.exec_driver_sql(statement)
+    def _run(self, statement: str, *, escaped: bool = False) -> None:
+        """Run ``statement``; its ``%`` are doubled for the driver's placeholders unless
+        ``escaped`` (text SQLAlchemy compiled has them doubled already)."""
+        self.conn.exec_driver_sql(statement if escaped else statement.replace("%", "%%"))
 
     def qualified(self, schema: str, name: str) -> str:
         """``"schema"."name"``."""
@@ -133,21 +135,26 @@ class Federation:
         """The metadata database's name (for messages)."""
         return str(self.conn.exec_driver_sql("SELECT current_database()").scalar_one())
 
+    def _guarded(self, statement: str, failed: str, *, escaped: bool = False) -> None:
+        """Run ``statement`` in a savepoint; a driver error becomes :class:`FederationError`
+        saying ``failed`` (``{error}`` in it: the server's message)."""
+        try:
+            with self.conn.begin_nested():
+                self._run(statement, escaped=escaped)
+        except sa.exc.DBAPIError as exc:
+            raise FederationError(failed.format(error=_said(exc)), exc.orig) from None
+
     def ensure_extension(self) -> None:
         """``CREATE EXTENSION IF NOT EXISTS postgres_fdw``; raises :class:`FederationError`
         naming the statement to run when this role may not create it."""
-        with self.conn.begin_nested():
-            try:
-                self._run(f"CREATE EXTENSION IF NOT EXISTS {WRAPPER}")
-            except sa.exc.DBAPIError as exc:
-                database = self.database()
-                msg = (
-                    f"the extension {WRAPPER} cannot be created in database {database!r} "
-                    f"({_said(exc)}): have a superuser run `CREATE EXTENSION {WRAPPER};` "
-                    f"there (and `GRANT USAGE ON FOREIGN DATA WRAPPER {WRAPPER} TO <role>;` "
-                    "for the role that federates), then federate again"
-                )
-                raise FederationError(msg, exc.orig) from None
+        database = self.database().replace("{", "{{").replace("}", "}}")
+        failed = (
+            f"the extension {WRAPPER} cannot be created in database {database!r} ({{error}}): "
+            f"have a superuser run `CREATE EXTENSION {WRAPPER};` there (and `GRANT USAGE ON "
+            f"FOREIGN DATA WRAPPER {WRAPPER} TO <role>;` for the role that federates), then "
+            "federate again"
+        )
+        self._guarded(f"CREATE EXTENSION IF NOT EXISTS {WRAPPER}", failed)
 
     def current_schema(self) -> str:
         """The schema of the metadata database's tables (its first on the search path)."""
@@ -184,16 +191,12 @@ class Federation:
         """Drop views a federation made; raises :class:`FederationError` naming the objects
         of the user's that depend on one (never dropped with it)."""
         for name in names:
-            with self.conn.begin_nested():
-                try:
-                    self._run(f"DROP VIEW IF EXISTS {self.qualified(schema, name)}")
-                except sa.exc.DBAPIError as exc:
-                    msg = (
-                        f"view {schema}.{name} is remade by every federation, but other "
-                        f"objects depend on it ({_said(exc)}): drop them, federate, then "
-                        "create them again"
-                    )
-                    raise FederationError(msg, exc.orig) from None
+            shown = f"{schema}.{name}".replace("{", "{{").replace("}", "}}")
+            failed = (
+                f"view {shown} is remade by every federation, but other objects depend on it "
+                "({error}): drop them, federate, then create them again"
+            )
+            self._guarded(f"DROP VIEW IF EXISTS {self.qualified(schema, name)}", failed)
 
     def drop_server(self, name: str) -> None:
         """Drop a foreign server with its user mappings and foreign tables."""
@@ -206,7 +209,12 @@ class Federation:
     def ensure_schema(self, name: str, comment: str) -> None:
         """Create ``name`` unless it exists (a schema a user granted on keeps its grants and
         default privileges), and comment it."""
-        self._run(f"CREATE SCHEMA IF NOT EXISTS {self._quote(name)}")
+        database = self.database().replace("{", "{{").replace("}", "}}")
+        failed = (
+            f"schema {name} cannot be created in database {database!r} ({{error}}): the role "
+            f"that federates needs `GRANT CREATE ON DATABASE {self._quote(database)} TO <role>;`"
+        )
+        self._guarded(f"CREATE SCHEMA IF NOT EXISTS {self._quote(name)}", failed)
         self._run(f"COMMENT ON SCHEMA {self._quote(name)} IS {_literal(comment)}")
 
     def create_server(self, name: str, source: ForeignSource, comment: str) -> None:
@@ -230,17 +238,14 @@ class Federation:
             f"IMPORT FOREIGN SCHEMA {self._quote(source.schema)} LIMIT TO ({wanted}) "
             f"FROM SERVER {self._quote(server)} INTO {self._quote(into)}"
         )
-        with self.conn.begin_nested():
-            try:
-                self._run(statement)
-            except sa.exc.DBAPIError as exc:
-                msg = (
-                    f"{label} ({source.describe()}) cannot be read from the metadata "
-                    f"database's server through {WRAPPER} ({_said(exc)}): the host of its URL "
-                    "must be reachable from that server, and its user must be able to log in "
-                    "there (a role that is not a superuser needs a password in the URL)"
-                )
-                raise FederationError(msg, exc.orig) from None
+        where = f"{label} ({source.describe()})".replace("{", "{{").replace("}", "}}")
+        failed = (
+            f"{where} cannot be read from the metadata database's server through {WRAPPER} "
+            "({error}): the host of its URL must be reachable from that server, and its user "
+            "must be able to log in there (a role that is not a superuser needs a password in "
+            "the URL)"
+        )
+        self._guarded(statement, failed)
 
     def columns(self, schema: str) -> dict[str, set[str]]:
         """The column names of every table, foreign table and view of ``schema``."""
@@ -262,13 +267,11 @@ class Federation:
         it (columns of one name whose types differ between backends)."""
         compiled = select.compile(dialect=self.conn.dialect, compile_kwargs={"literal_binds": True})
         view = self.qualified(schema, name)
-        with self.conn.begin_nested():
-            try:
-                self._run(f"CREATE VIEW {view} AS {compiled}")
-            except sa.exc.DBAPIError as exc:
-                msg = (
-                    f"the view {schema}.{name} of {label} cannot be created ({_said(exc)}): "
-                    "are the backends' tables at the same version? (`claystore db upgrade`)"
-                )
-                raise FederationError(msg, exc.orig) from None
+        shown = f"{schema}.{name} of {label}".replace("{", "{{").replace("}", "}}")
+        failed = (
+            f"the view {shown} cannot be created ({{error}}): are the backends' tables at the "
+            "same version? (`claystore db upgrade`)"
+        )
+        create = f"CREATE VIEW {view} AS ".replace("%", "%%")
+        self._guarded(f"{create}{compiled}", failed, escaped=True)
         self._run(f"COMMENT ON VIEW {view} IS {_literal(comment)}")
