@@ -214,6 +214,24 @@ def test_federate_again_changes_nothing_then_follows_the_backends(
     }
 
 
+def test_a_view_of_yours_over_the_views_is_named_and_kept(pg_url: str) -> None:
+    """A view of the user's that uses a claystore_all view is never dropped with it: federate
+    raises FederationError naming it, and the view stays as it was."""
+    with Client(pg_url) as client:
+        FedPerson("ann", 30).make_persistent()
+        client.federate()
+        with plain_engine(pg_url) as engine, engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE VIEW people_count AS SELECT count(*) FROM claystore_all.fed_person"
+            )
+        with pytest.raises(FederationError) as caught:
+            client.federate()
+    message = str(caught.value)
+    assert "view claystore_all.fed_person is remade by every federation" in message
+    assert "people_count" in message
+    assert rows(pg_url, "SELECT * FROM people_count") == [(1,)]
+
+
 _defined: list[type] = []
 
 

@@ -218,9 +218,14 @@ class Federation:
         self._run(f"COMMENT ON SCHEMA {self._quote(name)} IS {_literal(comment)}")
 
     def create_server(self, name: str, source: ForeignSource, comment: str) -> None:
-        """A foreign server reaching ``source`` and the current role's user mapping on it."""
+        """A foreign server reaching ``source`` and the current role's user mapping on it
+        (on PostgreSQL 14 and later ``async_capable``: a query can scan the servers at once)."""
         server = self._quote(name)
-        options = _options(source.server_options)
+        server_options = dict(source.server_options)
+        if self.conn.dialect.server_version_info >= (14,):  # type: ignore[operator]
+            # the backends of one query can be scanned at once, not one after the other
+            server_options["async_capable"] = "true"
+        options = _options(server_options)
         self._run(f"CREATE SERVER {server} FOREIGN DATA WRAPPER {WRAPPER}{options}")
         self._run(f"COMMENT ON SERVER {server} IS {_literal(comment)}")
         self._run(
