@@ -15,7 +15,7 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
       ``attributes``, ``mapping``, ``graph``, ``identity``, ``ownership``;
    b. SQL on one connection (or one per backend): ``aliases``, ``backends``, ``schema``,
       ``database``, ``loading``, ``rowstream``, ``moveplan``, ``moving``, ``routing``,
-      ``persistence``, ``unitofwork``, ``modelcompiler``;
+      ``persistence``, ``unitofwork``, ``modelcompiler``, ``federation``;
    c. transactions: ``transaction``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
       ``session``, ``objectstore``.
@@ -66,6 +66,7 @@ ORM_LAYERS = [
         "persistence",
         "unitofwork",
         "modelcompiler",
+        "federation",
     ],
     ["transaction", "context"],
     [

@@ -17,10 +17,11 @@ registered in it too (its ``dc_backend`` rows), one after the other, each databa
 ``alembic_version``; ``revision --autogenerate`` compares the metadata database alone.
 
 ``claystore backends list | add URL [--name N] | remove BACKEND | repair`` manage a store's
-backends (:mod:`claystore.orm.backends`): each starts a :class:`~claystore.client.Client` on
-the metadata database (``--url``, else the ``DC_*`` environment, else
-``sqlite:///claystore.db``) with ``schema="skip"`` (the command line defines no model
-classes), does its work through the client's API and stops.
+backends (:mod:`claystore.orm.backends`), and ``backends federate --models MODULE`` sets up SQL
+reporting across them (:mod:`claystore.orm.federation`): each starts a
+:class:`~claystore.client.Client` on the metadata database (``--url``, else the ``DC_*``
+environment, else ``sqlite:///claystore.db``) with ``schema="skip"`` (the command line defines
+no model classes but those of ``--models``), does its work through the client's API and stops.
 
 A mistake a user can fix (no alembic.ini, a model module that does not import, a database that
 cannot be reached, an unknown revision or backend, a backend still in use) prints one line on
@@ -34,8 +35,10 @@ Entry point of the ``claystore`` console script (``claystore.cli:main``) and of
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -449,6 +452,49 @@ def repair(url: str | None) -> None:
         click.echo(line)
     if not lines:
         click.echo("nothing to repair")
+
+
+def _import_models(models: str) -> None:
+    """Import the modules that define the model classes (from the current directory too)."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in filter(None, (part.strip() for part in models.split(","))):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any error of the user's module is told, in one line
+            msg = f"cannot import model module {name!r}: {type(exc).__name__}: {exc}"
+            raise click.ClickException(msg) from None
+
+
+@backends.command("federate")
+@click.option(
+    "--models",
+    required=True,
+    metavar="MODULE[,MODULE...]",
+    help="The modules that define your model classes (one view per class).",
+)
+@_store_option
+def federate(models: str, url: str | None) -> None:
+    """Set up SQL reporting across backends (PostgreSQL): in the metadata database, a view
+    claystore_all.<table> per model class over the objects of every backend (postgres_fdw
+    foreign tables).  Run it again after adding a backend or changing the models."""
+    _import_models(models)
+    with _store(url) as client:
+        report = client.federate()
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("backend", "read through", "tables"):
+        table.add_column(column, justify="right" if column == "tables" else "left")
+    for backend in report.backends:
+        how = backend.server or "(metadata database)"
+        table.add_row(backend.name, how, str(len(backend.tables)))
+    for skipped in report.skipped:
+        table.add_row(skipped.name, f"skipped: {skipped.reason}", "")
+    console = Console(highlight=False)
+    if not console.is_terminal:  # piped: whole lines, never wrapped
+        console.width = 10_000
+    console.print(table)
+    count = f"{len(report.views)} view{'s' if len(report.views) != 1 else ''}"
+    console.print(f"{count} in schema {report.schema}: {', '.join(report.views) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from claystore.orm import moving
 from claystore.orm.aliases import check_dataset
 from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database, check_schema_mode
+from claystore.orm.federation import FederationReport, federate
 from claystore.orm.mapping import metadata
 from claystore.orm.modelquery import query_objects
 from claystore.orm.objectstore import ModelObjectStore
@@ -561,6 +562,19 @@ class Client:
         live process are left alone.  A start does it too (:attr:`repaired_at_start`); returns
         what was repaired."""
         return moving.repair(self._require_context().router)
+
+    def federate(self) -> FederationReport:
+        """Set up SQL reporting across backends in the metadata database (PostgreSQL): a view
+        ``claystore_all.<table>`` per model class defined (and per link table) over the
+        objects of every backend, through ``postgres_fdw`` foreign tables; run it again after
+        adding a backend or changing the models.  Returns what was made, and the backends
+        skipped (SQLite).  Raises :class:`~claystore.errors.FederationError`, changing
+        nothing, when it cannot be set up.  See docs/backends.md."""
+        return federate(self._require_context().router)
+
+    async def a_federate(self) -> FederationReport:
+        """Coroutine form of :meth:`federate`."""
+        return await asyncio.to_thread(self.federate)
 
     async def a_add_backend(self, url: str | URL, name: str | None = None) -> UUID:
         """Coroutine form of :meth:`add_backend`."""

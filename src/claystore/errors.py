@@ -36,6 +36,7 @@ __all__ = [
     "DatastoreNotImplementedError",
     "DatastoreTypeError",
     "DoesNotExistError",
+    "FederationError",
     "FieldTypeError",
     "IntegrityError",
     "InvalidKeyError",
@@ -237,6 +238,17 @@ class SchemaVersionError(SchemaMismatchError):
 class MigrationError(ClaystoreError, RuntimeError):
     """A migration cannot run as written or configured: a model module that does not import,
     a table or field to rename or drop that does not exist, a name already taken."""
+
+
+class FederationError(ClaystoreError, RuntimeError):
+    """SQL reporting across backends (``client.federate()``) cannot be set up as asked: the
+    metadata database is not PostgreSQL, ``postgres_fdw`` cannot be created, a backend cannot
+    be reached from the metadata database's server, or a backend's tables lag behind the
+    model classes.  ``orig`` holds the driver's exception, if one caused it."""
+
+    def __init__(self, message: str, orig: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.orig = orig
 
 
 class DatabaseError(ClaystoreError, OSError):

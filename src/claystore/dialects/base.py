@@ -13,7 +13,9 @@ grouped as the class reads:
   one ``MetaData`` serves every engine;
 - URLs: the driver an engine's URL is pinned to, and a server URL from dataClay-style
   arguments;
-- schema migrations: whether alembic must work in batch mode, and how an index is renamed.
+- schema migrations: whether alembic must work in batch mode, and how an index is renamed;
+- SQL reporting across backends: the federation's statements and how they reach a backend
+  (:mod:`.federation`; the default refuses).
 
 A method's default is what an engine that already does what claystore needs would do; an
 engine overrides what differs (where no engine-independent SQL exists, the default raises).
@@ -48,6 +50,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.types import TypeEngine
 
 from claystore import errors
+from claystore.dialects.federation import Federation, ForeignSource, refusal
 
 #: ``left <op> right`` for the six comparison operators of datastore filters.
 OPERATORS: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
@@ -330,6 +333,18 @@ class Dialect:
         url = self.url
         where = f"{url.host or 'localhost'}:{url.port or 'default port'}"
         return f"{url.get_backend_name()} database {url.database!r} at {where}"
+
+    # -- SQL reporting across backends (:mod:`.federation`) -------------------------------------
+
+    def federation(self, conn: Connection) -> Federation:
+        """The statements of a federation on ``conn``, a connection to this database (the
+        metadata database); the default refuses (:class:`~claystore.errors.FederationError`)."""
+        raise refusal(self.title, self.describe())
+
+    def foreign_source(self, conn: Connection) -> ForeignSource | None:
+        """How a federation's foreign tables reach this database (``conn``: a connection to
+        it), None when they cannot (the default)."""
+        return None
 
     # -- SQL: comparisons and orders -----------------------------------------------------------
 

@@ -7,7 +7,8 @@ mode (one round trip, no transaction to end), snapshots across several reads (RE
 READ), and URLs (pinned to psycopg 3; built from dataClay-style host/port arguments).  Also
 how PostgreSQL is made to keep the datastore's order: text under ``COLLATE "C"`` (code-point
 order, whatever the server locale), ``NULLS FIRST`` in ascending orders and indexes, JSON
-documents as JSONB (exact numbers and typed equality), and no NUL in text.
+documents as JSONB (exact numbers and typed equality), and no NUL in text.  SQL reporting
+across backends through ``postgres_fdw`` (:mod:`claystore.dialects.federation`).
 
 Called through :mod:`claystore.dialects.registry`.
 """
@@ -37,6 +38,7 @@ from claystore.dialects.base import (
     refuse_lone_surrogates,
     sql_constant,
 )
+from claystore.dialects.federation import Federation, ForeignSource, foreign_source_of
 from claystore.errors import ConfigurationError
 
 # advisory lock key for CREATE TABLE between processes ("claystor" in ASCII)
@@ -248,6 +250,17 @@ class PostgreSQLDialect(Dialect):
     @classmethod
     def upsert(cls, table: sa.Table, values: Mapping[str, Any]) -> sa.Insert:
         return on_conflict_update(postgresql.insert(table), table, values)
+
+    @override
+    def federation(self, conn: Connection) -> Federation:
+        """``postgres_fdw`` foreign tables and views (:mod:`claystore.dialects.federation`)."""
+        return Federation(conn)
+
+    @override
+    def foreign_source(self, conn: Connection) -> ForeignSource:
+        """The host, port, name and user of this database as a foreign server and user
+        mapping, its tables in the current schema of ``conn``."""
+        return foreign_source_of(self.url, conn)
 
     # -- SQL: text by code point ("C" collation), NULL lowest ----------------------------------
 
