@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from claystore import Client
+from claystore.datastore import Key, ObjectDatastore, Query
 from claystore.errors import DatabaseConnectionError
 from claystore.orm import moving, querymerge
 from tests.models import Company, Employee, Manager
@@ -215,3 +216,17 @@ def test_objects_in_the_middle_of_a_move_come_back_once(
         assert ids == expected, step
     assert sorted(e._dc_meta.id for e in Employee.dc_query()) == expected
     assert everyone[0]._dc_backend_id == backends[2]
+
+
+def test_object_datastore_queries_every_backend(spread: tuple[Client, list[UUID]]) -> None:
+    """ObjectDatastore's queries (and client.query) run through the same merge: keys of the
+    objects on every backend, in order, the cursor's counts as on one database."""
+    client, backends = spread
+    for n, backend in enumerate(backends):
+        Employee(f"e{n}", float(10 - n)).make_persistent(backend_id=backend)
+    store = ObjectDatastore(client)
+    cursor = store.query(Query(Key("/Employee"), limit=2, offset=1).order("salary"))
+    assert [obj.name for obj in cursor] == ["e1", "e0"]
+    assert (cursor.returned, cursor.skipped) == (2, 1)
+    found = client.query(Query(Key("/Employee")).order("-salary"))
+    assert [str(key).split(":")[0] for key, _ in found.items()] == ["/Employee"] * 3
