@@ -11,8 +11,11 @@ chunks and hydrated a chunk at a time, as on one database -- are merged by the q
 which is the datastore's total order written as a sort key here exactly as
 :mod:`claystore.datastore.sqlorder` writes it in SQL (NULL lowest, values of a column compare in
 their type's order, text by code point, ties broken by id); the offset and the limit are
-applied to the merged stream.  Memory: one chunk per backend.  ``count()`` adds up each
-backend's count, then applies offset and limit.
+applied to the merged stream.  Memory: one chunk per backend.  The backends' SELECTs run at
+the same time (the router's threads open each read and fetch its first chunk; a backend the
+open transaction has written to is read on that transaction's connection, in its thread), so
+a query costs about its slowest backend, not their sum.  ``count()`` adds up each backend's
+count (counted at the same time too), then applies offset and limit.
 
 Consistency: each backend is read at its own snapshot (a read transaction begun when the query
 starts, or the open transaction's own connection to that backend, which sees its flushed
@@ -172,50 +175,108 @@ def _reading(
     return loader, on_its_own
 
 
-def _stream(
-    context: ObjectContext,
-    tx: Transaction | None,
-    backend_id: UUID,
-    *,
-    plans: _Plans,
-    window: int | None,
-    stack: contextlib.ExitStack,
-) -> Iterator[tuple[Any, UUID, Any]]:
-    """``(sort key, id, object)`` of one backend's objects in the query's order.
+class _Backend:
+    """One backend's part of a query: its read, opened (the SELECT run, its first rows
+    fetched) in any thread, then its objects in the query's order.
 
     Rows whose registry entry names another backend (the copies of a move under way) are
-    left out; when a limited SELECT returned some, the rows after its window make up for
-    them (one more SELECT, only then).
+    left out; when a limited SELECT returned some, the rows after its window make up for them
+    (one more SELECT, only then).
     """
-    database = context.router.database(backend_id)
-    dialect = database.dialect
-    size, skip = window, 0
-    try:
-        loader, fetch = _reading(
-            context, tx, backend_id, window is not None and window <= _CHUNK, stack
+
+    def __init__(
+        self,
+        context: ObjectContext,
+        tx: Transaction | None,
+        backend_id: UUID,
+        plans: _Plans,
+        window: int | None,
+    ) -> None:
+        self.context = context
+        self.tx = tx
+        self.backend_id = backend_id
+        self.database = context.router.database(backend_id)  # opened here, on first use
+        self.plans = plans
+        self.window = window
+        self.plan = plans.get(self.database.dialect, window, 0)
+        self.stack = contextlib.ExitStack()
+        # the transaction's own connection is used by its thread only; an in-memory database
+        # is one connection
+        self.here = (tx is not None and tx.began(backend_id)) or self.database.dialect.is_memory
+        self._head: Sequence[Any] | None = None
+        self._rest: Iterator[Sequence[Any]] = iter(())
+
+    def _bounded(self, size: int | None) -> bool:
+        return size is not None and size <= _CHUNK
+
+    def open(self) -> None:
+        """Open the backend's read and run the query's SELECT there."""
+        try:
+            self.loader, self.fetch = _reading(
+                self.context, self.tx, self.backend_id, self._bounded(self.window), self.stack
+            )
+            batches = iter(self.fetch(self.plan.statement, self._bounded(self.window)))
+            self._head = next(batches, None)
+            self._rest = batches
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.database.translate(exc) from exc
+
+    def close(self) -> None:
+        """End the backend's read."""
+        self.stack.close()
+
+    def objects(self) -> Iterator[tuple[Any, UUID, Any]]:
+        """``(sort key, id, object)`` of the backend's objects in the query's order."""
+        size, skip = self.window, 0
+        batches: Iterator[Sequence[Any]] = itertools.chain(
+            () if self._head is None else (self._head,), self._rest
         )
+        plan = self.plan
         key_of: Callable[[Any], Any] | None = None
         readers: dict[str, RowReader] | None = None
-        while True:
-            plan = plans.get(dialect, size, skip)
-            fetched = dropped = 0
-            for rows in fetch(plan.statement, size is not None and size <= _CHUNK):
-                if not rows:
-                    continue
-                if key_of is None or readers is None:
-                    keys = list(rows[0]._fields)
-                    key_of, readers = _sort_key(plans.info, plans.query, keys), plan.readers(keys)
-                fetched += len(rows)
-                mine = [row for row in rows if backend_uuid(row[4]) == backend_id]
-                dropped += len(rows) - len(mine)
-                objects = loader.instances(mine, readers)
-                for row, obj in zip(mine, objects, strict=True):
-                    yield key_of(row), row[0], obj
-            if size is None or fetched < size or not dropped:
-                return
-            skip, size = skip + size, dropped
-    except sa.exc.SQLAlchemyError as exc:
-        raise database.translate(exc) from exc
+        backend_id = self.backend_id
+        try:
+            while True:
+                fetched = dropped = 0
+                for rows in batches:
+                    if not rows:
+                        continue
+                    if key_of is None or readers is None:
+                        keys = list(rows[0]._fields)
+                        key_of = _sort_key(self.plans.info, self.plans.query, keys)
+                        readers = plan.readers(keys)
+                    fetched += len(rows)
+                    mine = [row for row in rows if backend_uuid(row[4]) == backend_id]
+                    dropped += len(rows) - len(mine)
+                    objects = self.loader.instances(mine, readers)
+                    for row, obj in zip(mine, objects, strict=True):
+                        yield key_of(row), row[0], obj
+                if size is None or fetched < size or not dropped:
+                    return
+                skip, size = skip + size, dropped
+                plan = self.plans.get(self.database.dialect, size, skip)
+                batches = iter(self.fetch(plan.statement, self._bounded(size)))
+        except sa.exc.SQLAlchemyError as exc:
+            raise self.database.translate(exc) from exc
+
+
+def _open_all(context: ObjectContext, parts: Sequence[_Backend]) -> None:
+    """Open every backend's read: those that can, at the same time (each SELECT then runs on
+    its server while the others run on theirs); raises the first failure once all ended."""
+    elsewhere = [part for part in parts if not part.here]
+    futures = [context.router.pool().submit(part.open) for part in elsewhere[1:]]
+    errors: list[BaseException] = []
+    for part in [*elsewhere[:1], *(p for p in parts if p.here)]:
+        try:
+            part.open()
+        except Exception as exc:
+            errors.append(exc)
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            errors.append(error)
+    if errors:
+        raise errors[0]
 
 
 def _first(item: tuple[Any, UUID, Any]) -> Any:
@@ -241,7 +302,6 @@ def _settle(context: ObjectContext, tx: Transaction | None, object_ids: list[UUI
         moving.settle(context.router, object_ids, timeout=context.lock_timeout)
 
 
-_END: Any = object()
 _ATTEMPTS = 3
 
 
@@ -270,15 +330,16 @@ def run_merged(
         if moved:
             _settle(context, tx, moved)
         with contextlib.ExitStack() as stack:
-            streams = []
+            parts = []
             for backend_id in context.router.known():
-                stream = _stream(context, tx, backend_id, plans=plans, window=window, stack=stack)
-                first = next(stream, _END)  # the backend's read is open from here on
-                if first is not _END:
-                    streams.append(itertools.chain((first,), stream))
+                part = _Backend(context, tx, backend_id, plans, window)
+                stack.callback(part.close)
+                parts.append(part)
+            _open_all(context, parts)  # every backend's read is open from here on
             if attempt + 1 < _ATTEMPTS and _moving(context, info):
                 continue  # a move began meanwhile: read again once it has ended
-            yield from _window(heapq.merge(*streams, key=_first), limit, offset, cursor)
+            merged = heapq.merge(*(part.objects() for part in parts), key=_first)
+            yield from _window(merged, limit, offset, cursor)
             return
 
 
@@ -322,13 +383,16 @@ def count_merged(context: ObjectContext, info: ModelInfo, query: Query) -> int:
         if moved:
             _settle(context, tx, moved)
         total = 0
+        futures = []
         for backend_id in context.router.known():
             database = context.router.database(backend_id)
             statement = plans.get(database.dialect, None, 0).count()
             if tx is not None and tx.began(backend_id):
                 total += _count(statement, tx.conn_for(backend_id))
-            else:
-                total += database.read(functools.partial(_count, statement))
+            else:  # the backends count at the same time
+                work = functools.partial(database.read, functools.partial(_count, statement))
+                futures.append(context.router.pool().submit(work))
+        total += sum(future.result() for future in futures)
         if attempt + 1 == _ATTEMPTS or not _moving(context, info):
             break
     rest = max(total - query.offset, 0)

@@ -22,6 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ReadRoute", "Router"]
 
+#: How many statements on other backends a client runs at once (the threads of
+#: :meth:`Router.pool`).
+POOL_THREADS = 8
+
 #: Opens the database of a backend: ``(backend id, URL with password) -> Database``.
 Opener = Callable[[UUID, str], "Database"]
 
@@ -53,6 +58,7 @@ class Router:
         self._databases: dict[UUID, Database] = {metadata_id: metadata}
         self._urls: dict[UUID, tuple[str, str]] = {}  # id -> (name, URL)
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self._read_at = -math.inf  # when the registered backends were last read (monotonic)
 
     def __repr__(self) -> str:
@@ -100,6 +106,15 @@ class Router:
             self._databases[backend_id] = found
         return found
 
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads that run statements on several backends at once (made on first use)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=POOL_THREADS, thread_name_prefix="claystore-backends"
+                )
+            return self._pool
+
     def opened(self) -> list[Database]:
         """The databases opened so far (the metadata database first)."""
         return list(self._databases.values())
@@ -111,7 +126,12 @@ class Router:
             return self._databases.pop(backend_id, None)
 
     def close(self) -> None:
-        """Stop every database (their engines are disposed of by their owner)."""
+        """Stop every database (their engines are disposed of by their owner) and the
+        threads."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         for database in self.opened():
             database.close()
 
