@@ -94,7 +94,8 @@ def _end_prepared(conn: Connection, verb: str, gid: str) -> bool:
     """``COMMIT PREPARED`` or ``ROLLBACK PREPARED`` (``verb``) of ``gid`` on ``conn``, which is
     put in autocommit mode (the statement cannot run inside a transaction block); False when
     no prepared transaction has that gid."""
-    conn.execution_options(isolation_level="AUTOCOMMIT")
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
     try:
         conn.exec_driver_sql(f"{verb} PREPARED '{_checked_gid(gid)}'")
     except sa.exc.ProgrammingError as exc:

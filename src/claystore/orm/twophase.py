@@ -117,6 +117,8 @@ def _refusal(
     databases: Databases, backend_ids: Sequence[UUID], unable: list[UUID]
 ) -> CrossBackendTransactionError:
     infos = databases.metadata.read(lambda conn: backends.list_backends(conn, ""))
+    order = {backend_id: n for n, backend_id in enumerate(infos)}  # as registered
+    backend_ids = sorted(backend_ids, key=lambda b: order.get(b, len(order)))
 
     def named(backend_id: UUID) -> str:
         info = infos.get(backend_id)
