@@ -14,9 +14,10 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
    a. model definition, no I/O: ``system``, ``types``, ``jsoncodec``, ``fields``, ``state``,
       ``attributes``, ``mapping``, ``graph``, ``identity``, ``ownership``;
    b. SQL on one connection (or one per backend): ``aliases``, ``backends``, ``schema``,
-      ``database``, ``loading``, ``rowstream``, ``moveplan``, ``moving``, ``routing``,
-      ``persistence``, ``unitofwork``, ``modelcompiler``, ``federation``;
-   c. transactions: ``transaction``, ``context``;
+      ``database``, ``loading``, ``rowstream``, ``moveplan``, ``moving``, ``liveness``,
+      ``twophase``, ``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``,
+      ``federation``;
+   c. transactions: ``transaction``, ``sessionwork``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
       ``session``, ``objectstore``.
 5. ``claystore.migrations`` — the system tables' versions, alembic integration for model
@@ -62,13 +63,15 @@ ORM_LAYERS = [
         "rowstream",
         "moveplan",
         "moving",
+        "liveness",
+        "twophase",
         "routing",
         "persistence",
         "unitofwork",
         "modelcompiler",
         "federation",
     ],
-    ["transaction", "context"],
+    ["transaction", "sessionwork", "context"],
     [
         "asynctwin",
         "active",

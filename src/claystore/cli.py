@@ -63,7 +63,7 @@ from claystore.migrations.autogen import describe_difference
 from claystore.migrations.environment import database_url
 from claystore.migrations.project import init_project, load_config
 from claystore.orm import backends as backend_registry
-from claystore.orm import moving
+from claystore.orm import moving, twophase
 from claystore.orm.moving import Repaired
 from claystore.orm.system import dc_backend, dc_object
 
@@ -361,6 +361,8 @@ def _store(url: str | None, *, report_repairs: bool = True) -> Iterator[Client]:
             client.start()
             try:
                 if report_repairs:
+                    for ended in client.resolved_at_start:
+                        click.echo(f"repaired {_describe_commit(client, ended)}", err=True)
                     for repaired in client.repaired_at_start:
                         click.echo(f"repaired {_describe(client, repaired)}", err=True)
                 yield client
@@ -394,6 +396,18 @@ def _describe(client: Client, move: Repaired | moving.Entry) -> str:
     move_id = move.move_id if isinstance(move, Repaired) else move.id
     objects = f"{count} object{'s' if count != 1 else ''}"
     return f"move {move_id} of {objects} from {source!r} to {target!r}: {outcome}"
+
+
+def _describe_commit(client: Client, resolved: twophase.Resolved) -> str:
+    """One line about an in-doubt transaction across backends that a repair ended."""
+    names = {info.id: info.name for info in client.get_backends().values()}
+    where = names.get(resolved.backend, str(resolved.backend))
+    if resolved.commit_id is None:
+        return (
+            f"prepared transaction {resolved.gid} on {where!r}: rolled back (no commit "
+            "record: it was never decided)"
+        )
+    return f"transaction {resolved.commit_id} across backends: {resolved.outcome} on {where!r}"
 
 
 @backends.command("list")
@@ -441,11 +455,14 @@ def remove_backend(backend: str, url: str | None) -> None:
 @backends.command("repair")
 @_store_option
 def repair(url: str | None) -> None:
-    """Finish or undo the moves between backends that a crash interrupted (moves under way
-    in a live process are left to it, and listed)."""
+    """End the transactions across backends a crash left in doubt (committed or rolled back
+    everywhere), then finish or undo the moves between backends that a crash interrupted
+    (moves under way in a live process are left to it, and listed)."""
     with _store(url, report_repairs=False) as client:
+        resolved = [*client.resolved_at_start, *client.repair_transactions()]
+        lines = [_describe_commit(client, one) for one in resolved]
         repaired = [*client.repaired_at_start, *client.repair_moves()]
-        lines = [_describe(client, one) for one in repaired]
+        lines += [_describe(client, one) for one in repaired]
         running = moving.journal(client.context.router)
         lines += [_describe(client, entry) for entry in running]
     for line in lines:

@@ -8,7 +8,9 @@ the client-level API (``get_backends``, ``add_backend``, ``remove_backend``, ...
 Backends: the database of the URL is the *metadata database* (the first, default backend);
 :meth:`Client.add_backend` registers more databases, whose URLs it keeps; every start opens
 each of them (their system tables created or upgraded, model tables checked per the schema
-mode) and ends the moves a crash interrupted (:func:`claystore.orm.moving.repair`).
+mode), ends the commits across backends a crash left in doubt
+(:func:`claystore.orm.twophase.recover`: a prepared transaction holds its locks, so first) and
+the moves a crash interrupted (:func:`claystore.orm.moving.repair`).
 
 Configuration order: the ``url`` argument; else ``host``/``port``/``username``/``password``/
 ``database`` arguments (PostgreSQL); else ``DC_URL``; else ``DC_HOST``, ``DC_PORT``,
@@ -44,7 +46,7 @@ from claystore.migrations.system import (
     upgrade_system_schema,
 )
 from claystore.orm import backends as backend_registry
-from claystore.orm import moving
+from claystore.orm import moving, twophase
 from claystore.orm.aliases import check_dataset
 from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database, check_schema_mode
@@ -201,6 +203,9 @@ class Client:
         self._token: Any = None
         #: The interrupted moves the last :meth:`start` ended (see :meth:`repair_moves`).
         self.repaired_at_start: list[moving.Repaired] = []
+        #: The in-doubt commits across backends the last :meth:`start` ended (see
+        #: :meth:`repair_transactions`).
+        self.resolved_at_start: list[twophase.Resolved] = []
 
     # -- description ---------------------------------------------------------------------------
 
@@ -296,6 +301,9 @@ class Client:
                 )
             else:
                 context.reopen(router, default_backend_id=chosen)
+            resolved_now = twophase.recover(router)
+            for resolved in resolved_now:
+                log.warning("claystore ended an in-doubt transaction: %s", resolved)
             repaired_now = moving.repair(router)
             for repaired in repaired_now:
                 log.warning("claystore repaired an interrupted move: %s", repaired)
@@ -308,6 +316,7 @@ class Client:
         self._engine = engine
         self._context = context
         self.repaired_at_start = repaired_now
+        self.resolved_at_start = resolved_now
         self._token = context.activate()
         log.info("claystore client started on %s (dataset %s)", self.url, self.dataset)
         return self
@@ -575,6 +584,13 @@ class Client:
     async def a_federate(self) -> FederationReport:
         """Coroutine form of :meth:`federate`."""
         return await asyncio.to_thread(self.federate)
+
+    def repair_transactions(self) -> list[twophase.Resolved]:
+        """End the transactions across backends that a crash left in doubt (prepared on some
+        backends, not yet committed or rolled back): committed everywhere when their commit
+        was decided, else rolled back everywhere; commits under way in a live process are left
+        alone.  A start does it too (:attr:`resolved_at_start`); returns what was ended."""
+        return twophase.recover(self._require_context().router)
 
     async def a_add_backend(self, url: str | URL, name: str | None = None) -> UUID:
         """Coroutine form of :meth:`add_backend`."""

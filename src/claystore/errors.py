@@ -7,7 +7,7 @@ the built-in exception a caller would naturally catch (``KeyError``, ``TypeError
 dataClay's exception names and messages are kept because users match on them
 (``AliasAlreadyExistError``: "Alias <dataset>/<name> already exists", ...).
 
-Driver errors never reach users untranslated: :func:`claystore.dialects.base.translate_error`
+Driver errors never reach users untranslated: :func:`claystore.dialects.translate.translate_error`
 turns them into :class:`DatabaseError` subclasses that keep the driver error as ``.orig``.
 Everything in the package raises from here; nothing here imports the rest of the package.
 """
@@ -29,6 +29,7 @@ __all__ = [
     "ClientNotStartedError",
     "ConfigurationError",
     "ConnectionLostError",
+    "CrossBackendTransactionError",
     "CursorError",
     "DatabaseConnectionError",
     "DatabaseError",
@@ -164,6 +165,16 @@ class BackendInUseError(ClaystoreError, RuntimeError):
 
 class MoveError(ClaystoreError, RuntimeError):
     """An object cannot be moved as asked (a version, an object with versions...)."""
+
+
+class CrossBackendTransactionError(ClaystoreError, RuntimeError):
+    """A unit of work would write objects to two backends, and one of them (or the metadata
+    database, which records the decision) cannot take part in a two-phase commit: nothing of
+    that write was sent.  ``backends`` names them (name and engine)."""
+
+    def __init__(self, message: str, backends: tuple[str, ...] = ()) -> None:
+        self.backends = backends
+        super().__init__(message)
 
 
 class ObjectNotRegisteredError(ClaystoreError, RuntimeError):

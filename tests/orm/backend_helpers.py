@@ -142,3 +142,41 @@ class OtherClient:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# -- two-phase commit ------------------------------------------------------------------------
+
+
+def prepared_gids(url: str, prefix: str = "claystore_") -> list[str]:
+    """The prepared transactions whose gid starts with ``prefix`` in the database of ``url``
+    (whatever the schema; empty for SQLite)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return []
+    statement = sa.text(
+        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
+        "AND starts_with(gid, :p) ORDER BY 1"
+    )
+    with plain_engine(url) as engine, engine.connect() as conn:
+        return list(conn.execute(statement, {"p": prefix}).scalars())
+
+
+def drop_prepared(url: str, prefix: str) -> None:
+    """Roll back the prepared transactions of the database of ``url`` whose gid starts with
+    ``prefix`` (a test's clean-up: they would keep its schema from being dropped)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return
+    listing = sa.text(
+        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
+        "AND starts_with(gid, :p)"
+    )
+    with plain_engine(url) as engine, engine.connect() as conn:
+        auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for gid in auto.execute(listing, {"p": prefix}).scalars().all():
+            auto.exec_driver_sql(f"ROLLBACK PREPARED '{gid}'")
+
+
+def commit_rows(url: str) -> list[dict[str, Any]]:
+    """The rows of ``dc_commit`` (the records of commits across backends) at ``url``."""
+    plain = sa.table("dc_commit", sa.column("id", sa.Uuid), sa.column("state", sa.String))
+    with plain_engine(url) as engine, engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(plain)).mappings()]

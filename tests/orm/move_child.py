@@ -8,6 +8,10 @@ Roles:
   the move reaches ``STEP`` (:data:`claystore.orm.moving.step_hook`) and exits 3 if the step
   never came; with ``--pause`` it creates ``DIR/paused`` there and waits (at most
   :data:`PAUSE_LIMIT` seconds, else exits 4) for ``DIR/go``, then finishes.  Prints ``moved``.
+- ``commit URL ID_A ID_B [--kill STEP | --pause STEP --dir DIR]``: in one session, add one to
+  the counters ``ID_A`` and ``ID_B`` (on two backends: a two-phase commit), killed or paused at
+  ``STEP`` of the commit (:data:`claystore.orm.twophase.step_hook`) as ``move`` is.  Prints
+  ``committed``.
 - ``bump|session|names URL ID N [--dir DIR] [--gate GATE] [--lock-timeout SECONDS]``: change
   the counter ``ID`` ``N`` times (its client with that lock timeout, default 60 s):
   activemethod calls ``counter.bump()``; ``with client.session(): counter.counter += 1``;
@@ -36,7 +40,7 @@ from typing import Any
 from uuid import UUID
 
 from claystore import Client, DataClayObject, errors
-from claystore.orm import moving
+from claystore.orm import moving, twophase
 from tests.orm.move_support import MOVES, MoveCounter
 
 PAUSE_LIMIT = 60.0
@@ -85,6 +89,22 @@ def move(args: argparse.Namespace) -> int:
     return 3 if args.kill else 0
 
 
+def commit(args: argparse.Namespace) -> int:
+    """The ``commit`` role."""
+    with Client(args.url) as client:
+        first = MoveCounter.get_by_id(UUID(args.object))
+        second = MoveCounter.get_by_id(UUID(args.rest))
+        if args.kill:
+            twophase.step_hook = _kill_at(args.kill)
+        elif args.pause:
+            twophase.step_hook = _pause_at(args.pause, Path(args.dir))
+        with client.session():
+            first.counter += 1
+            second.counter += 1
+    print("committed", flush=True)
+    return 3 if args.kill else 0
+
+
 def _moves_begun(directory: Path) -> int:
     try:
         return int((directory / "moves").read_text() or 0)
@@ -130,7 +150,7 @@ def loop(args: argparse.Namespace) -> int:
 def main(argv: list[str]) -> int:
     """Play the role ``argv[0]`` (see the module docstring); the exit status."""
     parser = argparse.ArgumentParser(prog="move_child")
-    parser.add_argument("role", choices=["move", "bump", "session", "names"])
+    parser.add_argument("role", choices=["move", "commit", "bump", "session", "names"])
     parser.add_argument("url")
     parser.add_argument("object")
     parser.add_argument("rest")
@@ -144,6 +164,8 @@ def main(argv: list[str]) -> int:
     if args.role == "move":
         args.target = args.rest
         return move(args)
+    if args.role == "commit":
+        return commit(args)
     args.count = int(args.rest)
     return loop(args)
 

@@ -6,7 +6,7 @@
 the client, the ORM and the JSON-table datastore; imports nothing of them.
 """
 
-from claystore.dialects.base import Dialect, translate_error
+from claystore.dialects.base import Dialect
 from claystore.dialects.registry import (
     configured_url,
     dialect_class,
@@ -14,6 +14,7 @@ from claystore.dialects.registry import (
     dialect_for,
     normalise_url,
 )
+from claystore.dialects.translate import translate_error
 
 __all__ = [
     "Dialect",

@@ -5,7 +5,8 @@ grouped as the class reads:
 
 - engine set-up and transactions (engine options and listeners, a write transaction that holds
   its locks, short reads, one snapshot across several reads, schema and row locks, bulk
-  INSERT/UPDATE) and the upsert;
+  INSERT/UPDATE), the upsert, and two-phase commit (prepared transactions: a unit of work
+  that writes to several databases);
 - SQL the engines spell differently: text compared by code point, NULL ordering and collation
   in ORDER BY terms, the NaN of float columns, whether Decimal columns compare in SQL, and the
   members of JSON documents in the JSON-table datastore (:class:`JSONType` names their types);
@@ -22,11 +23,8 @@ engine overrides what differs (where no engine-independent SQL exists, the defau
 What the engine *is* needs no database and is a class attribute or class method; what
 concerns one database (its URL, its connections) is an instance method.
 
-Also owns :func:`translate_error`, the one place where driver errors become claystore errors,
-and :func:`translate_at_source`, which the engine's ``handle_error`` event (installed by
-:meth:`Dialect.configure`) uses to raise the errors about the database's state -- lock
-timeouts, deadlocks, read-only databases, lost connections -- where they happen.
-The lazy registry of engines lives in :mod:`.registry`.
+The translation of driver errors into claystore errors lives in :mod:`.translate`, the lazy
+registry of engines in :mod:`.registry`.
 
 Called by the client (engine set-up), :mod:`claystore.orm.context` (transactions), the
 compilers (:mod:`claystore.orm.modelcompiler`, :mod:`claystore.datastore.jsoncompiler`), the
@@ -51,6 +49,7 @@ from sqlalchemy.types import TypeEngine
 
 from claystore import errors
 from claystore.dialects.federation import Federation, ForeignSource, refusal
+from claystore.dialects.translate import translate_at_source_of
 
 #: ``left <op> right`` for the six comparison operators of datastore filters.
 OPERATORS: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
@@ -323,6 +322,51 @@ class Dialect:
         msg = f"claystore has no upsert for {cls.title}"
         raise NotImplementedError(msg)
 
+    # -- two-phase commit (a unit of work that writes to several databases) --------------------
+
+    #: Whether the engine has prepared transactions (``PREPARE TRANSACTION``) at all.
+    has_two_phase_commit: ClassVar[bool] = False
+
+    def can_prepare(self, conn: Connection) -> bool:
+        """Whether this database can take part in a two-phase commit now (the engine has
+        prepared transactions and the server allows some).  The default: it cannot."""
+        return False
+
+    def prepare_refusal(self) -> str:
+        """Why this database cannot take part in a two-phase commit, and the fix (for
+        messages, once :meth:`can_prepare` said no)."""
+        return f"{self.title} has no two-phase commit (prepared transactions)"
+
+    def prepare(self, conn: Connection, gid: str) -> None:
+        """End the transaction on ``conn`` with its first phase: prepared under ``gid`` (its
+        changes and locks kept by the server, even across a crash, until
+        :meth:`commit_prepared` or :meth:`rollback_prepared`); ``conn`` is out of any
+        transaction after it."""
+        msg = f"{self.title} databases have no two-phase commit"
+        raise NotImplementedError(msg)
+
+    def commit_prepared(self, conn: Connection, gid: str) -> bool:
+        """Commit the prepared transaction ``gid`` of this database (``conn``: any connection
+        to it, out of any transaction); False when there is no such prepared transaction (it
+        was ended already)."""
+        msg = f"{self.title} databases have no two-phase commit"
+        raise NotImplementedError(msg)
+
+    def rollback_prepared(self, conn: Connection, gid: str) -> bool:
+        """Roll back the prepared transaction ``gid`` (as :meth:`commit_prepared`)."""
+        msg = f"{self.title} databases have no two-phase commit"
+        raise NotImplementedError(msg)
+
+    def prepared_gids(self, conn: Connection, prefix: str) -> list[str]:
+        """The prepared transactions of this database whose gid starts with ``prefix``.  The
+        default: none (the engine has none)."""
+        return []
+
+    def has_written(self, conn: Connection) -> bool:
+        """Whether the transaction on ``conn`` wrote anything yet.  The default (when the
+        engine cannot tell): True."""
+        return True
+
     @property
     def is_memory(self) -> bool:
         """True for a database that lives in one process's memory (one shared connection)."""
@@ -515,128 +559,3 @@ def processed_rows(
     converter = _row_converter(len(processors), positions)
     procs = [processors[i] for i in positions]
     return [converter(row, *procs) for row in rows]
-
-
-def _scrub(text: str, url: URL | None) -> str:
-    if url is not None and url.password:
-        text = text.replace(str(url.password), "***")
-    return text
-
-
-def _where(url: URL | None) -> str:
-    """Where the database is, for messages (never the password)."""
-    if url is None:
-        return ""
-    if url.get_backend_name() == "sqlite":
-        return f"SQLite database {url.database or ':memory:'}"
-    host = url.host or "localhost"
-    return f"{url.get_backend_name()} at {host}:{url.port or 5432} (database {url.database!r})"
-
-
-def _read_only_fix(url: URL | None) -> str:
-    """How to make a read-only database writable, per engine."""
-    if url is not None and url.get_backend_name() == "sqlite":
-        return (
-            "make the file and its directory writable by this user (SQLite writes its -wal "
-            "and -shm files beside the database), or only read from it"
-        )
-    return (
-        "connect to a server that accepts writes (the primary, not a standby, with "
-        "default_transaction_read_only off), or only read from it"
-    )
-
-
-def _is_lock_error(sqlstate: str | None, lowered: str) -> bool:
-    return sqlstate == "55P03" or "database is locked" in lowered or "lock timeout" in lowered
-
-
-def _is_read_only_error(sqlstate: str | None, lowered: str) -> bool:
-    return sqlstate == "25006" or "readonly database" in lowered
-
-
-def _described(exc: BaseException, url: URL | None) -> tuple[Any, str, str, str | None]:
-    """The driver's error, its first line (password hidden), where, and its SQLSTATE."""
-    orig = getattr(exc, "orig", None) or exc
-    text = _scrub(str(orig).strip().splitlines()[0] if str(orig).strip() else repr(orig), url)
-    return orig, text, _where(url), getattr(orig, "sqlstate", None)
-
-
-def translate_at_source(
-    exc: BaseException, url: URL | None, *, lost: bool
-) -> errors.ClaystoreError | None:
-    """The claystore error of a driver error that is about the database's state rather than
-    the statement -- a lock wait that timed out, a deadlock, a write to a read-only database,
-    a connection lost under an open connection (``lost``) -- or None for any other error.
-
-    These are raised where they happen, through the engine's ``handle_error`` event (see
-    :meth:`Dialect.configure`); the others are translated where claystore's operations end
-    (:func:`translate_error`), so that a caller may still catch a constraint's error.
-    """
-    orig, text, where, sqlstate = _described(exc, url)
-    lowered = text.lower()
-    if _is_lock_error(sqlstate, lowered):
-        return errors.LockTimeoutError(f"{where}: lock not available in time: {text}", orig)
-    if sqlstate == "40P01":
-        return errors.LockTimeoutError(
-            f"{where}: deadlock detected, transaction undone: {text}", orig
-        )
-    if _is_read_only_error(sqlstate, lowered):
-        return errors.ReadOnlyDatabaseError(
-            f"{where} is read-only ({text}); nothing was written: {_read_only_fix(url)}", orig
-        )
-    if lost:
-        return errors.ConnectionLostError(
-            f"lost the connection to {where} ({text}): the server restarted or ended the "
-            "connection, and the operation did not complete; run it again (a new connection "
-            "is opened)",
-            orig,
-        )
-    return None
-
-
-def translate_error(
-    exc: BaseException, url: URL | None = None, *, lost: bool | None = None
-) -> errors.ClaystoreError:
-    """The claystore error for a driver/SQLAlchemy error; the original is kept as ``.orig``.
-
-    ``lost``: the error ended an open connection (the server restarted or closed it); by
-    default, whether SQLAlchemy invalidated the connection for it.  Messages name where the
-    database is and never contain the password.
-    """
-    if isinstance(exc, errors.ClaystoreError):
-        return exc
-    if lost is None:
-        lost = bool(getattr(exc, "connection_invalidated", False))
-    found = translate_at_source(exc, url, lost=lost)
-    if found is not None:
-        return found
-    orig, text, where, sqlstate = _described(exc, url)
-    if isinstance(exc, sa.exc.IntegrityError):
-        return errors.IntegrityError(f"{where}: write refused by a constraint: {text}", orig)
-    is_connection_state = sqlstate is None or sqlstate.startswith(("08", "28", "3D", "57P"))
-    is_server = url is not None and url.get_backend_name() != "sqlite"
-    if (
-        isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
-        and is_connection_state
-        and (is_server or "unable to open" in text.lower())
-    ):
-        hint = ""
-        if not is_server:
-            hint = " (check that its directory exists and that this user may write in it)"
-        return errors.DatabaseConnectionError(f"cannot connect to {where}: {text}{hint}", orig)
-    return errors.DatabaseError(f"{where}: {text}" if where else text, orig)
-
-
-def translate_at_source_of(engine: Engine, url: URL) -> None:
-    """Install :func:`translate_at_source` on ``engine`` (its ``handle_error`` event)."""
-
-    @sa.event.listens_for(engine, "handle_error")
-    def on_error(context: sa.engine.ExceptionContext) -> BaseException | None:
-        if context.is_pre_ping:
-            return None
-        exc = context.sqlalchemy_exception or context.original_exception
-        lost = bool(context.is_disconnect) and context.connection is not None
-        translated = translate_at_source(exc, url, lost=lost)
-        if translated is not None:
-            raise translated
-        return None

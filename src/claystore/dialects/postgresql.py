@@ -4,17 +4,19 @@ Owns :class:`PostgreSQLDialect`: the row lock (``SELECT ... FOR UPDATE OF <root 
 lock timeout (set once per connection), pooled connections a restarted server ended replaced
 at checkout (:func:`has_hung_up`), bulk loads through ``COPY``, short reads in autocommit
 mode (one round trip, no transaction to end), snapshots across several reads (REPEATABLE
-READ), and URLs (pinned to psycopg 3; built from dataClay-style host/port arguments).  Also
-how PostgreSQL is made to keep the datastore's order: text under ``COLLATE "C"`` (code-point
-order, whatever the server locale), ``NULLS FIRST`` in ascending orders and indexes, JSON
-documents as JSONB (exact numbers and typed equality), and no NUL in text.  SQL reporting
-across backends through ``postgres_fdw`` (:mod:`claystore.dialects.federation`).
+READ), two-phase commit (``PREPARE TRANSACTION``, ``COMMIT PREPARED`` in autocommit mode,
+``pg_prepared_xacts``), and URLs (pinned to psycopg 3; built from dataClay-style host/port
+arguments).  Also how PostgreSQL is made to keep the datastore's order: text under ``COLLATE
+"C"`` (code-point order, whatever the server locale), ``NULLS FIRST`` in ascending orders and
+indexes, JSON documents as JSONB (exact numbers and typed equality), and no NUL in text.  SQL
+reporting across backends through ``postgres_fdw`` (:mod:`claystore.dialects.federation`).
 
 Called through :mod:`claystore.dialects.registry`.
 """
 
 from __future__ import annotations
 
+import re
 import select
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
@@ -45,6 +47,10 @@ from claystore.errors import ConfigurationError
 _SCHEMA_LOCK_KEY = 0x636C_6179_7374_6F72
 # below this many rows a plain executemany is as quick as COPY
 _COPY_THRESHOLD = 200
+#: The gids claystore gives prepared transactions.
+_GID: Final = re.compile("[A-Za-z0-9_]{1,200}")
+#: SQLSTATE of COMMIT/ROLLBACK PREPARED for a gid no prepared transaction has.
+_UNDEFINED_OBJECT: Final = "42704"
 #: jsonb_typeof() names -> JSON types (``null`` is NULL like a missing member).
 _JSON_TYPES: Final = {
     "boolean": JSONType.BOOLEAN,
@@ -75,6 +81,32 @@ def has_hung_up(dbapi_connection: Any) -> bool:
         return bool(readable)  # pragma: no cover
     except (OSError, ValueError, psycopg.Error):
         return True
+
+
+def _checked_gid(gid: str) -> str:
+    """``gid`` if it can be written into SQL as it is (claystore's gids are letters, digits
+    and underscores)."""
+    if not _GID.fullmatch(gid):
+        msg = f"{gid!r} is not a gid claystore makes (letters, digits and underscores)"
+        raise ValueError(msg)
+    return gid
+
+
+def _end_prepared(conn: Connection, verb: str, gid: str) -> bool:
+    """``COMMIT PREPARED`` or ``ROLLBACK PREPARED`` (``verb``) of ``gid`` on ``conn``, which is
+    put in autocommit mode (the statement cannot run inside a transaction block); False when
+    no prepared transaction has that gid."""
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        conn.exec_driver_sql(f"{verb} PREPARED '{_checked_gid(gid)}'")
+    except sa.exc.ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _UNDEFINED_OBJECT:
+            return False
+        raise
+    finally:
+        conn.rollback()  # SQLAlchemy's own transaction (nothing on the server: autocommit)
+    return True
 
 
 class _UuidArrayText(sa.types.UserDefinedType[str]):
@@ -224,6 +256,51 @@ class PostgreSQLDialect(Dialect):
             for data in rows:
                 copy.write(data)
         return True
+
+    has_two_phase_commit = True
+
+    @override
+    def can_prepare(self, conn: Connection) -> bool:
+        """The server allows prepared transactions: ``max_prepared_transactions`` > 0 (0, the
+        default, turns them off)."""
+        return int(conn.exec_driver_sql("SHOW max_prepared_transactions").scalar_one()) > 0
+
+    @override
+    def prepare_refusal(self) -> str:
+        return (
+            f"the server at {self.url.host or 'localhost'}:{self.url.port or self.default_port} "
+            "has max_prepared_transactions = 0 (prepared transactions off): set it above 0 "
+            "(for instance to max_connections) and restart the server"
+        )
+
+    @override
+    def prepare(self, conn: Connection, gid: str) -> None:
+        conn.exec_driver_sql(f"PREPARE TRANSACTION '{_checked_gid(gid)}'")
+        conn.commit()  # the server's transaction ended with the PREPARE; now SQLAlchemy's
+
+    @override
+    def commit_prepared(self, conn: Connection, gid: str) -> bool:
+        return _end_prepared(conn, "COMMIT", gid)
+
+    @override
+    def rollback_prepared(self, conn: Connection, gid: str) -> bool:
+        return _end_prepared(conn, "ROLLBACK", gid)
+
+    @override
+    def prepared_gids(self, conn: Connection, prefix: str) -> list[str]:
+        """From ``pg_prepared_xacts``, those of this database (a server holds those of all
+        its databases)."""
+        statement = sa.text(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
+            "AND starts_with(gid, :prefix) ORDER BY prepared"
+        )
+        return list(conn.execute(statement, {"prefix": prefix}).scalars())
+
+    @override
+    def has_written(self, conn: Connection) -> bool:
+        """The transaction has a transaction id (it has one once it writes or locks a row)."""
+        statement = "SELECT txid_current_if_assigned() IS NOT NULL"
+        return bool(conn.exec_driver_sql(statement).scalar_one())
 
     @override
     def lock_schema(self, conn: Connection) -> None:

@@ -35,8 +35,8 @@ from alembic import context
 from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
 
-from claystore.dialects.base import translate_error
 from claystore.dialects.registry import configured_url, dialect_class, dialect_for, normalise_url
+from claystore.dialects.translate import translate_error
 from claystore.errors import ConfigurationError, MigrationError
 from claystore.migrations import autogen
 from claystore.orm import mapping

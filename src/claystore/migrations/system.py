@@ -13,7 +13,8 @@ The versions:
    (early 0.1.0 databases also lack the index ``ix_dc_object_versions``);
 2. ``dc_schema`` records the version (one row per component; claystore's is ``'claystore'``);
 3. backends: ``dc_alias`` loses its foreign key to ``dc_object`` (an alias may name an object
-   on another backend), and ``dc_move`` journals moves between backends.
+   on another backend), and ``dc_move`` journals moves between backends;
+4. two-phase commit: ``dc_commit`` records the units of work committed on several backends.
 
 A new version adds one step at the end of :data:`UPGRADE_STEPS` and raises
 :data:`SYSTEM_SCHEMA_VERSION`.  A step is a snapshot: it creates what its version had, written
@@ -52,7 +53,7 @@ __all__ = [
 ]
 
 #: The schema version of the system tables this release writes.
-SYSTEM_SCHEMA_VERSION: Final = 3
+SYSTEM_SCHEMA_VERSION: Final = 4
 #: claystore's row in ``dc_schema``.
 COMPONENT: Final = "claystore"
 #: The tables of version 1 (0.1.0), which recorded no version.
@@ -125,11 +126,32 @@ def add_backends(conn: Connection, dialect: Dialect) -> None:
     ).create(conn)
 
 
+def add_commit_records(conn: Connection, dialect: Dialect) -> None:
+    """3 -> 4: ``dc_commit``, the records of two-phase commits across backends."""
+    del dialect
+    version_4 = sa.MetaData()
+    sa.Table(
+        "dc_commit",
+        version_4,
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column(
+            "state", sa.String(20), nullable=False, comment="preparing, committing or aborting"
+        ),
+        sa.Column("participants", sa.Text, nullable=False, comment="JSON [[backend id, gid], ...]"),
+        sa.Column(
+            "owner", sa.String(300), nullable=False, comment="host:pid:start of the committer"
+        ),
+        sa.Column("created_at", AwareDateTime, nullable=False),
+        sa.Column("updated_at", AwareDateTime, nullable=False),
+    ).create(conn)
+
+
 #: Every step, in order: each one's ``to_version`` is the next one's ``from_version``, and the
 #: last one's is :data:`SYSTEM_SCHEMA_VERSION`.
 UPGRADE_STEPS: Final[tuple[UpgradeStep, ...]] = (
     UpgradeStep(1, 2, add_schema_table),
     UpgradeStep(2, 3, add_backends),
+    UpgradeStep(3, 4, add_commit_records),
 )
 
 

@@ -5,9 +5,9 @@ checks it; ``docs/internals.md`` is the map): model definition without I/O (``sy
 ``types``, ``jsoncodec``, ``fields``, ``state``, ``attributes``, ``mapping``, ``graph``,
 ``identity``, ``ownership``); SQL on one connection or one per backend (``aliases``,
 ``backends``, ``schema``, ``database``, ``loading``, ``rowstream``, ``moveplan``, ``moving``,
-``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``, ``federation``); transactions
-(``transaction``, ``context``); the object API (``model``, ``active``, ``versions``,
-``querymerge``, ``modelquery``, ``session``, ``objectstore``, ``asynctwin``).
-Used by :mod:`claystore.client` and re-exported
-by :mod:`claystore`.
+``liveness``, ``twophase``, ``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``,
+``federation``); transactions (``transaction``, ``sessionwork``, ``context``); the object API
+(``model``, ``active``, ``versions``, ``querymerge``, ``modelquery``, ``session``,
+``objectstore``, ``asynctwin``).
+Used by :mod:`claystore.client` and re-exported by :mod:`claystore`.
 """

@@ -135,7 +135,7 @@ class ObjectContext:
 
     def begin(self, kind: type[Transaction] = Transaction) -> Transaction:
         """A new transaction of this thread (a :class:`Transaction`, or ``kind``: a
-        :class:`~claystore.orm.transaction.UnitOfWork`), made current; its connection opens
+        :class:`~claystore.orm.sessionwork.UnitOfWork`), made current; its connection opens
         on first use.  End it with :meth:`end`."""
         self.check_open()
         tx = kind(

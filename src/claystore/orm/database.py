@@ -12,7 +12,7 @@ Owns :class:`Database`, the one place where connections are opened, in three sha
 - :meth:`Database.read_transaction`: a read transaction whose rows stream in chunks (a query
   iterated outside any transaction).
 
-Driver errors are translated here (:func:`claystore.dialects.base.translate_error`).  An
+Driver errors are translated here (:func:`claystore.dialects.translate.translate_error`).  An
 in-memory SQLite database is one shared connection, used by one thread at a time.
 
 Also owns :meth:`Database.ensure_tables`: the schema check of model classes defined since the
@@ -39,7 +39,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from claystore.dialects.base import Dialect, translate_error
+from claystore.dialects.base import Dialect
+from claystore.dialects.translate import translate_error
 from claystore.errors import (
     ClientClosedError,
     ConfigurationError,
@@ -80,6 +81,7 @@ class Database:
         #: tables of classes defined after start that differ from them -> the error raised
         self.drifted: dict[str, SchemaDriftError] = {}
         self._generation = -1
+        self._can_prepare: bool | None = None  # asked once: see can_prepare
         self._ddl_lock = threading.Lock()
         # an in-memory SQLite database is one shared connection: use it one thread at a time
         self._serial: contextlib.AbstractContextManager[Any] = (
@@ -174,6 +176,14 @@ class Database:
             conn.close()
         finally:
             self._serial.__exit__(None, None, None)
+
+    def can_prepare(self) -> bool:
+        """Whether this database can take part in a two-phase commit (asked once, on a short
+        read, then kept; never asked of an engine without prepared transactions)."""
+        if self._can_prepare is None:
+            dialect = self.dialect
+            self._can_prepare = dialect.has_two_phase_commit and self.read(dialect.can_prepare)
+        return self._can_prepare
 
     # -- tables ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ grow at the right end instead of splitting pages at random; and :func:`object_id
 caller gave (a UUID or its text).
 
 It is the identity scope of everything loaded outside a unit of work (a unit of work is its own
-scope, see :class:`claystore.orm.transaction.UnitOfWork`): :meth:`IdentityMap.find` and
+scope, see :class:`claystore.orm.sessionwork.UnitOfWork`): :meth:`IdentityMap.find` and
 :meth:`IdentityMap.adopt` are what :mod:`claystore.orm.loading` calls on a scope.
 
 Created by :mod:`claystore.orm.context`; used by the loaders and the transaction.  No I/O.

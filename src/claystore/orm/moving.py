@@ -48,9 +48,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import socket
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -66,6 +63,7 @@ from claystore.errors import (
     MoveError,
     ObjectMovedError,
 )
+from claystore.orm import liveness
 from claystore.orm.identity import new_object_id
 from claystore.orm.moveplan import Databases, MovePlan, batches, model_of, plan, registry_rows
 from claystore.orm.system import dc_move, dc_object
@@ -80,11 +78,9 @@ if TYPE_CHECKING:
 __all__ = ["Databases", "MovePlan", "plan", "repair", "run", "settle"]  # plan: re-exported
 
 #: A mover on another host is taken for dead when its journal row is older than this.
-LEASE_SECONDS = 600.0
+LEASE_SECONDS = liveness.LEASE_SECONDS
 #: Called with each step's name as a move passes it (tests kill the process there).
 step_hook: Callable[[str], None] | None = None
-_running: set[UUID] = set()  # moves under way in this process
-_running_lock = threading.Lock()
 
 
 def _step(name: str) -> None:
@@ -93,38 +89,6 @@ def _step(name: str) -> None:
 
 
 # -- the journal ---------------------------------------------------------------------------------
-
-
-def _process_start(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
-
-
-def _alive(move_id: UUID, owner: str, updated_at: dt.datetime) -> bool:
-    """Whether the process that runs a move is still at it."""
-    host, _, rest = owner.partition(":")
-    pid_text, _, started = rest.partition(":")
-    if host != socket.gethostname():
-        age = (dt.datetime.now(dt.UTC) - updated_at).total_seconds()
-        return age < LEASE_SECONDS
-    pid = int(pid_text)
-    if pid == os.getpid():
-        with _running_lock:
-            return move_id in _running
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not started or _process_start(pid) == started
 
 
 @attrs.frozen
@@ -157,7 +121,7 @@ class Entry:
     @property
     def alive(self) -> bool:
         """Whether its mover still runs."""
-        return _alive(self.id, self.owner, self.updated_at)
+        return liveness.is_alive(self.id, self.owner, self.updated_at)
 
 
 def journal(databases: Databases) -> list[Entry]:
@@ -286,7 +250,6 @@ def run(
     steps of the module docstring); returns the ids moved (those deleted meanwhile left out)."""
     source_db = databases.database(source_id)
     target_db = databases.database(target_id)
-    metadata = databases.metadata
     infos = {model_of(name, ids[0]): ids for name, ids in classes.items()}
     tables = _tables(infos)
     roots: dict[sa.Table, list[UUID]] = defaultdict(list)
@@ -296,8 +259,24 @@ def run(
     for database in (source_db, target_db):
         database.ensure_tables()
     move_id = new_object_id()
-    with _running_lock:
-        _running.add(move_id)
+    with liveness.running(move_id):
+        return _run(databases, move_id, source_db, target_db, tables, roots, ids)
+
+
+def _run(  # noqa: PLR0917 - the state of one move, passed along
+    databases: Databases,
+    move_id: UUID,
+    source_db: Database,
+    target_db: Database,
+    tables: list[tuple[sa.Table, str]],
+    roots: dict[sa.Table, list[UUID]],
+    ids: list[UUID],
+) -> list[UUID]:
+    """The steps of one move, registered as running in this process."""
+    source_id, target_id = source_db.backend_id, target_db.backend_id
+    assert source_id is not None
+    assert target_id is not None
+    metadata = databases.metadata
     try:
         with _writing(metadata) as conn:
             conn.execute(
@@ -309,7 +288,7 @@ def run(
                     "state": "copying",
                     "object_ids": json.dumps([str(i) for i in ids]),
                     "tables": json.dumps([[t.name, k] for t, k in tables]),
-                    "owner": _owner(),
+                    "owner": liveness.owner(),
                     "started_at": _now(),
                     "updated_at": _now(),
                 },
@@ -334,9 +313,6 @@ def run(
                 if entry.id == move_id:
                     _repair_entry(databases, entry)
         raise
-    finally:
-        with _running_lock:
-            _running.discard(move_id)
 
 
 def _switch(  # noqa: PLR0917 - the state of one move, passed along

@@ -23,7 +23,7 @@ read-modify-write outside an activemethod: ``obj.n += 1`` in autocommit is a rea
 separate write, and concurrent ones lose updates).
 
 Called by :meth:`claystore.Client.session`; runs a
-:class:`~claystore.orm.transaction.UnitOfWork` begun and ended by its
+:class:`~claystore.orm.sessionwork.UnitOfWork` begun and ended by its
 :mod:`~claystore.orm.context`.
 """
 
@@ -42,8 +42,9 @@ from uuid import UUID
 from claystore.errors import ConfigurationError, SessionStateError, VersionConflictError
 from claystore.orm.context import ObjectContext, active_context, stored
 from claystore.orm.model import persist
+from claystore.orm.sessionwork import UnitOfWork
 from claystore.orm.state import STATE_ATTR
-from claystore.orm.transaction import Transaction, UnitOfWork, current_transaction
+from claystore.orm.transaction import Transaction, current_transaction
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -12,6 +12,12 @@ changes to claystore's own tables).
 - ``dc_move``: the journal of moves between backends (metadata database only): one row per
   move under way, removed when it is done; what the next start finishes or undoes after a
   crash (:mod:`claystore.orm.moving`).
+- ``dc_commit``: the records of two-phase commits across backends (metadata database only):
+  one row per unit of work being committed on several backends, with its state
+  (``preparing``, ``committing`` -- the decision -- or ``aborting``), its participants
+  (backend and gid of each prepared transaction) and its owner process; removed when every
+  participant has ended; what the next start resolves in-doubt transactions by
+  (:mod:`claystore.orm.twophase`).
 
 Every backend database has these tables; ``dc_object`` of a backend holds the registry rows
 of the objects whose rows it holds, next to those rows.  ``dc_backend`` of the metadata
@@ -84,6 +90,17 @@ dc_move = sa.Table(
     sa.Column("tables", sa.Text, nullable=False, comment="JSON [[table, key column], ...]"),
     sa.Column("owner", sa.String(300), nullable=False, comment="host:pid:start of the mover"),
     sa.Column("started_at", AwareDateTime, nullable=False),
+    sa.Column("updated_at", AwareDateTime, nullable=False),
+)
+
+dc_commit = sa.Table(
+    "dc_commit",
+    system_metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("state", sa.String(20), nullable=False, comment="preparing, committing or aborting"),
+    sa.Column("participants", sa.Text, nullable=False, comment="JSON [[backend id, gid], ...]"),
+    sa.Column("owner", sa.String(300), nullable=False, comment="host:pid:start of the committer"),
+    sa.Column("created_at", AwareDateTime, nullable=False),
     sa.Column("updated_at", AwareDateTime, nullable=False),
 )
 

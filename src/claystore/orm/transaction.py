@@ -1,18 +1,21 @@
 """One database transaction and the objects it holds: ownership, savepoints, commit, rollback.
 
-Owns :class:`Transaction` and its unit-of-work form :class:`UnitOfWork` (two classes with the
-same verbs; the mode is the type, never a flag), :class:`Ownership` and the "current
-transaction" of the calling context.
+Owns :class:`Transaction` -- whose unit-of-work form,
+:class:`~claystore.orm.sessionwork.UnitOfWork`, has the same verbs (the mode is the type, never
+a flag) -- :class:`Ownership` and the "current transaction" of the calling context.
 
 Every operation that writes runs inside a transaction: an autocommit assignment (one short
 :class:`Transaction`), an activemethod (one :class:`Transaction` around the method, the object
-locked), and a unit of work (``client.session()``: a :class:`UnitOfWork`).  A transaction
+locked), and a unit of work (``client.session()``: a
+:class:`~claystore.orm.sessionwork.UnitOfWork`).  A transaction
 
 - opens its connections lazily, on first use (a session that never touches the database never
   takes a lock): one write transaction per backend it writes to or locks in, through the
   client's :class:`~claystore.orm.routing.Router`; objects on a backend it has not opened are
   read in committed state on a short read.  At commit the other backends commit first, the
-  metadata database (aliases) last;
+  metadata database (aliases) last; object rows written to two or more backends commit as
+  one, with a two-phase commit (:mod:`claystore.orm.twophase`), refused before they are
+  written where a database cannot take part (:meth:`Transaction.will_write`);
 - *owns* the objects it touches (``state.owner``): an owned object is served from memory
   within the transaction and its changes are tracked on its state (assignments mark a field
   dirty; in-place changes to containers are found by comparing with the baseline).  Ownership
@@ -25,11 +28,8 @@ locked), and a unit of work (``client.session()``: a :class:`UnitOfWork`).  A tr
   :mod:`claystore.orm.state`; query rows still streaming on its connection are read into
   memory first (:class:`~claystore.orm.loading.RowStream`).
 
-A :class:`UnitOfWork` differs in what it does, not in how it is driven: it owns what it loads
-(held weakly until changed, so streaming a large query stays bounded in memory), registers new
-objects and aliases now but writes them at the next flush, flushes before reads so queries see
-its changes, updates optimistically (``WHERE dc_version = <as loaded>``), and at commit hands
-what it loaded to the client's identity map.
+A unit of work differs in what it does, not in how it is driven (see
+:mod:`claystore.orm.sessionwork`).
 
 Created by :mod:`claystore.orm.context` (which begins and ends transactions).
 """
@@ -39,12 +39,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from claystore.orm import aliases, moving, persistence, unitofwork
+from claystore.orm import aliases, moving, persistence, twophase, unitofwork
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
 from claystore.orm.identity import IdentityMap, new_object_ids
@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from claystore.dialects.base import Dialect
     from claystore.orm.routing import Router
 
-__all__ = ["Ownership", "Transaction", "UnitOfWork", "current_transaction"]
+__all__ = ["Ownership", "Transaction", "current_transaction"]
 
 _current: ContextVar[Transaction | None] = ContextVar("claystore_transaction", default=None)
 
@@ -87,17 +87,6 @@ def current_transaction(context: object) -> Transaction | None:
     if tx.thread_id != threading.get_ident():
         return None
     return tx
-
-
-def _forgetter(entries: dict[UUID, ObjectState]) -> Callable[[weakref.KeyedRef[Any, UUID]], None]:
-    """The callback that drops the entry of a weakly held object once it is collected."""
-
-    def forget(ref: weakref.KeyedRef[Any, UUID]) -> None:
-        current = entries.get(ref.key)
-        if current is not None and current.obj is None:
-            del entries[ref.key]
-
-    return forget
 
 
 class Transaction:
@@ -132,6 +121,7 @@ class Transaction:
         self.is_active = True
         self.token: Any = None  # set by the context that made it current
         self._conns: dict[UUID, Connection] = {}  # write transactions, by backend
+        self.written: dict[UUID, None] = {}  # backends it wrote object rows to, in order
         self._loaders: dict[UUID, Loader] = {}
         self._readers: contextlib.ExitStack | None = None
         self._streams: weakref.WeakSet[RowStream] = weakref.WeakSet()
@@ -337,6 +327,20 @@ class Transaction:
         """Before reading on this transaction's connection: nothing to do here (changes are
         written at commit; a unit of work flushes)."""
 
+    def will_write(self, backend_ids: Iterable[UUID]) -> None:
+        """Before object rows are written to these backends: with the backends written
+        already, two or more make a commit across backends (:mod:`claystore.orm.twophase`),
+        refused now -- before anything of this write is sent -- with
+        :class:`~claystore.errors.CrossBackendTransactionError` where a database cannot take
+        part in one.  Aliases (metadata database) do not count: they commit last."""
+        new = [b for b in dict.fromkeys(backend_ids) if b not in self.written]
+        if not new:
+            return
+        targets = [*self.written, *new]
+        if len(targets) > 1:
+            twophase.check_participants(self.router, targets)
+        self.written.update(dict.fromkeys(new))
+
     # -- storing -----------------------------------------------------------------------------
 
     def _ensure_tables(self) -> None:
@@ -404,6 +408,7 @@ class Transaction:
             conn, self.dialect_for(backend_id), backend_id, [entry.obj]
         ):
             unitofwork.refuse_moved(self, backend_id, [(entry.obj, entry, set())], entry.object_id)
+        self.will_write([backend_id])
         persistence.delete_objects(conn, [entry.obj])
         aliases.forget_object(self.conn, entry.object_id)
         mark_deleted(entry)
@@ -443,6 +448,7 @@ class Transaction:
         """Roll back and close this transaction's connection to a backend."""
         conn = self._conns.pop(backend_id)
         self._loaders.pop(backend_id, None)
+        self.written.pop(backend_id, None)
         try:
             conn.rollback()
         finally:
@@ -476,15 +482,27 @@ class Transaction:
     # -- ending ------------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Flush, commit, then settle object states (the connection is closed)."""
+        """Flush, commit, then settle object states (the connection is closed).  Object rows
+        written to several backends commit as one (:func:`claystore.orm.twophase.commit`);
+        then the other connections commit, the metadata database (aliases) last."""
         self.flush()
         self._detach_streams()
         metadata_id = self.router.metadata_id
-        for backend_id, conn in self._conns.items():  # the metadata database (aliases) last
-            if backend_id != metadata_id:
+        conns = self._conns
+        done = [b for b in self.written if b in conns]
+        if len(done) > 1:
+            meta = conns.get(metadata_id)
+            meta_written = meta is not None and self.dialect_for(metadata_id).has_written(meta)
+            if metadata_id not in done and meta_written:
+                done.append(metadata_id)  # its aliases commit with the objects
+            twophase.commit(self.router, conns, done)
+        else:
+            done = []
+        for backend_id, conn in conns.items():  # the metadata database (aliases) last
+            if backend_id != metadata_id and backend_id not in done:
                 conn.commit()
-        if metadata_id in self._conns:
-            self._conns[metadata_id].commit()
+        if metadata_id in conns and metadata_id not in done:
+            conns[metadata_id].commit()
         self.is_active = False
         self._settle_committed()
         self._release()
@@ -537,106 +555,3 @@ class Transaction:
         finally:
             for backend_id, conn in conns.items():
                 self.router.database(backend_id).close_write(conn)
-
-
-class UnitOfWork(Transaction):
-    """The transaction of ``client.session()``: its own identity scope, deferred writes,
-    optimistic updates (see the module docstring)."""
-
-    check_versions = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._forget = _forgetter(self.entries)
-
-    @property
-    def scope(self) -> IdentityScope:
-        """A unit of work is its own identity scope."""
-        return self
-
-    # -- identity scope ------------------------------------------------------------------------
-
-    def find(self, object_id: UUID) -> Any | None:
-        """The object this unit of work sees for an id: its own, else the client's if it can
-        own it at once; None means "load a copy"."""
-        state = self.entries.get(object_id)
-        if state is not None:
-            obj = state.obj
-            if obj is not None:
-                return obj
-        obj = self.identity.get(object_id)
-        if obj is not None and obj.__dict__.get(STATE_ATTR) is not None and self.try_own(obj):
-            return obj
-        return None
-
-    def adopt(self, pairs: list[tuple[UUID, Any]]) -> dict[int, Any] | None:
-        """Track objects just loaded (their columns are current), held weakly until something
-        changes them."""
-        entries = self.entries
-        forget = self._forget
-        losers: dict[int, Any] | None = None
-        for object_id, obj in pairs:
-            current = entries.get(object_id)
-            existing = current.obj if current is not None else None
-            if existing is not None:
-                if losers is None:
-                    losers = {}
-                losers[id(obj)] = existing
-                continue
-            state: ObjectState = obj.__dict__[STATE_ATTR]
-            state.owner = self
-            state.ref = weakref.KeyedRef(obj, forget, object_id)
-            state.mark_loaded(obj)
-            entries[object_id] = state
-        return losers
-
-    def try_own(self, obj: Any) -> bool:
-        """Own ``obj`` if no other open transaction holds it (never waits)."""
-        state: ObjectState = obj.__dict__[STATE_ATTR]
-        if not self.ownership.try_acquire(state, self):
-            return False
-        if state.object_id not in self.entries:
-            state.held = obj
-            self.entries[state.object_id] = state
-        return True
-
-    # -- reading and storing -------------------------------------------------------------------
-
-    def read_field(self, obj: Any, state: ObjectState, field: Field) -> Any:
-        """A field of an object, which this unit of work owns from now on."""
-        entry = self.entries.get(state.object_id)
-        if entry is None:
-            entry = self.own(obj, state)
-        return self.read(entry, field)
-
-    def prepare_read(self) -> None:
-        """Flush first, so that what is read sees this unit of work's changes."""
-        self.flush()
-
-    def persist(
-        self,
-        roots: list[Any],
-        *,
-        recursive: bool = True,
-        backend_id: UUID | None = None,
-        alias: str | None = None,
-    ) -> list[Any]:
-        """Register every transient object reachable from ``roots`` (and ``alias`` for the
-        first root, refused now if it is taken); they are written at the next flush."""
-        if alias is not None:
-            aliases.check_free(self.conn, self.dataset, alias)
-        objects = collect_transient(roots, recursive=recursive)
-        if objects:
-            self.stage(objects, backend_id)
-        if alias is not None:
-            self.pending_aliases.append((self.dataset, alias, roots[0]))
-        return objects
-
-    def _settle_committed(self) -> None:
-        """After the COMMIT, what this unit of work loaded joins the client's identity map."""
-        super()._settle_committed()
-        persistent = Lifecycle.PERSISTENT
-        for state in list(self.entries.values()):
-            obj = state.obj
-            if obj is not None and state.lifecycle is persistent:
-                self.identity.add(state.object_id, obj)

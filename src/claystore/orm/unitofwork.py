@@ -12,7 +12,9 @@ In a unit of work (``work.check_versions``), updates are optimistic: ``WHERE dc_
 (the whole unit of work rolls back) instead of silently overwriting their change.
 
 Rows go to each object's backend (``state.backend_id``), one batch per backend; aliases to
-the metadata database.  The transaction being flushed is seen through :class:`Work`; its
+the metadata database; the transaction is told every backend a flush writes object rows to
+before anything is sent (``will_write``: it refuses a commit across backends it cannot make).
+The transaction being flushed is seen through :class:`Work`; its
 tables exist already (the transaction ensures them before it calls here).  Called by
 :class:`claystore.orm.transaction.Transaction`; emits through
 :mod:`claystore.orm.persistence`.
@@ -20,7 +22,7 @@ tables exist already (the transaction ensures them before it calls here).  Calle
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -68,6 +70,9 @@ class Work(Protocol):
     def stage(self, objects: list[Any], backend_id: UUID | None = None) -> None:
         """Register transient objects as NEW objects of the transaction (written here), on
         ``backend_id`` (default: the transaction's)."""
+
+    def will_write(self, backend_ids: Iterable[UUID]) -> None:
+        """Called before object rows are written to these backends (raises to refuse)."""
 
 
 def by_backend(
@@ -148,27 +153,40 @@ def _reachable_roots(changes: list[Change]) -> list[Any]:
     return roots
 
 
-def write_staged(work: Work) -> None:
-    """Write the rows of every staged object (and what they reach), then pending aliases."""
+def _check_new_containers(objects: list[Any]) -> None:
+    """Check the containers (JSON fields, dicts of references) of new objects before their
+    rows are written."""
+    containers: dict[type, list[Field]] = {}
+    for obj in objects:
+        fields = containers.get(type(obj))
+        if fields is None:
+            info = type(obj)._dc_info
+            keyed = (f for f in info.link_fields if f.kind is FieldKind.REF_DICT)
+            fields = containers[type(obj)] = [*info.json_fields, *keyed]
+        if fields:
+            check_containers(obj, fields)
+
+
+def write_staged(work: Work, updating: Iterable[UUID] = ()) -> None:
+    """Write the rows of every staged object (and what they reach), then pending aliases.
+    Before anything is sent, ``work.will_write`` is told every backend written to: those of
+    the staged objects and ``updating`` (those the caller updates next)."""
+    objects: list[Any] = []
+    entries = work.entries
     if work.staged:
         # staging walked each graph already; only objects changed since can reach new ones
-        entries = work.entries
         touched = [s.obj for i in work.staged if (s := entries.get(i)) is not None]
         for backend_id, group in by_backend(touched).items():  # new objects: their finder's
             more = collect_transient(group, traverse_roots=True)
             if more:
                 work.stage(more, backend_id)
         objects = list(work.staged.values())
-        containers: dict[type, list[Field]] = {}
-        for obj in objects:
-            fields = containers.get(type(obj))
-            if fields is None:
-                info = type(obj)._dc_info
-                keyed = (f for f in info.link_fields if f.kind is FieldKind.REF_DICT)
-                fields = containers[type(obj)] = [*info.json_fields, *keyed]
-            if fields:
-                check_containers(obj, fields)
-        for backend_id, group in by_backend(objects).items():
+        _check_new_containers(objects)
+    groups = by_backend(objects)
+    if groups or updating:
+        work.will_write([*groups, *updating])
+    if objects:
+        for backend_id, group in groups.items():
             persistence.insert_objects(
                 work.conn_for(backend_id), work.dialect_for(backend_id), group
             )
@@ -192,7 +210,7 @@ def flush(work: Work) -> None:
             new = collect_transient(roots)
             if new:
                 work.stage(new, backend_id)
-    write_staged(work)
+    write_staged(work, by_backend(changes, key=lambda c: c[1]))
     if not changes:
         return
     for backend_id, group in by_backend(changes, key=lambda c: c[1]).items():
