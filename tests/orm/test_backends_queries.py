@@ -224,6 +224,10 @@ class XqItem(DataClayObject):
     name: str
     rank: float
 
+    def __init__(self, name: str, rank: float) -> None:
+        self.name = name
+        self.rank = rank
+
 
 def test_object_datastore_queries_every_backend(spread: tuple[Client, list[UUID]]) -> None:
     """ObjectDatastore's queries (and client.query) run through the same merge: keys of the
