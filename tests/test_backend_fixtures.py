@@ -69,13 +69,12 @@ def test_unknown_server_is_refused(backend_url_factory: Callable[..., str]) -> N
         backend_url_factory("third")
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_second_postgresql_server_is_another_server_with_prepared_transactions(
     db_url: str, engine_name: str, three_backends: list[str]
 ) -> None:
     """On PostgreSQL ``second`` connects to the other server (port 5433 by default), and both
     servers allow prepared transactions (max_prepared_transactions > 0)."""
-    if engine_name != "postgresql":
-        pytest.skip("two servers exist on PostgreSQL only")
     local, second = three_backends
     main_port = _scalar(db_url, "SELECT inet_server_port()")
     assert _scalar(local, "SELECT inet_server_port()") == main_port

@@ -20,9 +20,9 @@ MODELS = "tests.orm.federation_models"
 
 @pytest.fixture
 def pg_url(db_url: str, engine_name: str) -> Iterator[str]:
-    """The metadata database (PostgreSQL only); whatever federation made is dropped after."""
-    if engine_name == "sqlite":
-        pytest.skip("federation needs a PostgreSQL metadata database")
+    """The metadata database (tests using it run on PostgreSQL only); whatever federation
+    made is dropped after."""
+    assert engine_name == "postgresql", "mark the test: parametrize db_url ['postgresql']"
     yield db_url
     drop_federation(db_url)
 
@@ -49,6 +49,7 @@ def psql(url: str, sql: str) -> list[str]:
     return done.stdout.splitlines()
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_federate_prints_what_it_set_up_and_psql_reads_every_backend(
     pg_url: str, backend_url_factory: Callable[..., str], tmp_path: object
 ) -> None:

@@ -45,9 +45,9 @@ def drop_federation(url: str) -> None:
 
 @pytest.fixture
 def pg_url(db_url: str, engine_name: str) -> Iterator[str]:
-    """The metadata database (PostgreSQL only); whatever federation made is dropped after."""
-    if engine_name == "sqlite":
-        pytest.skip("federation needs a PostgreSQL metadata database (SQLite: see below)")
+    """The metadata database (tests using it run on PostgreSQL only); whatever federation
+    made is dropped after."""
+    assert engine_name == "postgresql", "mark the test: parametrize db_url ['postgresql']"
     yield db_url
     drop_federation(db_url)
 
@@ -88,6 +88,7 @@ def federation_objects(url: str) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_views_show_every_object_of_a_class_on_every_backend(
     pg_url: str, backend_url_factory: Callable[..., str], tmp_path: Any
 ) -> None:
@@ -173,6 +174,7 @@ def test_views_show_every_object_of_a_class_on_every_backend(
     assert sorted(report.views) == made["views"]
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_federate_again_changes_nothing_then_follows_the_backends(
     pg_url: str, backend_url_factory: Callable[..., str]
 ) -> None:
@@ -214,6 +216,7 @@ def test_federate_again_changes_nothing_then_follows_the_backends(
     }
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_view_of_yours_over_the_views_is_named_and_kept(pg_url: str) -> None:
     """A view of the user's that uses a claystore_all view is never dropped with it: federate
     raises FederationError naming it, and the view stays as it was."""
@@ -270,6 +273,7 @@ class FedItem(DataClayObject):
 """
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_new_field_shows_as_a_new_column_after_federating_again(
     pg_url: str, backend_url_factory: Callable[..., str], release: Callable[..., Any]
 ) -> None:
@@ -306,6 +310,7 @@ def test_a_new_field_shows_as_a_new_column_after_federating_again(
     ]
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_backend_whose_tables_lag_is_named_and_nothing_changes(
     pg_url: str, backend_url_factory: Callable[..., str], release: Callable[..., Any]
 ) -> None:
@@ -328,11 +333,10 @@ def test_a_backend_whose_tables_lag_is_named_and_nothing_changes(
     del v2
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_sqlite_metadata_database_is_refused(db_url: str, engine_name: str) -> None:
     """Federation needs PostgreSQL: on a SQLite store federate raises FederationError
     saying so."""
-    if engine_name != "sqlite":
-        pytest.skip("the refusal of a SQLite metadata database")
     refused = pytest.raises(FederationError, match="needs a PostgreSQL metadata database")
     with Client(db_url) as client, refused:
         client.federate()
@@ -361,6 +365,7 @@ def plain_role(pg_url: str) -> Iterator[str]:
             conn.exec_driver_sql(f"DROP ROLE {role}")
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_plain_role_is_told_what_to_run_and_what_its_backends_need(
     pg_url: str, plain_role: str, backend_url_factory: Callable[..., str]
 ) -> None:

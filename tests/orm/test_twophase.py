@@ -209,16 +209,11 @@ def test_units_of_work_on_one_backend_do_not_use_two_phase_commit(store: Store) 
 # -- PostgreSQL: failures and recovery ---------------------------------------------------------
 
 
-def _postgresql_only(store: Store) -> None:
-    if _is_sqlite(store.urls["default"]):
-        pytest.skip("two-phase commit is PostgreSQL's (SQLite refuses: tested above)")
-
-
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_participant_that_fails_to_prepare_rolls_back_every_backend(store: Store) -> None:
     """A deferred constraint trigger on b refuses the change at PREPARE, after a is
     prepared: a is rolled back too (ROLLBACK PREPARED), the error is raised, nothing is left
     prepared or recorded, and the objects are as before (in memory too)."""
-    _postgresql_only(store)
     client, on_a, on_b = store.client, store.on_a, store.on_b
     with plain_engine(store.urls["b"]) as engine, engine.begin() as conn:
         conn.exec_driver_sql(
@@ -253,11 +248,11 @@ def _prepare_by_hand(url: str, gid: str, object_id: UUID) -> None:
         conn.commit()
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_prepared_transaction_without_record_is_rolled_back(store: Store) -> None:
     """Presumed abort: a prepared transaction of this store that no record names was never
     decided, so repair_transactions() rolls it back (and reports it); one of another store
     (another gid prefix) is left alone."""
-    _postgresql_only(store)
     on_a = store.on_a
     ours = f"{store.prefix}{uuid4().hex}_0"
     theirs = f"{twophase.gid_prefix(uuid4())}{uuid4().hex}_0"
@@ -278,10 +273,10 @@ def test_a_prepared_transaction_without_record_is_rolled_back(store: Store) -> N
         drop_prepared(store.urls["b"], theirs)
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_recovery_leaves_a_commit_under_way_in_a_live_process_alone(store: Store) -> None:
     """A recovery that runs while the commit's owner (this process) is between its PREPAREs
     and its decision ends nothing; the commit then completes on both backends."""
-    _postgresql_only(store)
     client, on_a, on_b = store.client, store.on_a, store.on_b
     seen: list[tuple[list[twophase.Resolved], list[str], list[str]]] = []
 
@@ -309,10 +304,10 @@ def test_a_recovery_leaves_a_commit_under_way_in_a_live_process_alone(store: Sto
 # -- databases that cannot take part -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_sqlite_backend_in_a_postgresql_store_is_refused(store: Store, tmp_path: Any) -> None:
     """A unit of work writing to a PostgreSQL backend and a SQLite one is refused before
     anything is written, naming the SQLite backend and why it cannot take part."""
-    _postgresql_only(store)
     lite_url = f"sqlite:///{tmp_path}/lite.db"
     lite = store.client.add_backend(lite_url, name="lite")
     on_lite = TpAccount("on lite", 3)
@@ -324,6 +319,7 @@ def test_a_sqlite_backend_in_a_postgresql_store_is_refused(store: Store, tmp_pat
     assert values_in(lite_url, "tp_account", "balance", on_lite._dc_meta.id) == [3]
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_server_without_prepared_transactions_is_refused(
     db_url: str, request: pytest.FixtureRequest
 ) -> None:
@@ -331,8 +327,6 @@ def test_a_server_without_prepared_transactions_is_refused(
     as ``pg_createcluster`` makes it) cannot take part: the dialect says so, and a unit of
     work writing to it and another backend is refused before anything is written, naming the
     backend and the setting to change."""
-    if _is_sqlite(db_url):
-        pytest.skip("a PostgreSQL server setting")
     admin_url, _ = request.getfixturevalue("restart_cluster")
     with own_database(admin_url) as off_url, Client(db_url) as client:
         with plain_engine(off_url) as engine, engine.connect() as conn:
