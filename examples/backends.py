@@ -17,6 +17,7 @@ or ``DC_URL=METADATA_URL EXAMPLE_BACKEND_URLS="BACKEND_URL BACKEND_URL"``.  For 
 3. ``move``: one object, a graph with ``recursive=True`` (``remotes=False`` leaves the
    referents held by other backends where they are), a move that does nothing, and
    ``make_persistent(backend_id=..., alias=...)`` on a stored object.
+4. A class query reads every backend and returns one ordered result (``count()`` too).
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ def walk_through(metadata_url: str, backend_urls: list[str]) -> None:
         team = Team.get_by_alias("red")
         print("read back:", where(client, team, *team.members, team.lead))
         print("bob by alias:", where(client, Person.get_by_alias("bob")))
+
+        # 4. a class query reads every backend, in one order
+        everyone = Person.dc_query().order("-name")
+        print("people, by name descending:", where(client, *everyone))
+        print("people after the first:", Person.dc_query().offset(1).count())
 
 
 def main(argv: list[str]) -> None:
