@@ -14,7 +14,7 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
    a. model definition, no I/O: ``system``, ``types``, ``jsoncodec``, ``fields``, ``state``,
       ``attributes``, ``mapping``, ``graph``, ``identity``, ``ownership``;
    b. SQL on one connection (or one per backend): ``aliases``, ``backends``, ``schema``,
-      ``database``, ``loading``, ``rowstream``, ``moveplan``, ``moving``, ``liveness``,
+      ``database``, ``rows``, ``loading``, ``rowstream``, ``moveplan``, ``moving``, ``liveness``,
       ``twophase``, ``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``,
       ``federation``;
    c. transactions: ``transaction``, ``sessionwork``, ``context``;
@@ -59,6 +59,7 @@ ORM_LAYERS = [
         "backends",
         "schema",
         "database",
+        "rows",
         "loading",
         "rowstream",
         "moveplan",

@@ -1,15 +1,10 @@
-"""Rows -> objects: the one way stored objects are built from rows, and row streaming.
+"""Rows -> objects: the one way stored objects are built from rows, and the reads of them.
 
 Owns, like SQLAlchemy's ``orm/loading.py``:
 
-- the row shape every object SELECT produces — ``(_dc_id, _dc_class, _dc_version,
-  _dc_dataset, _dc_backend_id, <column fields>...)`` — and the SELECTs of one class's objects by
-  id, by ids or by alias (:func:`object_select`); model queries select the same leading columns
-  (:mod:`claystore.orm.modelcompiler`);
-- :class:`RowReader`: how to read one concrete class's object out of such rows, by position;
-- :meth:`Loader.instances`: THE path from rows to objects, for queries and for loads by id
-  alike: each row's object is found in the identity scope, or built (its ``__init__`` is not
-  called) and handed to the scope in one batch;
+- :meth:`Loader.instances`: THE path from object rows (:mod:`claystore.orm.rows`) to
+  objects, for queries and for loads by id alike: each row's object is found in the identity
+  scope, or built (its ``__init__`` is not called) and handed to the scope in one batch;
 - the other reads of stored objects: one object's row (optionally locked) written into the
   object (:meth:`Loader.refresh`), references, containers of references (link tables), one
   field or every field of an object in committed state;
@@ -39,32 +34,24 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from claystore.errors import MappingError, ObjectDoesNotExistError
+from claystore.errors import ObjectDoesNotExistError
 from claystore.orm import aliases
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.mapping import ModelInfo, info_for_table
-from claystore.orm.state import STATE_ATTR, Jar, ObjectState, loaded
-from claystore.orm.system import dc_alias, dc_object
+from claystore.orm.rows import RowReader, backend_uuid, object_select, unknown_class
+from claystore.orm.state import STATE_ATTR, Jar, ObjectState
+from claystore.orm.system import dc_object
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from claystore.dialects.base import Dialect
 
-__all__ = [
-    "IdentityScope",
-    "Loader",
-    "RowReader",
-    "object_columns",
-    "object_select",
-]
+__all__ = ["IdentityScope", "Loader", "Route"]
 
 _CHUNK = 500
 #: How many times the backends are searched for an object a move may be taking elsewhere.
 _SEARCHES = 20
-#: Position of the first field column in an object row (after id, class, version, dataset,
-#: backend).
-FIRST_FIELD = 5
 
 
 class Route(Protocol):
@@ -98,172 +85,9 @@ class IdentityScope(Protocol):
 # -- the SELECTs -------------------------------------------------------------------------------
 
 
-def object_columns(info: ModelInfo, *, registry: bool = True) -> list[Any]:
-    """The leading columns of every object row (labelled ``_dc_id``, ``_dc_class``,
-    ``_dc_version``, ``_dc_dataset``, ``_dc_backend_id``), then the class's column fields
-    labelled by attribute key.  Without ``registry`` the dataset and backend are NULL (the
-    registry is not joined)."""
-    root = info.root.table
-    if registry:
-        dataset: Any = dc_object.c.dataset
-        # read as stored (hex text on SQLite): backend_uuid converts each distinct value once
-        backend: Any = sa.type_coerce(dc_object.c.backend_id, sa.String)
-    else:
-        dataset = backend = sa.null()
-    columns: list[Any] = [
-        root.c.id.label("_dc_id"),
-        root.c.dc_class.label("_dc_class"),
-        root.c.dc_version.label("_dc_version"),
-        dataset.label("_dc_dataset"),
-        backend.label("_dc_backend_id"),
-    ]
-    columns += [info.table_of(f).c[f.column_name].label(f.key) for f in info.column_fields]
-    return columns
-
-
-_selects: dict[tuple[ModelInfo, str, bool], sa.Select[Any]] = {}
-
-
-def object_select(info: ModelInfo, by: str, *, registry: bool = True) -> sa.Select[Any]:
-    """SELECT of objects of exactly ``info``'s class (subclass rows come back with their own
-    ``_dc_class``), by ``id`` (one), ``ids`` (expanding) or ``alias`` (``dataset`` + ``alias``
-    through ``dc_alias``).  Built once per class and shape."""
-    cache_key = (info, by, registry)
-    statement = _selects.get(cache_key)
-    if statement is None:
-        root = info.root.table
-        source: sa.FromClause = info.selectable()
-        if registry:
-            source = source.join(dc_object, dc_object.c.id == root.c.id)
-        if by == "alias":
-            source = source.join(dc_alias, dc_alias.c.object_id == root.c.id)
-            where = sa.and_(
-                dc_alias.c.dataset == sa.bindparam("dataset"),
-                dc_alias.c.name == sa.bindparam("alias"),
-            )
-        elif by == "ids":
-            where = root.c.id.in_(sa.bindparam("ids", expanding=True))
-        else:
-            where = root.c.id == sa.bindparam("id")
-        statement = sa.select(*object_columns(info, registry=registry))
-        statement = statement.select_from(source).where(where)
-        _selects[cache_key] = statement
-    return statement
-
-
 _REGISTRY_SELECT = sa.select(dc_object.c.id, dc_object.c.class_name, dc_object.c.backend_id).where(
     dc_object.c.id.in_(sa.bindparam("ids", expanding=True))
 )
-
-# -- reading rows ---------------------------------------------------------------------------------
-
-_backend_ids: dict[Any, UUID] = {}
-
-
-def backend_uuid(raw: Any) -> UUID:
-    """A backend id read without type processing (hex text on SQLite, a UUID on PostgreSQL):
-    a handful of distinct values, so converted once each."""
-    found = _backend_ids.get(raw)
-    if found is None:
-        found = raw if isinstance(raw, UUID) else UUID(str(raw))
-        _backend_ids[raw] = found
-    return found
-
-
-class RowReader:
-    """Reads the objects of one concrete class out of object rows, by column position.
-
-    Built once per SELECT shape and class (:meth:`of` for the rows of :func:`object_select`),
-    so the per-row work of :meth:`build` is a few dict stores.
-    """
-
-    __slots__ = ("columns", "fields", "info", "new_instance", "refs")
-
-    _exact: dict[ModelInfo, RowReader] = {}  # noqa: RUF012 - a cache shared by the class
-
-    def __init__(
-        self,
-        info: ModelInfo,
-        positions: Mapping[str, int] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> None:
-        """``positions``: column label -> index in the row (default: the order of
-        :func:`object_columns`); ``labels``: field key -> label where a field is not labelled
-        by its key (a subclass's own fields in a query on its parent)."""
-        assert info.mapper is not None
-        self.info = info
-        self.new_instance = info.mapper.class_manager.new_instance
-        fields = info.column_fields
-        if positions is None:
-            positions = {f.key: FIRST_FIELD + n for n, f in enumerate(fields)}
-        relabel = labels or {}
-        #: (field, position) for every column field, in class order
-        self.fields = tuple((f, positions[relabel.get(f.key, f.key)]) for f in fields)
-        self.columns = tuple((f.key, pos) for f, pos in self.fields)
-        self.refs = tuple((f.name, pos) for f, pos in self.fields if f.kind is FieldKind.REF)
-
-    @classmethod
-    def of(cls, info: ModelInfo) -> RowReader:
-        """The reader of rows of :func:`object_select` for ``info``'s class."""
-        reader = cls._exact.get(info)
-        if reader is None:
-            reader = cls._exact[info] = cls(info)
-        return reader
-
-    def build(self, context: Jar, row: Sequence[Any]) -> Any:
-        """A new persistent object holding ``row`` (not registered anywhere yet)."""
-        obj = self.new_instance()
-        d = obj.__dict__
-        object_id = row[0]
-        d["_dc_id"] = object_id
-        d["_dc_class"] = row[1]
-        d["_dc_version"] = row[2]
-        for key, position in self.columns:
-            d[key] = row[position]
-        for name, position in self.refs:
-            if row[position] is None:
-                d[name] = None
-        d[STATE_ATTR] = loaded(object_id, context, row[3], backend_uuid(row[4]))
-        return obj
-
-    def refresh(self, obj: Any, row: Sequence[Any], skip: Collection[str] = ()) -> None:
-        """Write ``row``'s values into an existing object, except the fields named in
-        ``skip``; a cached referenced object that the row no longer points to is dropped."""
-        d = obj.__dict__
-        d["_dc_version"] = row[2]
-        for field, position in self.fields:
-            if field.name in skip:
-                continue
-            value = row[position]
-            if field.kind is FieldKind.REF:
-                cached = d.get(field.name)
-                if cached is not None and (
-                    value is None
-                    or cached.__dict__.get(STATE_ATTR) is None
-                    or cached._dc_state.object_id != value
-                ):
-                    d.pop(field.name, None)
-                elif value is None:
-                    d[field.name] = None
-            d[field.key] = value
-
-    def value(self, row: Sequence[Any], field: Field) -> Any:
-        """The stored value of a column field in ``row``."""
-        for candidate, position in self.fields:
-            if candidate is field:
-                return row[position]
-        msg = f"{field.label} is not a column field of {self.info.cls.__name__}"
-        raise KeyError(msg)
-
-
-def unknown_class(object_id: Any, table: str) -> MappingError:
-    """The error for a stored object whose class this program does not define."""
-    return MappingError(
-        f"object {object_id} is stored in table {table!r}, but no model class with that table "
-        "is defined in this program; import its module (or, if the class was renamed, "
-        f"migrate its objects: claystore.migrations.ops.rename_model({table!r}, NEW_TABLE), "
-        "see docs/migrations.md)"
-    )
 
 
 def _hint(field: Field) -> ModelInfo | None:

@@ -6,7 +6,7 @@ Owns :func:`compile_model_query` (also behind ``client.query``), which turns a d
 (``dc_object``: dataset and backend of each row) and, when the class has subclasses, LEFT
 OUTER JOINed with their tables so that every object comes back as its own class from the same
 statement; its leading columns are the row shape of every object SELECT
-(:func:`claystore.orm.loading.object_columns`).  Does no I/O.
+(:func:`claystore.orm.rows.object_columns`).  Does no I/O.
 The total order written as SQL is :mod:`claystore.datastore.sqlorder`'s; what differs per
 engine (text by code point, NULL ordering, NaN, Decimal comparisons) is the engine's
 :class:`~claystore.dialects.base.Dialect`.
@@ -55,8 +55,8 @@ from claystore.datastore.sqlorder import (
 from claystore.dialects.base import Dialect
 from claystore.errors import QueryError
 from claystore.orm.fields import Field, FieldKind
-from claystore.orm.loading import RowReader, object_columns
 from claystore.orm.mapping import ModelInfo, generation, iter_subclass_infos
+from claystore.orm.rows import RowReader, object_columns
 from claystore.orm.state import STATE_ATTR
 from claystore.orm.system import dc_object
 from claystore.orm.types import (

@@ -33,10 +33,11 @@ from claystore.datastore.sqlcursor import SQLCursor
 from claystore.datastore.sqlorder import RENDER_COUNTS, limit_of
 from claystore.errors import QueryError
 from claystore.orm.context import ObjectContext, active_context
-from claystore.orm.loading import Loader, RowReader
+from claystore.orm.loading import Loader
 from claystore.orm.mapping import ModelInfo, find_model
 from claystore.orm.modelcompiler import ModelPlan, check_filter_value, compile_model_query
 from claystore.orm.querymerge import count_merged, run_merged, spread
+from claystore.orm.rows import RowReader
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:

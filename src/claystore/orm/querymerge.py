@@ -44,8 +44,9 @@ import sqlalchemy as sa
 
 from claystore.datastore.sqlorder import limit_of
 from claystore.orm import moving
-from claystore.orm.loading import Loader, RowReader, backend_uuid
+from claystore.orm.loading import Loader
 from claystore.orm.modelcompiler import ModelPlan, compile_model_query
+from claystore.orm.rows import RowReader, backend_uuid
 from claystore.orm.transaction import Transaction, current_transaction
 
 if TYPE_CHECKING:
