@@ -159,3 +159,14 @@ def _fresh_schema(database: str) -> Iterator[str]:
         with engine.connect() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         engine.dispose()
+
+
+@pytest.fixture
+def pg_url(db_url: str, engine_name: str) -> Iterator[str]:
+    """``db_url`` for tests of federation (marked to run on PostgreSQL only); whatever a
+    federation made in it is dropped after."""
+    from tests.orm.federation_models import drop_federation
+
+    assert engine_name == "postgresql", "mark the test: parametrize db_url ['postgresql']"
+    yield db_url
+    drop_federation(db_url)

@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from claystore import Client
 from tests.orm.federation_models import FedManager, FedPerson
-from tests.orm.test_federation import drop_federation
 from tests.test_cli_backends import claystore, one_line_error
 
 MODELS = "tests.orm.federation_models"
-
-
-@pytest.fixture
-def pg_url(db_url: str, engine_name: str) -> Iterator[str]:
-    """The metadata database (tests using it run on PostgreSQL only); whatever federation
-    made is dropped after."""
-    assert engine_name == "postgresql", "mark the test: parametrize db_url ['postgresql']"
-    yield db_url
-    drop_federation(db_url)
 
 
 def psql(url: str, sql: str) -> list[str]:

@@ -27,29 +27,7 @@ from claystore.errors import FederationError
 from claystore.orm.federation import VIEW_SCHEMA, foreign_schema_name, server_name
 from claystore.orm.mapping import forget_models
 from tests.orm.backend_helpers import plain_engine
-from tests.orm.federation_models import FedManager, FedPerson
-
-
-def drop_federation(url: str) -> None:
-    """Drop what federations made in the database of ``url`` (the views' schema, the foreign
-    tables' schemas, the servers and the extension), so that no test sees another's."""
-    with plain_engine(url) as engine, engine.begin() as conn:
-        schemas = conn.exec_driver_sql(
-            "SELECT nspname FROM pg_namespace WHERE nspname = 'claystore_all' "
-            "OR nspname LIKE 'claystore\\_fdw\\_%%'"
-        ).scalars()
-        for schema in list(schemas):
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        conn.exec_driver_sql("DROP EXTENSION IF EXISTS postgres_fdw CASCADE")
-
-
-@pytest.fixture
-def pg_url(db_url: str, engine_name: str) -> Iterator[str]:
-    """The metadata database (tests using it run on PostgreSQL only); whatever federation
-    made is dropped after."""
-    assert engine_name == "postgresql", "mark the test: parametrize db_url ['postgresql']"
-    yield db_url
-    drop_federation(db_url)
+from tests.orm.federation_models import FedManager, FedPerson, drop_federation
 
 
 def rows(url: str, sql: str) -> list[tuple[Any, ...]]:

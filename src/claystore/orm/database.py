@@ -170,6 +170,20 @@ class Database:
             raise
         return conn
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction of its own (:meth:`open_write`), committed at the end of the
+        block, rolled back if it raises."""
+        conn = self.open_write()
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            self.close_write(conn)
+
     def close_write(self, conn: Connection) -> None:
         """Close a connection from :meth:`open_write` (its transaction already ended)."""
         try:

@@ -154,27 +154,13 @@ def _switching(conn: Connection, move_id: UUID, ids: Sequence[UUID]) -> None:
 def _claim_undo(databases: Databases, move_id: UUID) -> bool:
     """Mark a move ``copying`` as being undone (so its mover, if alive after all, stops before
     its decision); False when it reached ``switching`` meanwhile."""
-    with _writing(databases.metadata) as conn:
+    with databases.metadata.writing() as conn:
         written = conn.execute(
             sa.update(dc_move)
             .where(dc_move.c.id == move_id, dc_move.c.state.in_(("copying", "undoing")))
             .values(state="undoing", updated_at=_now())
         ).rowcount
     return bool(written == 1)
-
-
-@contextlib.contextmanager
-def _writing(database: Database) -> Any:
-    """A write transaction on ``database``, committed at the end of the block."""
-    conn = database.open_write()
-    try:
-        yield conn
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        database.close_write(conn)
 
 
 # -- one move ------------------------------------------------------------------------------------
@@ -278,7 +264,7 @@ def _run(  # noqa: PLR0917 - the state of one move, passed along
     assert target_id is not None
     metadata = databases.metadata
     try:
-        with _writing(metadata) as conn:
+        with metadata.writing() as conn:
             conn.execute(
                 sa.insert(dc_move),
                 {
@@ -294,16 +280,16 @@ def _run(  # noqa: PLR0917 - the state of one move, passed along
                 },
             )
         _step("journaled")
-        with source_db.reader() as source, _writing(target_db) as target:
+        with source_db.reader() as source, target_db.writing() as target:
             copied = _versions(source, source_db, roots, lock=False)
             _copy(source, source_db, target, target_db, tables, ids)
         _step("copied")
         moved = _switch(databases, move_id, source_db, target_db, tables, roots, copied)
         _step("deleted")
-        with _writing(target_db) as target:
+        with target_db.writing() as target:
             _promote(target, target_db.dialect, moved, source_id, target_id)
         _step("promoted")
-        with _writing(metadata) as conn:
+        with metadata.writing() as conn:
             conn.execute(sa.delete(dc_move).where(dc_move.c.id == move_id))
         _step("done")
         return moved
@@ -328,7 +314,7 @@ def _switch(  # noqa: PLR0917 - the state of one move, passed along
     the final set of ids (state ``switching``), delete the source rows and commit."""
     source_id = source_db.backend_id
     assert source_id is not None
-    with _writing(source_db) as source:
+    with source_db.writing() as source:
         ids = [i for group in roots.values() for i in group]
         # the class rows first, then the registry: the order writers lock them in
         current = _versions(source, source_db, roots, lock=True)
@@ -338,7 +324,7 @@ def _switch(  # noqa: PLR0917 - the state of one move, passed along
         gone = [i for i in ids if i not in kept]
         stale = [i for i in moved if current[i] != copied.get(i)]
         if gone or stale:
-            with _writing(target_db) as target:
+            with target_db.writing() as target:
                 _delete(
                     target, target_db.dialect, [(t.name, k) for t, k in tables], [*gone, *stale]
                 )
@@ -347,7 +333,7 @@ def _switch(  # noqa: PLR0917 - the state of one move, passed along
         if source_db is databases.metadata:  # one transaction: decided with the delete
             _switching(source, move_id, moved)
         else:
-            with _writing(databases.metadata) as conn:
+            with databases.metadata.writing() as conn:
                 _switching(conn, move_id, moved)
         _step("switching")
         _delete(source, source_db.dialect, [(t.name, k) for t, k in tables], moved)
@@ -400,16 +386,16 @@ def _repair_entry(databases: Databases, entry: Entry) -> str:
             return "ended"  # its mover ended it meanwhile
         return _repair_entry(databases, refreshed[0])
     if not undo:
-        with _writing(source_db) as source:
+        with source_db.writing() as source:
             undo = bool(_registry_locked(source, source_db, ids, entry.source))
     dialect = target_db.dialect
-    with _writing(target_db) as target:
+    with target_db.writing() as target:
         if undo:
             shadows = [r.id for r in registry_rows(target, dialect, ids, entry.source)]
             _delete(target, dialect, entry.tables, shadows)
         else:
             _promote(target, dialect, ids, entry.source, entry.target)
-    with _writing(databases.metadata) as conn:
+    with databases.metadata.writing() as conn:
         conn.execute(sa.delete(dc_move).where(dc_move.c.id == entry.id))
     return "undone" if undo else "finished"
 

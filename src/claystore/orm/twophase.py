@@ -51,7 +51,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -172,23 +172,9 @@ def records(databases: Databases) -> list[Record]:
     return [Record.of(r) for r in rows]
 
 
-@contextlib.contextmanager
-def _writing(database: Database) -> Iterator[Connection]:
-    """A write transaction on ``database`` of its own, committed at the end of the block."""
-    conn = database.open_write()
-    try:
-        yield conn
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        database.close_write(conn)
-
-
 def _set_state(databases: Databases, commit_id: UUID, state: str, *, over: Sequence[str]) -> bool:
     """Set a record's state if it is one of ``over``; False when it is not (or is gone)."""
-    with _writing(databases.metadata) as conn:
+    with databases.metadata.writing() as conn:
         written = conn.execute(
             sa.update(dc_commit)
             .where(dc_commit.c.id == commit_id, dc_commit.c.state.in_(over))
@@ -198,7 +184,7 @@ def _set_state(databases: Databases, commit_id: UUID, state: str, *, over: Seque
 
 
 def _forget(databases: Databases, commit_id: UUID) -> None:
-    with _writing(databases.metadata) as conn:
+    with databases.metadata.writing() as conn:
         conn.execute(sa.delete(dc_commit).where(dc_commit.c.id == commit_id))
 
 
@@ -216,7 +202,7 @@ def commit(
     prefix = gid_prefix(databases.metadata_id)
     gids = {b: f"{prefix}{commit_id.hex}_{n}" for n, b in enumerate(participants)}
     with liveness.running(commit_id):
-        with _writing(databases.metadata) as conn:
+        with databases.metadata.writing() as conn:
             conn.execute(
                 sa.insert(dc_commit),
                 {
