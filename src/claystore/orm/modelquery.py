@@ -13,7 +13,8 @@ flushed first and the SELECT runs on the transaction's connection.  Either way r
 in chunks (a server-side cursor on PostgreSQL) and hydrated a chunk at a time, so a result
 larger than memory can be iterated;
 a unit of work holds the objects it loads weakly until they change.  A query whose limit fits
-in one chunk is simply read at once (one round trip).
+in one chunk is simply read at once (one round trip).  In a store of several backends, every
+backend runs the SELECT and :mod:`claystore.orm.querymerge` merges their streams.
 
 Called by users (``dc_query``), by :meth:`claystore.Client.query` and by
 :class:`claystore.datastore.objects.ObjectDatastore`.
@@ -250,7 +251,8 @@ class ModelQuery(Query):
         return compile_model_query(self.info, self, context.dialect).statement
 
     def count(self) -> int:
-        """How many objects iterating would return (limit and offset applied); one SELECT."""
+        """How many objects iterating would return (limit and offset applied): one SELECT (on
+        each backend, counts added up, when the store has several)."""
         context = self._context()
         context.check_open()
         if spread(context):

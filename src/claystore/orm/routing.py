@@ -2,7 +2,8 @@
 
 Owns :class:`Router` — one per started client: the metadata database (the first backend) and
 the other backends' :class:`~claystore.orm.database.Database` objects, each opened on first
-use from its URL in the metadata database (so backends another client added are found) — and
+use from its URL in the metadata database (so backends another client added are found), and
+the threads that run statements on several backends at once (:meth:`Router.pool`) — and
 :class:`ReadRoute`, the connections of one read outside any transaction, one short read per
 backend touched, closed together at the end.
 
