@@ -383,7 +383,7 @@ def _run(
     """The query's results, streamed (see the module docstring)."""
     context.check_open()
     if spread(context):
-        yield from run_merged(context, plan.info, query, cursor)
+        yield from run_merged(context, plan, query, cursor)
         return
     bounded = plan.limit is not None and plan.limit <= _CHUNK  # at most one chunk: no cursor
     if bounded or context.dialect.is_memory:

@@ -124,10 +124,15 @@ class _Plans:
     """The plans of one query run, compiled once per engine (backends of one engine share
     theirs) and window."""
 
-    def __init__(self, info: ModelInfo, query: Query) -> None:
+    def __init__(
+        self, info: ModelInfo, query: Query, known: tuple[Dialect, ModelPlan] | None = None
+    ) -> None:
         self.info = info
         self.query = query
         self._plans: dict[tuple[type, int | None, int], ModelPlan] = {}
+        if known is not None:  # compiled already (the cursor's): the same window is not again
+            dialect, plan = known
+            self._plans[(type(dialect), plan.limit, plan.offset)] = plan
 
     def get(self, dialect: Dialect, limit: int | None, offset: int) -> ModelPlan:
         key = (type(dialect), limit, offset)
@@ -295,8 +300,12 @@ def _moving(context: ObjectContext, info: ModelInfo) -> list[UUID]:
     ]
 
 
-def _settle(context: ObjectContext, tx: Transaction | None, object_ids: list[UUID]) -> None:
-    """Wait for the moves of these objects to end (see :func:`claystore.orm.moving.settle`)."""
+def _settle(context: ObjectContext, tx: Transaction | None, info: ModelInfo) -> None:
+    """Wait for the moves of objects of ``info``'s class under way to end (see
+    :func:`claystore.orm.moving.settle`)."""
+    object_ids = _moving(context, info)
+    if not object_ids:
+        return
     if tx is not None:
         tx.settle(object_ids)
     else:
@@ -307,10 +316,11 @@ _ATTEMPTS = 3
 
 
 def run_merged(
-    context: ObjectContext, info: ModelInfo, query: Query, cursor: SQLCursor
+    context: ObjectContext, plan: ModelPlan, query: Query, cursor: SQLCursor
 ) -> Iterator[tuple[UUID, Any]]:
     """``(id, object)`` of every backend's results of ``query``, in its order, offset and
-    limit applied to the whole (see the module docstring).
+    limit applied to the whole (see the module docstring).  ``plan``: the query compiled for
+    the metadata database (reused where a backend runs the same window).
 
     A move of objects of the class under way when the query starts is waited for; one that
     began while the backends' reads were opening makes the query open them again once it has
@@ -325,11 +335,10 @@ def run_merged(
     tx = current_transaction(context)
     if tx is not None:
         tx.flush()
-    plans = _Plans(info, query)
+    info = plan.info
+    plans = _Plans(info, query, (context.dialect, plan))
     for attempt in range(_ATTEMPTS):
-        moved = _moving(context, info)
-        if moved:
-            _settle(context, tx, moved)
+        _settle(context, tx, info)
         with contextlib.ExitStack() as stack:
             parts = []
             for backend_id in context.router.known():
@@ -380,9 +389,7 @@ def count_merged(context: ObjectContext, info: ModelInfo, query: Query) -> int:
     plans = _Plans(info, query)
     total = 0
     for attempt in range(_ATTEMPTS):
-        moved = _moving(context, info)
-        if moved:
-            _settle(context, tx, moved)
+        _settle(context, tx, info)
         total = 0
         futures = []
         for backend_id in context.router.known():
