@@ -21,7 +21,8 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
       ``session``, ``objectstore``.
 5. ``claystore.migrations`` — the system tables' versions, alembic integration for model
-   tables, registry-aware migration operations.
+   tables, registry-aware migration operations; then ``claystore.housekeeping`` — integrity
+   checks, sizes, locks and stats of a store.
 6. ``claystore.client``, ``claystore.web`` — the client and the web integration.
 7. ``claystore.cli`` — the ``claystore`` command.
 8. ``claystore`` (the package) — the public surface.
@@ -141,6 +142,8 @@ def _layer(module: str) -> tuple[int, int]:
         pytest.fail(f"{module} is in no orm layer: add it to ORM_LAYERS and the docstring")
     if module.startswith("claystore.migrations"):
         return (5, 0)
+    if module.startswith("claystore.housekeeping"):
+        return (5, 1)
     if module in ("claystore.client", "claystore.web"):
         return (6, 0)
     if module in ("claystore.cli",):

@@ -3,7 +3,9 @@
 Owns configuration (a URL, dataClay-style arguments, or the ``DC_*`` environment variables;
 default ``sqlite:///claystore.db``), the SQLAlchemy engine, schema creation at start, the
 active-client context variables (through :class:`~claystore.orm.context.ObjectContext`), and
-the client-level API (``get_backends``, ``add_backend``, ``remove_backend``, ...).
+the client-level API (``get_backends``, ``add_backend``, ``remove_backend``, ...); the
+housekeeping methods (``check_integrity``, ``calculate_storage_size``, ``clear_locks``...) come
+from :class:`~claystore.housekeeping.api.Housekeeping`.
 
 Backends: the database of the URL is the *metadata database* (the first, default backend);
 :meth:`Client.add_backend` registers more databases, whose URLs it keeps; every start opens
@@ -40,6 +42,7 @@ from claystore.dialects import dialect_class, dialect_for, translate_error
 from claystore.dialects.base import Dialect
 from claystore.dialects.registry import DEFAULT_URL, configured_url, parse_url
 from claystore.errors import ClientNotStartedError, ConfigurationError, DatabaseConnectionError
+from claystore.housekeeping.api import Housekeeping
 from claystore.migrations.system import (
     SYSTEM_SCHEMA_VERSION,
     read_system_version,
@@ -125,7 +128,7 @@ def check_lock_timeout(value: object) -> float:
     return seconds
 
 
-class Client:
+class Client(Housekeeping):
     """A connection to a claystore database (and, later, its other backends).
 
     ``Client()`` reads the ``DC_*`` environment variables or uses ``sqlite:///claystore.db``;

@@ -16,7 +16,9 @@ grouped as the class reads:
   arguments;
 - schema migrations: whether alembic must work in batch mode, and how an index is renamed;
 - SQL reporting across backends: the federation's statements and how they reach a backend
-  (:mod:`.federation`; the default refuses).
+  (:mod:`.federation`; the default refuses);
+- housekeeping: the space tables take (:mod:`.storage`) and who holds locks on them
+  (:mod:`.locks`).
 
 A method's default is what an engine that already does what claystore needs would do; an
 engine overrides what differs (where no engine-independent SQL exists, the default raises).
@@ -49,6 +51,8 @@ from sqlalchemy.types import TypeEngine
 
 from claystore import errors
 from claystore.dialects.federation import Federation, ForeignSource, refusal
+from claystore.dialects.locks import Locks
+from claystore.dialects.storage import Storage
 from claystore.dialects.translate import translate_at_source_of
 
 #: ``left <op> right`` for the six comparison operators of datastore filters.
@@ -389,6 +393,16 @@ class Dialect:
         """How a federation's foreign tables reach this database (``conn``: a connection to
         it), None when they cannot (the default)."""
         return None
+
+    # -- housekeeping: sizes and locks (:mod:`.storage`, :mod:`.locks`) ------------------------
+
+    def storage(self, conn: Connection) -> Storage:
+        """The sizes of this database's tables (``conn``: a connection to it)."""
+        return Storage(conn)
+
+    def locks(self, conn: Connection) -> Locks:
+        """The holders of locks on this database's tables (``conn``: a connection to it)."""
+        return Locks(conn)
 
     # -- SQL: comparisons and orders -----------------------------------------------------------
 

@@ -41,6 +41,8 @@ from claystore.dialects.base import (
     sql_constant,
 )
 from claystore.dialects.federation import Federation, ForeignSource, foreign_source_of
+from claystore.dialects.locks import PostgreSQLLocks
+from claystore.dialects.storage import PostgreSQLStorage
 from claystore.errors import ConfigurationError
 
 # advisory lock key for CREATE TABLE between processes ("claystor" in ASCII)
@@ -170,6 +172,14 @@ class PostgreSQLDialect(Dialect):
             # like libpq: the database defaults to the user's name
             database=database or username or "postgres",
         )
+
+    @override
+    def storage(self, conn: Connection) -> PostgreSQLStorage:
+        return PostgreSQLStorage(conn)
+
+    @override
+    def locks(self, conn: Connection) -> PostgreSQLLocks:
+        return PostgreSQLLocks(conn)
 
     @override
     def engine_options(self) -> dict[str, Any]:

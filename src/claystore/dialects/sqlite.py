@@ -47,6 +47,8 @@ from claystore.dialects.base import (
     json_type_case,
     on_conflict_update,
 )
+from claystore.dialects.locks import SQLiteLocks
+from claystore.dialects.storage import SQLiteStorage
 
 _BEGIN_OPTION = "claystore_begin"
 
@@ -160,6 +162,14 @@ class SQLiteDialect(Dialect):
     def is_memory(self) -> bool:
         database = self.url.database
         return not database or database == ":memory:" or "mode=memory" in str(self.url)
+
+    @override
+    def storage(self, conn: Connection) -> SQLiteStorage:
+        return SQLiteStorage(conn)
+
+    @override
+    def locks(self, conn: Connection) -> SQLiteLocks:
+        return SQLiteLocks(conn)
 
     @override
     def engine_options(self) -> dict[str, Any]:
