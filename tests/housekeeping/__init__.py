@@ -1,0 +1,1 @@
+"""Tests of claystore.housekeeping: integrity checks, sizes, locks, stats."""
