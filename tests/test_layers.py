@@ -146,7 +146,7 @@ def _layer(module: str) -> tuple[int, int]:
         return (5, 1)
     if module in ("claystore.client", "claystore.web"):
         return (6, 0)
-    if module in ("claystore.cli",):
+    if module.startswith("claystore.cli"):
         return (7, 0)
     if module == "claystore":
         return (8, 0)

@@ -1,0 +1,1 @@
+"""``claystore check | size | locks | stats | aliases``: looking after a store (placeholder)."""
