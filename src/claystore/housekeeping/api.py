@@ -1,7 +1,8 @@
 """The client's housekeeping methods (Deker's ``Client`` API), as a base class of the client.
 
 Owns :class:`Housekeeping`: ``check_integrity``, ``calculate_storage_size``, ``list_locks``,
-``clear_locks``, ``stats``, ``for cls in client``, ``meta_version`` and their ``a_`` twins.
+``clear_locks``, ``stats``, ``list_aliases``, ``for cls in client``, ``meta_version`` and
+their ``a_`` twins.
 Each method asks the started client for its router (:attr:`Housekeeping.context`) and hands it
 to :mod:`.integrity`, :mod:`.storage`, :mod:`.locks` or :mod:`.stats`.
 
@@ -16,8 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from claystore.housekeeping import integrity, locks, stats, storage
-from claystore.housekeeping.report import ClassStats, IntegrityReport, LockHolder, StorageSize
+from claystore.housekeeping import aliases, integrity, locks, stats, storage
+from claystore.housekeeping.report import (
+    AliasInfo,
+    ClassStats,
+    IntegrityReport,
+    LockHolder,
+    StorageSize,
+)
 from claystore.housekeeping.run import BATCH, Progress
 from claystore.orm.context import ObjectContext
 
@@ -118,6 +125,15 @@ class Housekeeping:
     async def a_stats(self) -> list[ClassStats]:
         """Coroutine form of :meth:`stats`."""
         return await asyncio.to_thread(self.stats)
+
+    def list_aliases(self, dataset: str | None = None) -> list[AliasInfo]:
+        """Every alias of ``dataset`` (else of every dataset) with the object it names: its
+        class's table and backend (None for an alias whose object is gone)."""
+        return aliases.list_aliases(self.context.router, dataset)
+
+    async def a_list_aliases(self, dataset: str | None = None) -> list[AliasInfo]:
+        """Coroutine form of :meth:`list_aliases`."""
+        return await asyncio.to_thread(self.list_aliases, dataset)
 
     def __iter__(self) -> Iterator[type]:
         """The model classes the store holds objects of (``for cls in client``)."""

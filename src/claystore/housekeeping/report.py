@@ -21,6 +21,7 @@ from uuid import UUID
 import attrs
 
 __all__ = [
+    "AliasInfo",
     "ClassStats",
     "IntegrityReport",
     "LockHolder",
@@ -284,4 +285,31 @@ class ClassStats:
             "versions": self.versions,
             "aliases": self.aliases,
             "backends": dict(self.backends),
+        }
+
+
+@attrs.frozen
+class AliasInfo:
+    """An alias and the object it names: its class's table and backend, both None when no
+    backend holds the object (a dangling alias: ``check_integrity(level=2)`` reports it)."""
+
+    dataset: str
+    name: str
+    object_id: UUID
+    class_name: str | None
+    backend: str | None
+
+    @property
+    def is_dangling(self) -> bool:
+        """True when no backend that answers holds the object."""
+        return self.class_name is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The alias as JSON values."""
+        return {
+            "dataset": self.dataset,
+            "name": self.name,
+            "object_id": str(self.object_id),
+            "class": self.class_name,
+            "backend": self.backend,
         }
