@@ -23,7 +23,8 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
 5. ``claystore.migrations`` — the system tables' versions, alembic integration for model
    tables, registry-aware migration operations; then ``claystore.housekeeping`` — integrity
    checks, sizes, locks and stats of a store.
-6. ``claystore.client``, ``claystore.web`` — the client and the web integration.
+6. ``claystore.client`` (and its ``claystore.configuration``), ``claystore.web`` — the client
+   and the web integration.
 7. ``claystore.cli`` — the ``claystore`` command.
 8. ``claystore`` (the package) — the public surface.
 
@@ -144,7 +145,7 @@ def _layer(module: str) -> tuple[int, int]:
         return (5, 0)
     if module.startswith("claystore.housekeeping"):
         return (5, 1)
-    if module in ("claystore.client", "claystore.web"):
+    if module in ("claystore.client", "claystore.configuration", "claystore.web"):
         return (6, 0)
     if module.startswith("claystore.cli"):
         return (7, 0)

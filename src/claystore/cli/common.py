@@ -29,7 +29,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import URL
 
-from claystore.client import Client, resolve_url
+from claystore.client import Client
+from claystore.configuration import resolve_url
 from claystore.dialects import translate_error
 from claystore.errors import BackendDoesNotExistError, ClaystoreError
 from claystore.migrations.environment import database_url
