@@ -214,7 +214,9 @@ class StorageSize:
 
     bytes: int
     backends: dict[str, int] = attrs.field(factory=dict)
-    #: what the size covers, backend name -> table (and index) name -> bytes
+    #: what the size covers, backend name -> table name -> bytes of the table with its
+    #: indexes (a class's share of the registry under ``"dc_object"``); a backend whose
+    #: tables cannot be measured one by one (SQLite without ``dbstat``) has no entry
     tables: dict[str, dict[str, int]] = attrs.field(factory=dict)
 
     @property
