@@ -404,6 +404,12 @@ class Dialect:
         """The holders of locks on this database's tables (``conn``: a connection to it)."""
         return Locks(conn)
 
+    def session_ids(self) -> frozenset[int]:
+        """The server's ids (PostgreSQL backend pids) of the connections now open on the
+        engines this dialect configured: the caller's own sessions, never terminated by
+        ``clear_locks``.  Engines without server sessions have none."""
+        return frozenset()
+
     # -- SQL: comparisons and orders -----------------------------------------------------------
 
     @classmethod

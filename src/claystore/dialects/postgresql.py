@@ -16,8 +16,12 @@ Called through :mod:`claystore.dialects.registry`.
 
 from __future__ import annotations
 
+import os
 import re
 import select
+import socket
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Final
 from uuid import UUID
@@ -44,6 +48,9 @@ from claystore.dialects.federation import Federation, ForeignSource, foreign_sou
 from claystore.dialects.locks import PostgreSQLLocks
 from claystore.dialects.storage import PostgreSQLStorage
 from claystore.errors import ConfigurationError
+
+#: The longest ``application_name`` the server keeps (NAMEDATALEN - 1 bytes).
+_APPLICATION_NAME_BYTES: Final = 63
 
 # advisory lock key for CREATE TABLE between processes ("claystor" in ASCII)
 _SCHEMA_LOCK_KEY = 0x636C_6179_7374_6F72
@@ -83,6 +90,13 @@ def has_hung_up(dbapi_connection: Any) -> bool:
         return bool(readable)  # pragma: no cover
     except (OSError, ValueError, psycopg.Error):
         return True
+
+
+def application_name() -> str:
+    """The ``application_name`` claystore gives its sessions: ``claystore <host> <pid>``, cut
+    to the 63 bytes the server keeps (so that ``pg_stat_activity`` tells them apart)."""
+    name = f"claystore {socket.gethostname()} {os.getpid()}".encode()
+    return name[:_APPLICATION_NAME_BYTES].decode(errors="ignore")
 
 
 def _checked_gid(gid: str) -> str:
@@ -173,6 +187,12 @@ class PostgreSQLDialect(Dialect):
             database=database or username or "postgres",
         )
 
+    def __init__(self, url: URL) -> None:
+        super().__init__(url)
+        #: the psycopg connections of the engines configured here (see :meth:`session_ids`)
+        self._sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._sessions_lock = threading.Lock()
+
     @override
     def storage(self, conn: Connection) -> PostgreSQLStorage:
         return PostgreSQLStorage(conn)
@@ -180,6 +200,14 @@ class PostgreSQLDialect(Dialect):
     @override
     def locks(self, conn: Connection) -> PostgreSQLLocks:
         return PostgreSQLLocks(conn)
+
+    @override
+    def session_ids(self) -> frozenset[int]:
+        """The backend pids of the open connections, recorded as each was made (no round
+        trip: psycopg knows its backend's pid)."""
+        with self._sessions_lock:
+            connections = list(self._sessions)
+        return frozenset(c.info.backend_pid for c in connections if not c.closed)
 
     @override
     def engine_options(self) -> dict[str, Any]:
@@ -191,9 +219,18 @@ class PostgreSQLDialect(Dialect):
     def configure(self, engine: Engine, *, lock_timeout: float) -> None:
         """The lock timeout, set once per connection; and at each checkout from the pool, a
         connection whose server side has gone (a restarted server) is replaced by a new one
-        (:func:`has_hung_up`: no round trip)."""
+        (:func:`has_hung_up`: no round trip).  Each connection is named (``application_name``,
+        :func:`application_name`, sent with the connection's start-up: no round trip) unless
+        the user named it (the URL's query, ``connect_args`` or ``PGAPPNAME``), and is
+        recorded as one of the client's own sessions (:meth:`session_ids`)."""
         super().configure(engine, lock_timeout=lock_timeout)
         timeout_ms = int(lock_timeout * 1000)
+        sessions, sessions_lock = self._sessions, self._sessions_lock
+
+        @event.listens_for(engine, "do_connect")
+        def on_do_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: Any) -> None:
+            if "application_name" not in cparams and "PGAPPNAME" not in os.environ:
+                cparams["application_name"] = application_name()
 
         @event.listens_for(engine, "checkout")
         def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -211,6 +248,8 @@ class PostgreSQLDialect(Dialect):
             # within hours of year 1 or 9999 would have no Python form and fail to load
             dbapi_connection.execute("SET TIME ZONE 'UTC'")
             dbapi_connection.autocommit = autocommit
+            with sessions_lock:
+                sessions.add(dbapi_connection)
 
     @override
     def reader(self, conn: Connection) -> Connection:

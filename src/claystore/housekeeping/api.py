@@ -105,9 +105,12 @@ class Housekeeping:
     ) -> list[LockHolder]:
         """End the locks that outlive their owners: on PostgreSQL, terminate the sessions
         holding locks on the store's tables (or one class's) for longer than ``older_than``
-        seconds (default: the client's ``lock_timeout``), never the caller's own; on SQLite,
-        recover what a crashed writer left (a checkpoint).  Returns every holder found, with
-        ``cleared`` set on those ended."""
+        seconds (default: the client's ``lock_timeout``), never the caller's own (the asking
+        connection and every open connection of this client); on SQLite, recover what a
+        crashed writer left (uncommitted ``-wal`` frames: a checkpoint; a hot ``-journal``:
+        rolled back), whatever its age.  A live SQLite process is never killed: there the lock
+        holder is the application itself.  Returns every holder found, with ``cleared`` set on
+        those ended and ``note`` saying what was done or why not."""
         wait = self.lock_timeout if older_than is None else older_than
         return locks.clear_locks(self.context.router, collection_name, older_than=wait)
 

@@ -255,6 +255,7 @@ class LockHolder:
     is_own: bool = False  # one of the caller's own connections (never terminated)
     is_stale: bool = False  # left by a process that is gone
     cleared: bool = False  # terminated / recovered by clear_locks
+    note: str | None = None  # what clear_locks did, or why not; what makes a holder stale
 
     def to_dict(self) -> dict[str, Any]:
         """The lock holder as JSON values."""
