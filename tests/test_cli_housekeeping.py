@@ -163,7 +163,8 @@ def test_stats_size_and_locks_print_json_for_scripts(db_url: str) -> None:
     human = claystore("size", "--human", "--models", MODELS, "--url", db_url).stdout
     assert "KiB" in human or "MiB" in human
     locks = as_json("locks", "--models", MODELS, "--url", db_url)
-    assert locks["holders"] == []
+    # only this command's own process (SQLite: it has the file open) may be listed
+    assert [holder for holder in locks["holders"] if not holder["is_own"]] == []
 
 
 def test_every_command_has_help_with_an_example() -> None:

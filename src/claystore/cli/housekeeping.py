@@ -47,7 +47,7 @@ from claystore.cli.common import (
     store,
     store_option,
 )
-from claystore.housekeeping.report import LockHolder, human_size
+from claystore.housekeeping.report import human_size
 from claystore.housekeeping.run import Progress as ProgressCallback
 from claystore.migrations.environment import model_modules
 from claystore.migrations.project import load_config
@@ -205,14 +205,6 @@ def size(
 # -- locks -------------------------------------------------------------------------------------
 
 
-def _overdue(holder: LockHolder, older_than: float) -> bool:
-    """True for a holder that is a problem: a crashed writer's leftover, or another session
-    holding locks for longer than ``older_than`` seconds, not cleared."""
-    if holder.cleared or holder.is_own:
-        return False
-    return holder.is_stale or (holder.age is not None and holder.age > older_than)
-
-
 @main.command()
 @click.option("--collection", metavar="CLASS", help="Only the locks on one class's tables.")
 @click.option("--clear", is_flag=True, help="End the locks older than --older-than.")
@@ -249,7 +241,7 @@ def locks(
             holders = client.clear_locks(collection, older_than=threshold)
         else:
             holders = client.list_locks(collection)
-    left = [holder for holder in holders if _overdue(holder, threshold)]
+    left = [holder for holder in holders if holder.is_overdue(threshold)]
     if as_json:
         emit_json({"older_than": threshold, "holders": [h.to_dict() for h in holders]})
     elif not holders:

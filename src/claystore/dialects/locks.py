@@ -51,6 +51,9 @@ class HeldLock:
     is_own: bool = False
     is_stale: bool = False
     note: str | None = None
+    #: clear_locks can end it (a PostgreSQL session; a crashed SQLite writer's leftovers), else
+    #: it is told about only (a live SQLite process: the application itself)
+    can_end: bool = False
 
 
 class Locks:
@@ -120,6 +123,7 @@ class PostgreSQLLocks(Locks):
                 application_name=row["application_name"] or None,
                 query=row["query"] or None,
                 is_own=bool(row["is_caller"]) or int(row["pid"]) in own_pids,
+                can_end=True,
             )
             for row in rows
         ]

@@ -152,6 +152,7 @@ def _holders_of(
                 query=held.query,
                 is_own=held.is_own,
                 is_stale=held.is_stale,
+                can_end=held.can_end or held.is_stale,
                 cleared=cleared,
                 note=note or held.note,
             )

@@ -255,7 +255,18 @@ class LockHolder:
     is_own: bool = False  # one of the caller's own connections (never terminated)
     is_stale: bool = False  # left by a process that is gone
     cleared: bool = False  # terminated / recovered by clear_locks
+    #: clear_locks can end it when old enough (a PostgreSQL session, a crashed SQLite
+    #: writer's leftovers); a live SQLite process (the application itself) is only told about
+    can_end: bool = False
     note: str | None = None  # what clear_locks did, or why not; what makes a holder stale
+
+    def is_overdue(self, older_than: float) -> bool:
+        """True for a holder that is a problem: one clear_locks can end (not the caller's
+        own, not ended yet) that is a crashed writer's leftover or older than ``older_than``
+        seconds."""
+        if self.cleared or self.is_own or not self.can_end:
+            return False
+        return self.is_stale or (self.age is not None and self.age > older_than)
 
     def to_dict(self) -> dict[str, Any]:
         """The lock holder as JSON values."""
