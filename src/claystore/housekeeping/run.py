@@ -1,9 +1,9 @@
 """What every level of the integrity check shares: :class:`CheckRun`.
 
 Owns :class:`CheckRun` (the backends, the classes checked, the report, the progress callback,
-the backends that did not answer), the rule that ``stop_on_error`` stops at the first problem
-(:class:`StopCheck`), and :func:`resolve_collection` (a ``collection`` argument -> its model
-class).
+the backends that did not answer, what each backend holds: :class:`Contents`), the rule that
+``stop_on_error`` stops at the first problem (:class:`StopCheck`), and
+:func:`resolve_collection` (a ``collection`` argument -> its model class).
 
 Called by :mod:`.integrity` (which makes the run) and by the level modules
 (:mod:`.classes`, :mod:`.registry`, :mod:`.references`, :mod:`.data`) that read and report.
@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import attrs
+import sqlalchemy as sa
 
 from claystore.errors import ConfigurationError, DatabaseConnectionError
 from claystore.housekeeping.report import IntegrityReport, Problem
@@ -24,8 +25,9 @@ from claystore.orm import mapping
 from claystore.orm.database import Database
 from claystore.orm.mapping import ModelInfo
 from claystore.orm.routing import Router
+from claystore.orm.system import dc_object
 
-__all__ = ["BATCH", "CheckRun", "Progress", "StopCheck", "resolve_collection"]
+__all__ = ["BATCH", "CheckRun", "Contents", "Progress", "StopCheck", "resolve_collection"]
 
 #: Rows read per statement by the checks that stream a table (levels 2-4).
 BATCH = 10_000
@@ -37,6 +39,24 @@ Progress = Callable[[str, int, "int | None"], None]
 
 class StopCheck(Exception):
     """Raised by :meth:`CheckRun.report_problem` to stop at the first problem."""
+
+
+@attrs.frozen
+class Contents:
+    """What one backend's database holds, read once per check: its table names and its
+    registry's class names (``dc_object.class_name``) with their number of rows."""
+
+    tables: frozenset[str]
+    registry: dict[str, int]
+
+    def is_stored(self, info: ModelInfo) -> bool:
+        """Whether the backend holds ``info``'s class: its table exists or its registry names
+        it (a class neither has is not a problem: its tables are made on first use)."""
+        return info.tablename in self.tables or info.tablename in self.registry
+
+    def has_tables(self, info: ModelInfo) -> bool:
+        """Whether every table of ``info``'s class and its parents exists."""
+        return all(model.tablename in self.tables for model in info.hierarchy)
 
 
 @attrs.define
@@ -56,6 +76,8 @@ class CheckRun:
     batch: int = BATCH
     #: backends that did not answer (reported once, at level 2; skipped by every level)
     unreachable: dict[UUID, str] = attrs.field(factory=dict)
+    #: what each backend holds (:meth:`contents`), read on first use
+    read_contents: dict[UUID, Contents] = attrs.field(factory=dict)
 
     def report_problem(self, problem: Problem) -> None:
         """Add a problem to the report; stop the check if it stops at the first."""
@@ -77,11 +99,33 @@ class CheckRun:
                 continue
             try:
                 database = self.router.database(backend_id)
-                database.read(_ping)
+                with database.inspecting() as conn:
+                    _ping(conn)
             except DatabaseConnectionError as exc:
                 self.unreachable[backend_id] = str(exc)
                 continue
             yield backend_id, database
+
+    def contents(self, backend_id: UUID, database: Database) -> Contents:
+        """What a backend holds (its tables, its registry's class names), read once per run
+        without touching its tables (:meth:`~claystore.orm.database.Database.inspecting`)."""
+        found = self.read_contents.get(backend_id)
+        if found is None:
+            with database.inspecting() as conn:
+                tables = frozenset(sa.inspect(conn).get_table_names())
+                counted = conn.execute(
+                    sa.select(dc_object.c.class_name, sa.func.count()).group_by(
+                        dc_object.c.class_name
+                    )
+                ).all()
+            found = Contents(tables, {str(name): int(count) for name, count in counted})
+            self.read_contents[backend_id] = found
+        return found
+
+    def stored_classes(self, backend_id: UUID, database: Database) -> list[ModelInfo]:
+        """The classes checked that a backend holds (:meth:`Contents.is_stored`)."""
+        contents = self.contents(backend_id, database)
+        return [info for info in self.classes if contents.is_stored(info)]
 
     def tick(self, task: str, done: int, total: int | None) -> None:
         """Tell the progress callback, if any."""

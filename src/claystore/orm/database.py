@@ -5,7 +5,8 @@ Owns :class:`Database`, the one place where connections are opened, in three sha
 
 - :meth:`Database.reader`: a short read outside any transaction (committed state; autocommit
   on PostgreSQL); :meth:`Database.read` runs such a read once more on a new connection when
-  the first one was lost (a server restart);
+  the first one was lost (a server restart); :meth:`Database.inspecting`: the same without
+  the schema check (the integrity check's reads, which must not change the tables);
 - :meth:`Database.open_write` / :meth:`Database.close_write`: the connection of a write
   transaction, begun so that it holds what it needs (SQLite ``BEGIN IMMEDIATE``) — used by
   :class:`claystore.orm.transaction.Transaction`, which opens it lazily;
@@ -111,10 +112,12 @@ class Database:
     # -- connections -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _connected(self) -> Iterator[Connection]:
-        """A connection (tables ensured, driver errors translated), closed at the end."""
+    def _connected(self, *, ensure: bool = True) -> Iterator[Connection]:
+        """A connection (tables ensured unless ``ensure`` is false, driver errors translated),
+        closed at the end."""
         self.check_open()
-        self.ensure_tables()
+        if ensure:
+            self.ensure_tables()
         with self._serial:
             try:
                 with self.engine.connect() as conn:
@@ -126,6 +129,14 @@ class Database:
     def reader(self) -> Iterator[Connection]:
         """A connection for a short read outside any transaction (committed state)."""
         with self._connected() as conn:
+            yield self.dialect.reader(conn)
+
+    @contextlib.contextmanager
+    def inspecting(self) -> Iterator[Connection]:
+        """A connection for a short read (as :meth:`reader`) that leaves the model tables as
+        they are: no schema check, nothing created.  What the integrity check reads through,
+        which reports a missing or drifted table instead of acting on it."""
+        with self._connected(ensure=False) as conn:
             yield self.dialect.reader(conn)
 
     def read(self, run: Callable[[Connection], T]) -> T:
