@@ -57,7 +57,8 @@ def check(
     chosen = resolve_collection(collection)
     router.refresh()
     metadata_url = router.metadata.dialect.url.render_as_string(hide_password=False)
-    backends = router.metadata.read(lambda conn: backend_registry.list_backends(conn, metadata_url))
+    with router.metadata.inspecting() as conn:  # reads only: creates no table
+        backends = backend_registry.list_backends(conn, metadata_url)
     selected = list(mapping.iter_subclass_infos(chosen)) if chosen is not None else mapping.models()
     name = None if chosen is None else chosen.cls.__name__
     report = IntegrityReport(level=level, collection=name)
