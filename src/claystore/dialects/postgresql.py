@@ -40,6 +40,7 @@ from claystore.dialects.base import (
     refuse_lone_surrogates,
     sql_constant,
 )
+from claystore.dialects.checks import PostgreSQLValueChecks
 from claystore.dialects.federation import Federation, ForeignSource, foreign_source_of
 from claystore.dialects.locks import PostgreSQLLocks
 from claystore.dialects.storage import PostgreSQLStorage
@@ -180,6 +181,10 @@ class PostgreSQLDialect(Dialect):
     @override
     def locks(self, conn: Connection) -> PostgreSQLLocks:
         return PostgreSQLLocks(conn)
+
+    @override
+    def value_checks(self) -> PostgreSQLValueChecks:
+        return PostgreSQLValueChecks()
 
     @override
     def engine_options(self) -> dict[str, Any]:
