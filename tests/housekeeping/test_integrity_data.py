@@ -337,12 +337,15 @@ def test_json_elements_of_a_wrong_type_are_reported(
 
 def test_a_set_stored_in_another_order_is_healthy(client: Client, store: HkDepartment) -> None:
     """A ``set[str]`` document in another order than claystore writes is still a set of str;
-    one holding a number is a wrong type."""
+    one holding a number, or a string (which would decode to a set of its letters), is a wrong
+    type."""
     card = HkIdCard()
     card.make_persistent()
     corrupt_document(client, "hk_data_id_card", "badges", card._dc_id, '["b", "a"]')
     assert run_levels(client, [4]).ok
     corrupt_document(client, "hk_data_id_card", "badges", card._dc_id, '["a", 2]')
+    assert_reported(client, 4, ProblemKind.WRONG_TYPE, card._dc_id, "badges")
+    corrupt_document(client, "hk_data_id_card", "badges", card._dc_id, '"ab"')  # str, no set
     assert_reported(client, 4, ProblemKind.WRONG_TYPE, card._dc_id, "badges")
 
 
