@@ -17,8 +17,8 @@ grouped as the class reads:
 - schema migrations: whether alembic must work in batch mode, and how an index is renamed;
 - SQL reporting across backends: the federation's statements and how they reach a backend
   (:mod:`.federation`; the default refuses);
-- housekeeping: the space tables take (:mod:`.storage`) and who holds locks on them
-  (:mod:`.locks`).
+- housekeeping: the space tables take (:mod:`.storage`), who holds locks on them
+  (:mod:`.locks`), and the SQL of the data check (:mod:`.checks`).
 
 A method's default is what an engine that already does what claystore needs would do; an
 engine overrides what differs (where no engine-independent SQL exists, the default raises).
@@ -50,6 +50,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.types import TypeEngine
 
 from claystore import errors
+from claystore.dialects.checks import ValueChecks
 from claystore.dialects.federation import Federation, ForeignSource, refusal
 from claystore.dialects.locks import Locks
 from claystore.dialects.storage import Storage
@@ -409,6 +410,11 @@ class Dialect:
         engines this dialect configured: the caller's own sessions, never terminated by
         ``clear_locks``.  Engines without server sessions have none."""
         return frozenset()
+
+    def value_checks(self) -> ValueChecks:
+        """The SQL conditions of the data check (:mod:`.checks`): which stored values are not
+        what claystore writes for their column's type."""
+        return ValueChecks()
 
     # -- SQL: comparisons and orders -----------------------------------------------------------
 

@@ -44,6 +44,7 @@ from claystore.dialects.base import (
     refuse_lone_surrogates,
     sql_constant,
 )
+from claystore.dialects.checks import PostgreSQLValueChecks
 from claystore.dialects.federation import Federation, ForeignSource, foreign_source_of
 from claystore.dialects.locks import PostgreSQLLocks
 from claystore.dialects.storage import PostgreSQLStorage
@@ -208,6 +209,10 @@ class PostgreSQLDialect(Dialect):
         with self._sessions_lock:
             connections = list(self._sessions)
         return frozenset(c.info.backend_pid for c in connections if not c.closed)
+
+    @override
+    def value_checks(self) -> PostgreSQLValueChecks:
+        return PostgreSQLValueChecks()
 
     @override
     def engine_options(self) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from claystore.dialects.base import (
     json_type_case,
     on_conflict_update,
 )
+from claystore.dialects.checks import SQLiteValueChecks
 from claystore.dialects.locks import SQLiteLocks
 from claystore.dialects.storage import SQLiteStorage
 
@@ -170,6 +171,10 @@ class SQLiteDialect(Dialect):
     @override
     def locks(self, conn: Connection) -> SQLiteLocks:
         return SQLiteLocks(conn)
+
+    @override
+    def value_checks(self) -> SQLiteValueChecks:
+        return SQLiteValueChecks()
 
     @override
     def engine_options(self) -> dict[str, Any]:

@@ -121,6 +121,8 @@ class Field:
     check_json: Callable[[Any], Any] | None = None
     encode: Callable[[Any], Any] | None = None
     decode: Callable[[Any], Any] | None = None
+    #: the container annotation of a JSON field (``dict[str, int]``), else None
+    json_type: Any = None
     resolver: Callable[[str], Any] | None = None
     _targets: tuple[type, ...] | None = None
 
@@ -374,7 +376,13 @@ class _Classifier:
                 return self.make(kind, False, indexed, raw_targets=raw_targets)
             check, encode, decode = self.json_codec(value)
             return self.make(
-                FieldKind.JSON, nullable, indexed, check_json=check, encode=encode, decode=decode
+                FieldKind.JSON,
+                nullable,
+                indexed,
+                check_json=check,
+                encode=encode,
+                decode=decode,
+                json_type=value,
             )
         if isinstance(value, type):
             raise self.error(f"{value.__name__} is neither a supported scalar nor a DataClayObject")
