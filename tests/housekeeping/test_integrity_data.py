@@ -1,11 +1,9 @@
 """Levels 3 (references) and 4 (data) of the integrity check, on a store corrupted with raw SQL.
 
 Each test corrupts a healthy store (``build_store``) one problem at a time and asserts that the
-check reports exactly that problem (kind, object id, field) at its level and nothing at the
-level below.  Levels 1-2 are written apart: until they are, the levels run through
-:func:`check_at` (a :class:`CheckRun` made as ``integrity.check`` makes it, running only the
-levels asked).  Once ``client.check_integrity`` runs every level, switch :func:`check_at` to
-it (its docstring says how); the tests stay as they are.
+check (``client.check_integrity``, every level up to the problem's) reports exactly that
+problem (kind, object id, field) and that the levels below report nothing.  Tests of one level
+alone (batches, memory) run it through :func:`run_levels`.
 """
 
 from __future__ import annotations
@@ -77,17 +75,14 @@ def run_levels(
 
 
 def check_at(client: Client, level: int) -> IntegrityReport:
-    """The report of level ``level`` alone.  When levels 1-2 are written, make this
-    ``client.check_integrity(level=level, stop_on_error=False)`` and keep only its problems of
-    ``level`` (the levels below are asserted apart by :func:`check_below`)."""
-    return run_levels(client, [level])
+    """The report of ``client.check_integrity`` at ``level`` (every level up to it), finding
+    every problem."""
+    return client.check_integrity(level=level, stop_on_error=False)
 
 
 def check_below(client: Client, level: int) -> IntegrityReport:
-    """The report of the levels below ``level`` that can run (3 for a level-4 problem; none
-    yet below 3).  When levels 1-2 are written, make this
-    ``client.check_integrity(level=level - 1, stop_on_error=False)``."""
-    return run_levels(client, [3] if level == 4 else [])
+    """The report of the levels below ``level``."""
+    return client.check_integrity(level=level - 1, stop_on_error=False)
 
 
 def only(report: IntegrityReport) -> Problem:
@@ -464,3 +459,26 @@ def test_level_4_reads_in_bounded_memory(client: Client) -> None:
     assert report.ok, report.text()
     assert report.checked["HkStaff rows"] == 30_000
     assert peak - base < everything / 4, (peak - base, everything)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    "document",
+    ['{"a\\u0000b": 1}', '{"\\ud800": 1}'],
+    ids=["escaped-nul-key", "lone-surrogate-key"],
+)
+def test_an_escaped_nul_or_lone_surrogate_in_json_is_reported(
+    client: Client, store: HkDepartment, document: str
+) -> None:
+    """A JSON key holding an escaped NUL or a lone surrogate (SQLite: PostgreSQL's jsonb
+    refuses both) is no ``dict[str, int]`` claystore could have written."""
+    member = a_member(store)
+    corrupt(
+        client, "UPDATE hk_staff SET tags = :doc WHERE id = :id", doc=document, id=member._dc_id
+    )
+    problem = only(check_at(client, 4))
+    assert (problem.kind, problem.object_id, problem.field) == (
+        ProblemKind.WRONG_TYPE,
+        member._dc_id,
+        "tags",
+    )

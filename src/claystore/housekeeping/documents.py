@@ -44,6 +44,7 @@ class DocumentReader:
         self._decode: Callable[[Any], Any] = field.decode
         self._annotation = field.annotation
         self._quick = quick_test(field.json_type)
+        self._quick_plain = quick_test(field.json_type, plain=True)
         self._scan = _DECODER.raw_decode
 
     def __call__(self, text: Any) -> tuple[ProblemKind, str] | None:
@@ -61,7 +62,9 @@ class DocumentReader:
                 document = json.loads(text)  # a document with whitespace around it, or none
             except (ValueError, RecursionError) as exc:
                 return ProblemKind.UNDECODABLE_VALUE, f"not JSON ({exc}): {text!r:.80}"
-        if self._quick(document):
+        # text without an escaped code point holds no NUL and no lone surrogate
+        quick = self._quick if "\\u" in text else self._quick_plain
+        if quick(document):
             return None
         try:
             encoded = self._encode(self._check(self._decode(document)))
@@ -125,22 +128,48 @@ def _is_bool(value: Any) -> bool:
     return type(value) is bool
 
 
+def _is_plain_str(value: Any) -> bool:
+    return type(value) is str
+
+
 _LEAVES: dict[Any, Test] = {str: _is_str, int: _is_int, float: _is_float, bool: _is_bool}
 
 
-def quick_test(annotation: Any) -> Test:  # noqa: PLR0911 - a case per kind of annotation
+def quick_test(annotation: Any, *, plain: bool = False) -> Test:  # noqa: PLR0911 - per kind
     """A test that a parsed document certainly is of ``annotation`` (a JSON field's container
     type) as JSON holds it natively: lists (and ``tuple[X, ...]``) and ``dict[str, ...]`` of
     str, int, float, bool and ``X | None``.  For any other annotation (sets, dates, enums...)
-    it says "not known" and the codec judges."""
+    it says "not known" and the codec judges.  ``plain``: for a document whose text has no
+    escape of a code point (backslash u), so that its strings (keys too) hold no NUL and no
+    lone surrogate."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
-        return quick_test(args[0])
+        return quick_test(args[0], plain=plain)
     if origin in (Union, types.UnionType):
         rest = [a for a in args if a is not type(None)]
         if len(rest) != 1:
             return _never
+        inner = quick_test(rest[0], plain=plain)
+        return lambda value: value is None or inner(value)
+    leaf = _is_plain_str if plain and annotation is str else _LEAVES.get(annotation)
+    if leaf is not None:
+        return leaf
+    if origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+        item = quick_test(args[0], plain=plain)
+        if item is _never:
+            return _never
+        return lambda value: type(value) is list and all(map(item, value))
+    if origin is dict and len(args) == 2 and args[0] is str:
+        member = quick_test(args[1], plain=plain)
+        if member is _never:
+            return _never
+        if plain:  # the keys of a JSON object are strings
+            return lambda value: type(value) is dict and all(map(member, value.values()))
+        return lambda value: (
+            type(value) is dict and all(map(_is_str, value)) and all(map(member, value.values()))
+        )
+    return _never
         inner = quick_test(rest[0])
         return lambda value: value is None or inner(value)
     leaf = _LEAVES.get(annotation)

@@ -29,16 +29,17 @@ __all__ = ["Window", "found_on", "windows"]
 
 @attrs.frozen
 class Window:
-    """The keys ``after < key <= upto`` of a table (``after`` None: from the first), of which
-    ``rows`` rows were counted (at least: equal keys past the count belong to the window)."""
+    """The keys ``after < key <= upto`` of a table (``after`` None: from the first; ``upto``
+    None: to the last), of which ``rows`` rows were counted (at least: equal keys past the
+    count belong to the window)."""
 
     after: Any
-    upto: Any
+    upto: Any  # None: to the last key
     rows: int
 
     def bounds(self, column: sa.ColumnElement[Any]) -> list[sa.ColumnElement[bool]]:
         """The conditions that keep ``column`` (the key) in this window."""
-        terms = [column <= self.upto]
+        terms = [] if self.upto is None else [column <= self.upto]
         if self.after is not None:
             terms.append(column > self.after)
         return terms
@@ -51,21 +52,26 @@ def windows(
     size: int,
 ) -> Iterator[Window]:
     """The rows of ``column``'s table that match ``where``, as consecutive windows of about
-    ``size`` keys in key order (``column`` need not be unique).  One statement per window:
-    its last key and its number of rows (no ``max()``: PostgreSQL has none for ``uuid``)."""
+    ``size`` keys in key order (``column`` need not be unique).  One statement per window: the
+    key ``size`` rows on (``OFFSET``: an index walk, no sort); the last window is counted."""
     after: Any = None
     while True:
-        page = sa.select(column.label("key")).where(*where)
+        page = sa.select(column).where(*where)
         if after is not None:
             page = page.where(column > after)
-        keys = page.order_by(column).limit(size).subquery()
-        last = conn.execute(
-            sa.select(keys.c.key, sa.func.count().over()).order_by(keys.c.key.desc()).limit(1)
-        ).first()
-        if last is None:
-            return
-        window = Window(after, last[0], int(last[1]))
+        upto = conn.execute(page.order_by(column).limit(1).offset(size - 1)).scalar()
+        if upto is not None:
+            window = Window(after, upto, size)
+        else:  # fewer than size rows left: the last window
+            rest = conn.execute(
+                sa.select(sa.func.count()).select_from(page.subquery())
+            ).scalar_one()
+            if not rest:
+                return
+            window = Window(after, None, int(rest))
         yield window
+        if window.upto is None:
+            return
         after = window.upto
 
 
