@@ -170,21 +170,3 @@ def quick_test(annotation: Any, *, plain: bool = False) -> Test:  # noqa: PLR091
             type(value) is dict and all(map(_is_str, value)) and all(map(member, value.values()))
         )
     return _never
-        inner = quick_test(rest[0])
-        return lambda value: value is None or inner(value)
-    leaf = _LEAVES.get(annotation)
-    if leaf is not None:
-        return leaf
-    if origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
-        item = quick_test(args[0])
-        if item is _never:
-            return _never
-        return lambda value: type(value) is list and all(map(item, value))
-    if origin is dict and len(args) == 2 and args[0] is str:
-        member = quick_test(args[1])
-        if member is _never:
-            return _never
-        return lambda value: (
-            type(value) is dict and all(map(_is_str, value)) and all(map(member, value.values()))
-        )
-    return _never
