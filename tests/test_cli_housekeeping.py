@@ -19,7 +19,9 @@ import sqlalchemy as sa
 
 from claystore import Client
 from claystore.orm.system import dc_object
+from tests.housekeeping.lock_holder import APPLICATION_NAME
 from tests.housekeeping.models import HkDepartment, HkStaff, build_store
+from tests.housekeeping.test_locks import COUNTER_TABLE, LkCounter, lock_held
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = "tests.housekeeping.models"
@@ -134,14 +136,14 @@ def test_aliases_lists_every_alias_and_exits_1_on_a_dangling_one(db_url: str) ->
     with Client(db_url):
         build_store(1)
         HkStaff("solo", 1.0).make_persistent(alias="solo")
-    listed = as_json("aliases", "--url", db_url)
-    assert {(a["name"], a["class"], a["backend"]) for a in listed} == {
-        ("dept", "hk_department", "default"),
-        ("solo", "hk_staff", "default"),
+    listed = as_json("aliases", "--models", MODELS, "--url", db_url)
+    assert {(a["name"], a["class"], a["table"], a["backend"]) for a in listed} == {
+        ("dept", "HkDepartment", "hk_department", "default"),
+        ("solo", "HkStaff", "hk_staff", "default"),
     }
-    assert as_json("aliases", "--dataset", "nobody", "--url", db_url) == []
+    assert as_json("aliases", "--dataset", "nobody", "--models", MODELS, "--url", db_url) == []
     _dangling_alias(db_url, build=False)
-    listed = as_json("aliases", "--url", db_url, expect=1)
+    listed = as_json("aliases", "--models", MODELS, "--url", db_url, expect=1)
     assert {(a["name"], a["class"]) for a in listed if a["name"].startswith("dept")} == {
         ("dept", None)
     }
@@ -230,3 +232,24 @@ def test_check_shows_a_progress_bar_on_a_terminal(db_url: str) -> None:
     shown = _run_in_terminal("check", "--level", "4", "--models", MODELS, "--url", db_url)
     assert "level 4" in shown
     assert "/" in shown  # rows done / total
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_locks_exits_1_on_a_stuck_session_and_clear_ends_it(db_url: str) -> None:
+    """Another process's open transaction on an object's row: locks --older-than 0 lists it
+    (its application name) and exits 1; locks --clear ends it (exit 0, JSON says cleared);
+    then nothing is held."""
+    models = "tests.housekeeping.test_locks"
+    with Client(db_url):
+        LkCounter().make_persistent()
+    with lock_held(db_url, COUNTER_TABLE):
+        time.sleep(0.1)
+        args = ("--older-than", "0", "--models", models, "--url", db_url)
+        listed = claystore("locks", *args, expect=1)
+        assert APPLICATION_NAME in listed.stdout
+        assert "end them with: claystore locks --clear" in listed.stdout
+        cleared = as_json("locks", "--clear", *args)
+        [ended] = [h for h in cleared["holders"] if not h["is_own"]]
+        assert ended["cleared"] is True
+        assert ended["application_name"] == APPLICATION_NAME
+        assert claystore("locks", *args).stdout.strip() == "no locks held"

@@ -242,25 +242,28 @@ def locks(
         else:
             holders = client.list_locks(collection)
     left = [holder for holder in holders if holder.is_overdue(threshold)]
+    others = [holder for holder in holders if not holder.is_own]  # not this command's own
     if as_json:
         emit_json({"older_than": threshold, "holders": [h.to_dict() for h in holders]})
-    elif not holders:
+    elif not others:
         click.echo("no locks held")
     else:
         columns = ("backend", "pid", "age (s)", "state", "application", "tables", "query")
         table = new_table((*columns, "note"), right={"pid", "age (s)"})
-        for holder in holders:
+        for holder in others:
             age = "" if holder.age is None else f"{holder.age:.1f}"
-            note = "cleared" if holder.cleared else "own" if holder.is_own else ""
-            note = "stale" if holder.is_stale and not note else note
+            note = "cleared" if holder.cleared else "stale" if holder.is_stale else ""
+            tables = ", ".join(holder.tables[:3])
+            if len(holder.tables) > 3:
+                tables += f" (+{len(holder.tables) - 3})"
             table.add_row(
                 holder.backend,
                 "" if holder.pid is None else str(holder.pid),
                 age,
                 holder.state,
                 holder.application_name or "",
-                ", ".join(holder.tables),
-                (holder.query or "").replace("\n", " ")[:80],
+                tables,
+                (holder.query or "").replace("\n", " ")[:60],
                 note,
             )
         console().print(table)
@@ -311,15 +314,19 @@ def stats(models: str | None, url: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.option("--dataset", metavar="D", help="Only the aliases of one dataset.")
+@models_option
 @store_option
 @json_option
 @click.pass_context
-def aliases(ctx: click.Context, dataset: str | None, url: str | None, as_json: bool) -> None:
+def aliases(
+    ctx: click.Context, dataset: str | None, models: str | None, url: str | None, as_json: bool
+) -> None:
     """List every alias with the object it names (class, backend); exit 1 when an alias
     names an object that is gone.
 
     Example: claystore aliases --dataset sales
     """
+    _load_models(models)
     with store(url) as client, reported(None):
         found = client.list_aliases(dataset)
     if as_json:

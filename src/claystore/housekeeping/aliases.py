@@ -2,8 +2,9 @@
 
 Owns :func:`list_aliases`: every row of ``dc_alias`` (the metadata database), optionally of one
 dataset, joined with the registry row of the object it names on whichever backend holds it
-(looked up a batch of ids at a time on each backend).  An alias whose object is on no backend
-that answers comes back with ``class_name`` None.
+(looked up a batch of ids at a time on each backend): its class (the model class's name, else
+the table's) and backend.  An alias whose object is on no backend that answers comes back with
+``class_name`` None.
 
 Called by :class:`~claystore.housekeeping.api.Housekeeping` (``client.list_aliases``) and the
 ``claystore aliases`` command.
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Connection
 from claystore.errors import DatabaseConnectionError
 from claystore.housekeeping.report import AliasInfo
 from claystore.orm import backends as backend_registry
+from claystore.orm import mapping
 from claystore.orm.aliases import check_dataset
 from claystore.orm.routing import Router
 from claystore.orm.system import dc_alias, dc_object
@@ -79,13 +81,15 @@ def list_aliases(router: Router, dataset: str | None = None) -> list[AliasInfo]:
     aliases = []
     for row in rows:
         object_id = UUID(str(row.object_id))
-        class_name, backend = found.get(object_id, (None, None))
+        table, backend = found.get(object_id, (None, None))
+        info = None if table is None else mapping.info_for_table(table)
         aliases.append(
             AliasInfo(
                 dataset=row.dataset,
                 name=row.name,
                 object_id=object_id,
-                class_name=class_name,
+                class_name=table if info is None else info.cls.__name__,
+                table=table,
                 backend=backend,
             )
         )

@@ -304,13 +304,15 @@ class ClassStats:
 
 @attrs.frozen
 class AliasInfo:
-    """An alias and the object it names: its class's table and backend, both None when no
-    backend holds the object (a dangling alias: ``check_integrity(level=2)`` reports it)."""
+    """An alias and the object it names: its class (the model class's name; the table's name
+    for a class no loaded module defines), table and backend, all None when no backend holds
+    the object (a dangling alias: ``check_integrity(level=2)`` reports it)."""
 
     dataset: str
     name: str
     object_id: UUID
     class_name: str | None
+    table: str | None
     backend: str | None
 
     @property
@@ -325,5 +327,6 @@ class AliasInfo:
             "name": self.name,
             "object_id": str(self.object_id),
             "class": self.class_name,
+            "table": self.table,
             "backend": self.backend,
         }
