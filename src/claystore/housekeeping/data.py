@@ -137,7 +137,7 @@ def _check_table(
         if documents:
             done += len(part)
             run.tick(task, done, total)
-    run.report.count(f"{name} rows", total)
+    run.report.count(f"{name} rows decoded", total)
     run.tick(task, total, total)
 
 
