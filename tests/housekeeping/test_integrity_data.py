@@ -437,11 +437,11 @@ def test_a_collection_is_checked_with_its_inherited_fields(
 
 
 def test_level_4_reads_in_bounded_memory(client: Client) -> None:
-    """Level 4 over 12,000 objects in batches of 500 peaks far below what reading every
+    """Level 4 over 24,000 objects in batches of 500 peaks far below what reading every
     row at once takes (measured in the same test)."""
-    for start in range(0, 12_000, 6_000):
+    for start in range(0, 24_000, 8_000):
         with client.session() as session:
-            session.add_all([HkStaff(f"s{n}", float(n)) for n in range(start, start + 6_000)])
+            session.add_all([HkStaff(f"s{n}", float(n)) for n in range(start, start + 8_000)])
     database = client.context.router.metadata
     table = HkStaff._dc_info.table
     tracemalloc.start()
@@ -457,8 +457,8 @@ def test_level_4_reads_in_bounded_memory(client: Client) -> None:
     finally:
         tracemalloc.stop()
     assert report.ok, report.text()
-    assert report.checked["HkStaff rows decoded"] == 12_000
-    assert peak - base < everything / 4, (peak - base, everything)
+    assert report.checked["HkStaff rows decoded"] == 24_000
+    assert peak - base < everything / 3, (peak - base, everything)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
