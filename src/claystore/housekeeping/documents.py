@@ -47,11 +47,14 @@ class DocumentReader:
         self._quick_plain = quick_test(field.json_type, plain=True)
         self._scan = _DECODER.raw_decode
 
-    def __call__(self, text: Any) -> tuple[ProblemKind, str] | None:
-        """None when ``text`` holds a document of the field's type, else what is wrong."""
-        if type(text) is not str:  # SQLite's typeless column: a number, a blob
+    def __call__(self, text: Any) -> tuple[ProblemKind, str] | None:  # noqa: PLR0911 - per outcome
+        """None when ``text`` holds a document of the field's type (or is NULL), else what is
+        wrong."""
+        if type(text) is not str:  # NULL, or in SQLite's typeless column a number, a blob
             if isinstance(text, bytes | memoryview):
                 return ProblemKind.UNDECODABLE_VALUE, "bytes, not JSON text"
+            if text is None:
+                return None
             text = str(text)
         try:
             document, end = self._scan(text)  # json.loads without its whitespace handling
