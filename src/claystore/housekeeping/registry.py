@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from claystore.housekeeping.report import Problem, ProblemKind
 from claystore.housekeeping.run import CheckRun
-from claystore.housekeeping.scan import found_on, windows
+from claystore.housekeeping.scan import Window, found_on, windows
 from claystore.orm import mapping, moving, twophase
 from claystore.orm.database import Database
 from claystore.orm.mapping import ModelInfo
@@ -187,51 +187,67 @@ def check_rows(run: CheckRun, backend_id: UUID, database: Database, skip: set[UU
     tables are all there; the objects of ``skip`` (being moved) left out."""
     contents = run.contents(backend_id, database)
     infos = [i for i in run.stored_classes(backend_id, database) if contents.has_tables(i)]
-    for info in infos:
-        if contents.registry.get(info.tablename):
-            _missing_rows(run, backend_id, database, info, skip)
+    registered = [i for i in infos if contents.registry.get(i.tablename)]
+    if registered:
+        _missing_rows(run, backend_id, database, registered, skip)
     reported: set[UUID] = set()
     for table, dc_classes in _object_tables(infos):
         _unregistered_rows(run, backend_id, database, (table, dc_classes), skip, reported)
 
 
 def _missing_rows(
-    run: CheckRun, backend_id: UUID, database: Database, info: ModelInfo, skip: set[UUID]
+    run: CheckRun,
+    backend_id: UUID,
+    database: Database,
+    infos: list[ModelInfo],
+    skip: set[UUID],
 ) -> None:
-    """``MISSING_OBJECT_ROW``: registry rows of ``info``'s class (its own, not its
-    subclasses') without a row in each of its tables."""
-    registry = dc_object.alias("registry")
-    tables = [model.table.alias(f"t{n}") for n, model in enumerate(info.hierarchy)]
-    joined: sa.FromClause = registry
-    for table in tables:
-        joined = joined.outerjoin(table, table.c.id == registry.c.id)
-    key = registry.c.id
-    of_class = registry.c.class_name == info.tablename
-    task = f"level 2: {info.cls.__name__} registry rows"
-    total = run.contents(backend_id, database).registry.get(info.tablename)
+    """``MISSING_OBJECT_ROW``: registry rows of the classes of ``infos`` (each its own, not
+    its subclasses') without a row in each of their tables.  The registry is read in windows
+    of ids (a walk of its primary key: no scan per window whatever the engine's statistics),
+    each window once per class."""
+    task = "level 2: registry rows"
+    total = sum(run.contents(backend_id, database).registry.values())
     backend = run.backend_name(backend_id)
     done = 0
     with database.inspecting() as conn:
-        for window in windows(
-            conn, dc_object.c.id, [dc_object.c.class_name == info.tablename], run.batch
-        ):
-            statement = (
-                sa.select(key, *(t.c.id.is_(None) for t in tables))
-                .select_from(joined)
-                .where(of_class, *window.bounds(key), sa.or_(*(t.c.id.is_(None) for t in tables)))
-                .order_by(key)
-            )
-            for row in conn.execute(statement):
-                object_id: UUID = row[0]
-                if object_id in skip:
-                    continue
-                missing = [
-                    m.tablename for m, gone in zip(info.hierarchy, row[1:], strict=True) if gone
-                ]
-                _report_missing(run, info, object_id, missing, backend)
+        for window in windows(conn, dc_object.c.id, [], run.batch):
+            for info in infos:
+                for row in conn.execute(_missing_in(info, window)):
+                    object_id: UUID = row[0]
+                    if object_id in skip:
+                        continue
+                    missing = [
+                        m.tablename for m, gone in zip(info.hierarchy, row[1:], strict=True) if gone
+                    ]
+                    _report_missing(run, info, object_id, missing, backend)
             done += window.rows
             run.report.count("registry rows", window.rows)
             run.tick(task, done, total)
+
+
+def _missing_in(info: ModelInfo, window: Window) -> sa.Select[Any]:
+    """The registry rows of ``info``'s class in ``window`` that miss a row in one of its
+    tables: the id, then per table whether it misses its row.  The window bounds both sides
+    of each join (in its ON clause), so the engine reads every table by its key in the
+    window's range: without statistics PostgreSQL would otherwise hash a whole table per
+    window."""
+    registry = dc_object.alias("registry")
+    key = registry.c.id
+    tables = [model.table.alias(f"t{n}") for n, model in enumerate(info.hierarchy)]
+    joined: sa.FromClause = registry
+    for table in tables:
+        joined = joined.outerjoin(table, sa.and_(table.c.id == key, *window.bounds(table.c.id)))
+    return (
+        sa.select(key, *(t.c.id.is_(None) for t in tables))
+        .select_from(joined)
+        .where(
+            registry.c.class_name == info.tablename,
+            *window.bounds(key),
+            sa.or_(*(t.c.id.is_(None) for t in tables)),
+        )
+        .order_by(key)
+    )
 
 
 def _report_missing(
@@ -295,10 +311,15 @@ def _unregistered_rows(  # noqa: PLR0917 - the scan of one table on one backend
     task = f"level 2: {info.cls.__name__} rows"
     done = 0
     with database.inspecting() as conn:
-        for window in windows(conn, table.c.id, where, run.batch):
+        for window in windows(conn, table.c.id, [], run.batch):  # a walk of the key
             statement = (
                 sa.select(*columns)
-                .select_from(table.outerjoin(registry, registry.c.id == table.c.id))
+                .select_from(
+                    table.outerjoin(  # both sides read by key (see _missing_in)
+                        registry,
+                        sa.and_(registry.c.id == table.c.id, *window.bounds(registry.c.id)),
+                    )
+                )
                 .where(registry.c.id.is_(None), *where, *window.bounds(table.c.id))
                 .order_by(table.c.id)
             )
@@ -349,13 +370,15 @@ def check_versions(run: CheckRun, reachable: Reachable) -> None:
         original, parent = dc_object.alias("original"), dc_object.alias("parent")
         lost_original = version.c.original_id.is_not(None) & original.c.id.is_(None)
         lost_parent = version.c.parent_id.is_not(None) & parent.c.id.is_(None)
-        is_version = version.c.original_id.is_not(None) | version.c.parent_id.is_not(None)
+        has_original = version.c.original_id.is_not(None)
         joined = version.outerjoin(original, original.c.id == version.c.original_id).outerjoin(
             parent, parent.c.id == version.c.parent_id
         )
         of_classes = version.c.class_name.in_(names)
         with database.inspecting() as conn:
-            for window in windows(conn, version.c.id, [is_version, of_classes], run.batch):
+            # the walk of the partial index of versions (no scan per window), the classes
+            # filtered in the window's statement
+            for window in windows(conn, version.c.id, [has_original], run.batch):
                 statement = (
                     sa.select(
                         version.c.id,
