@@ -467,3 +467,40 @@ def test_progress_is_told_after_each_window(client: Client, dept: HkDepartment) 
     staff = [done for task, done, _ in seen if task == "level 2: HkStaff rows"]
     assert staff == [2, 4, 6, 7]  # 6 staff and the manager: windows of 2
     assert ("level 1: classes", 1, 1) in seen
+
+
+def test_classes_defined_after_start_are_checked_without_touching_their_tables(
+    client: Client, db_url: str, dept: HkDepartment
+) -> None:
+    """A class defined after the client started, whose table another release left behind
+    with a column missing, is reported at level 1, and levels 2-4 still run (no schema check
+    of theirs raises); a class defined then whose table does not exist gets none from the
+    check: a check creates nothing."""
+    from claystore import DataClayObject
+    from claystore.orm.mapping import forget_models
+
+    old = sa.Table(
+        "hk_late",
+        sa.MetaData(),
+        sa.Column("id", sa.Uuid, primary_key=True),
+        sa.Column("title", sa.String),
+    )
+    with plain_engine(db_url) as engine, engine.begin() as conn:
+        old.create(conn)
+
+    class HkLate(DataClayObject):
+        title: str
+        size: int
+
+    class HkLateUnstored(DataClayObject):
+        title: str
+
+    try:
+        report = _check(client, 4)
+        assert report.kinds() == {K.SCHEMA}, report.text()
+        assert {p.table for p in report.problems} == {"hk_late"}
+        assert "size" in {p.field for p in report.problems}
+        with plain_engine(db_url) as engine, engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("hk_late_unstored")
+    finally:
+        forget_models(HkLate, HkLateUnstored)

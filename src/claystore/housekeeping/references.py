@@ -22,7 +22,6 @@ Called by :mod:`.integrity` through :func:`check`.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -84,7 +83,7 @@ def check(run: CheckRun) -> None:
     selected = {info.tablename for info in run.classes}
     for backend_id, database in databases:
         others = [(i, d) for i, d in databases if i != backend_id]
-        with database.read_transaction(chunk=run.batch) as conn:
+        with database.read_transaction(chunk=run.batch, ensure=False) as conn:
             stored = StoredTables(conn)
             if not stored.has(dc_object, "id", "class_name"):
                 continue  # no registry here: level 1 reports it
@@ -233,7 +232,8 @@ def _find_elsewhere(
         wanted = [i for i in ids if i not in found]
         if not wanted:
             break
-        rows = database.read(functools.partial(_registry_rows, database.dialect, wanted))
+        with database.inspecting() as conn:  # reads only: creates no table
+            rows = _registry_rows(database.dialect, wanted, conn)
         found.update((object_id, (other_id, class_name)) for object_id, class_name in rows)
     return found
 

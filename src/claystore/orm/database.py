@@ -139,22 +139,24 @@ class Database:
         with self._connected(ensure=False) as conn:
             yield self.dialect.reader(conn)
 
-    def read(self, run: Callable[[Connection], T]) -> T:
-        """``run(conn)`` on a connection for a short read (see :meth:`reader`); run once more
-        on a new connection if the first one was lost (a server restart): a read is safe to
-        repeat."""
+    def read(self, run: Callable[[Connection], T], *, ensure: bool = True) -> T:
+        """``run(conn)`` on a connection for a short read (see :meth:`reader`; ``ensure=False``:
+        :meth:`inspecting`, for reads of the system tables alone); run once more on a new
+        connection if the first one was lost (a server restart): a read is safe to repeat."""
+        opened = self.reader if ensure else self.inspecting
         try:
-            with self.reader() as conn:
+            with opened() as conn:
                 return run(conn)
         except ConnectionLostError:
-            with self.reader() as conn:
+            with opened() as conn:
                 return run(conn)
 
     @contextlib.contextmanager
-    def read_transaction(self, *, chunk: int) -> Iterator[Connection]:
+    def read_transaction(self, *, chunk: int, ensure: bool = True) -> Iterator[Connection]:
         """A read transaction whose results stream ``chunk`` rows at a time (rolled back at
-        the end: it wrote nothing)."""
-        with self._connected() as conn:
+        the end: it wrote nothing); ``ensure=False`` leaves the model tables as they are (no
+        schema check, nothing created: the integrity check, as :meth:`inspecting`)."""
+        with self._connected(ensure=ensure) as conn:
             conn.execution_options(yield_per=chunk)
             self.dialect.begin(conn, write=False, lock_timeout=self.lock_timeout)
             yield conn

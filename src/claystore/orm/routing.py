@@ -72,7 +72,7 @@ class Router:
         if max_age is not None and time.monotonic() - self._read_at < max_age:
             return False
         read_at = time.monotonic()
-        urls = self.metadata.read(backends.connect_urls)
+        urls = self.metadata.read(backends.connect_urls, ensure=False)  # system tables only
         with self._lock:
             added = bool(urls.keys() - self._urls.keys())
             self._urls = urls
