@@ -76,3 +76,18 @@ def test_backends_example_runs(
     assert "bob by alias: bob@default" in out
     assert out[-2] == "people, by name descending: carol@b1 bob@default ann@b2"
     assert out[-1] == "people after the first: 2"
+
+
+def test_housekeeping_example_finds_the_hand_edits(db_url: str, tmp_path: Path) -> None:
+    """examples/housekeeping.py: a healthy store checks clean; after the hand edits the
+    check names each problem at its level, and writes its report file."""
+    env = {} if db_url.startswith("sqlite") else {"DC_URL": db_url}
+    out = run_example("housekeeping.py", tmp_path, env)
+    assert "level 4 check of the store: no problem found" in out
+    assert "level 4 check of the store: 3 problems found" in out
+    assert "level 2 missing object row: Customer" in out
+    assert "level 4 unknown enum name: Order.status" in out
+    assert "level 4 wrong type: Order.lines" in out
+    assert "dangling" not in out  # the order's registry row of its customer is still there
+    assert "classes: ['Customer', 'Order']" in out
+    assert (tmp_path / "housekeeping-check.txt").read_text().count("\n- ") == 3
