@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from claystore import Client, DataClayObject
 from claystore.housekeeping import data, references
 from claystore.housekeeping.report import IntegrityReport, Problem, ProblemKind
-from claystore.housekeeping.run import BATCH, CheckRun, resolve_collection
-from claystore.orm import backends as backend_registry
+from claystore.housekeeping.run import BATCH, CheckRun, registered_backends, resolve_collection
 from claystore.orm import mapping
 
 from .models import HkDepartment, HkManager, HkOffice, HkRole, HkStaff, build_store
@@ -55,9 +54,7 @@ def run_levels(
     subclasses), without stopping at the first problem, through a :class:`CheckRun` made as
     :func:`claystore.housekeeping.integrity.check` makes it."""
     router = client.context.router
-    router.refresh()
-    url = router.metadata.dialect.url.render_as_string(hide_password=False)
-    found = router.metadata.read(lambda conn: backend_registry.list_backends(conn, url))
+    found = registered_backends(router)
     levels = list(levels)
     chosen = resolve_collection(collection)
     run = CheckRun(

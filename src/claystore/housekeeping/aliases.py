@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from claystore.errors import DatabaseConnectionError
 from claystore.housekeeping.report import AliasInfo
-from claystore.orm import backends as backend_registry
+from claystore.housekeeping.run import registered_backends
 from claystore.orm import mapping
 from claystore.orm.aliases import check_dataset
 from claystore.orm.routing import Router
@@ -47,17 +47,10 @@ def list_aliases(router: Router, dataset: str | None = None) -> list[AliasInfo]:
         statement = statement.where(dc_alias.c.dataset == check_dataset(dataset))
     statement = statement.order_by(dc_alias.c.dataset, dc_alias.c.name)
     rows = router.metadata.read(lambda conn: conn.execute(statement).all())
-    router.refresh()
-    metadata_url = router.metadata.dialect.url.render_as_string(hide_password=False)
-    names = {
-        backend_id: info.name
-        for backend_id, info in router.metadata.read(
-            lambda conn: backend_registry.list_backends(conn, metadata_url)
-        ).items()
-    }
+    names = {backend_id: info.name for backend_id, info in registered_backends(router).items()}
     wanted = {UUID(str(row.object_id)) for row in rows}
     found: dict[UUID, tuple[str, str]] = {}  # object id -> (class table, backend name)
-    for backend_id in router.known():
+    for backend_id in names:
         missing = sorted(wanted - found.keys())
         if not missing:
             break

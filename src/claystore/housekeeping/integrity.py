@@ -25,8 +25,14 @@ from typing import Any
 from claystore.errors import ConfigurationError
 from claystore.housekeeping import classes, data, references, registry
 from claystore.housekeeping.report import LEVELS, IntegrityReport
-from claystore.housekeeping.run import BATCH, CheckRun, Progress, StopCheck, resolve_collection
-from claystore.orm import backends as backend_registry
+from claystore.housekeeping.run import (
+    BATCH,
+    CheckRun,
+    Progress,
+    StopCheck,
+    registered_backends,
+    resolve_collection,
+)
 from claystore.orm import mapping
 from claystore.orm.routing import Router
 
@@ -55,10 +61,7 @@ def check(
     the report of what was found (see the module docstring)."""
     level = check_level(level)
     chosen = resolve_collection(collection)
-    router.refresh()
-    metadata_url = router.metadata.dialect.url.render_as_string(hide_password=False)
-    with router.metadata.inspecting() as conn:  # reads only: creates no table
-        backends = backend_registry.list_backends(conn, metadata_url)
+    backends = registered_backends(router)
     selected = list(mapping.iter_subclass_infos(chosen)) if chosen is not None else mapping.models()
     name = None if chosen is None else chosen.cls.__name__
     report = IntegrityReport(level=level, collection=name)

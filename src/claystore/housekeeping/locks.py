@@ -33,8 +33,7 @@ from claystore.dialects.base import Dialect
 from claystore.dialects.locks import HeldLock, Locks
 from claystore.errors import ConfigurationError, DatabaseConnectionError
 from claystore.housekeeping.report import LockHolder
-from claystore.housekeeping.run import resolve_collection
-from claystore.orm import backends as backend_registry
+from claystore.housekeeping.run import registered_backends, resolve_collection
 from claystore.orm import mapping
 from claystore.orm.routing import Router
 from claystore.orm.system import system_metadata
@@ -96,17 +95,9 @@ def _checked_older_than(value: object) -> float:
 def _visit(router: Router, collection: Any, *, end: _End | None) -> list[LockHolder]:
     """The holders on every backend that answers, each ended by ``end`` when given."""
     tables = store_tables(collection)
-    router.refresh()
-    metadata_url = router.metadata.dialect.url.render_as_string(hide_password=False)
-    names = router.metadata.read(
-        lambda conn: {
-            backend_id: info.name
-            for backend_id, info in backend_registry.list_backends(conn, metadata_url).items()
-        }
-    )
     found: list[LockHolder] = []
-    for backend_id in router.known():
-        name = names.get(backend_id, str(backend_id))
+    for backend_id, info in registered_backends(router).items():
+        name = info.name
         try:
             database = router.database(backend_id)
             own = _own_sessions(router)

@@ -2,11 +2,13 @@
 
 Owns :class:`CheckRun` (the backends, the classes checked, the report, the progress callback,
 the backends that did not answer, what each backend holds: :class:`Contents`), the rule that
-``stop_on_error`` stops at the first problem (:class:`StopCheck`), and
-:func:`resolve_collection` (a ``collection`` argument -> its model class).
+``stop_on_error`` stops at the first problem (:class:`StopCheck`), and what every housekeeping
+module asks first: :func:`resolve_collection` (a ``collection`` argument -> its model class)
+and :func:`registered_backends`.
 
-Called by :mod:`.integrity` (which makes the run) and by the level modules
-(:mod:`.classes`, :mod:`.registry`, :mod:`.references`, :mod:`.data`) that read and report.
+Called by :mod:`.integrity` (which makes the run), by the level modules (:mod:`.classes`,
+:mod:`.registry`, :mod:`.references`, :mod:`.data`) that read and report, and by
+:mod:`.storage`, :mod:`.locks`, :mod:`.stats`, :mod:`.aliases`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from claystore.orm.mapping import ModelInfo
 from claystore.orm.routing import Router
 from claystore.orm.system import dc_object
 
-__all__ = ["BATCH", "CheckRun", "Contents", "Progress", "StopCheck", "resolve_collection"]
+__all__ = [
+    "BATCH",
+    "CheckRun",
+    "Contents",
+    "Progress",
+    "StopCheck",
+    "registered_backends",
+    "resolve_collection",
+]
 
 #: Rows read per statement by the checks that stream a table (levels 2-4).
 BATCH = 10_000
@@ -131,6 +141,16 @@ class CheckRun:
         """Tell the progress callback, if any."""
         if self.progress is not None:
             self.progress(task, done, total)
+
+
+def registered_backends(router: Router) -> dict[UUID, backend_registry.BackendInfo]:
+    """Every backend registered in the metadata database, the metadata database first: one
+    read of the system tables (no model table checked or created).  ``router.database(id)``
+    opens one the router did not know yet."""
+    metadata_url = router.metadata.dialect.url.render_as_string(hide_password=False)
+    return router.metadata.read(
+        lambda conn: backend_registry.list_backends(conn, metadata_url), ensure=False
+    )
 
 
 def _ping(conn: Any) -> None:

@@ -30,8 +30,8 @@ from sqlalchemy.engine import Connection
 
 from claystore.errors import SchemaVersionError
 from claystore.housekeeping.report import ClassStats
+from claystore.housekeeping.run import registered_backends
 from claystore.migrations.system import COMPONENT, read_system_version
-from claystore.orm import backends as backend_registry
 from claystore.orm import mapping
 from claystore.orm.routing import Router
 from claystore.orm.system import dc_alias, dc_object
@@ -56,9 +56,7 @@ def class_stats(router: Router, *, alias_page: int = ALIAS_PAGE) -> list[ClassSt
     """Every class the store holds objects (or versions) of, over every backend, sorted by
     class name (see the module docstring).  Raises DatabaseConnectionError when a backend does
     not answer."""
-    router.refresh()
-    metadata_url = router.metadata.dialect.url.render_as_string(hide_password=False)
-    backends = router.metadata.read(lambda conn: backend_registry.list_backends(conn, metadata_url))
+    backends = registered_backends(router)
     counts: dict[str, _Counts] = {}
     for backend_id, info in backends.items():
         rows = router.database(backend_id).read(_registry_counts)

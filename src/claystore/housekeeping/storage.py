@@ -51,8 +51,7 @@ from sqlalchemy.engine import Connection
 
 from claystore.dialects.storage import Storage
 from claystore.housekeeping.report import StorageSize
-from claystore.housekeeping.run import resolve_collection
-from claystore.orm import backends as backend_registry
+from claystore.housekeeping.run import registered_backends, resolve_collection
 from claystore.orm import mapping
 from claystore.orm.database import Database
 from claystore.orm.mapping import ModelInfo
@@ -75,9 +74,7 @@ def calculate(router: Router, collection: Any = None) -> StorageSize:
     ``collection`` that names no model class, and DatabaseConnectionError when a backend does
     not answer (a size is never silently partial)."""
     chosen = resolve_collection(collection)
-    router.refresh()
-    metadata_url = router.metadata.dialect.url.render_as_string(hide_password=False)
-    backends = router.metadata.read(lambda conn: backend_registry.list_backends(conn, metadata_url))
+    backends = registered_backends(router)
     per_backend: dict[str, int] = {}
     per_table: dict[str, dict[str, int]] = {}
     for backend_id, info in backends.items():
