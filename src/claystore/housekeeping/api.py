@@ -140,7 +140,7 @@ class Housekeeping:
 
     def __iter__(self) -> Iterator[type]:
         """The model classes the store holds objects of (``for cls in client``)."""
-        return iter([entry.cls for entry in self.stats() if entry.cls is not None])
+        return iter(stats.stored_classes(self.context.router))
 
     @property
     def meta_version(self) -> str:

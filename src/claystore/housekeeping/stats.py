@@ -32,11 +32,12 @@ from claystore.errors import SchemaVersionError
 from claystore.housekeeping.report import ClassStats
 from claystore.housekeeping.run import registered_backends
 from claystore.migrations.system import COMPONENT, read_system_version
+from claystore.orm import backends as backend_registry
 from claystore.orm import mapping
 from claystore.orm.routing import Router
 from claystore.orm.system import dc_alias, dc_object
 
-__all__ = ["ALIAS_PAGE", "class_stats", "meta_version"]
+__all__ = ["ALIAS_PAGE", "class_stats", "meta_version", "stored_classes"]
 
 #: Object ids read per page when counting the aliases of objects on other backends.
 ALIAS_PAGE = 5_000
@@ -57,6 +58,26 @@ def class_stats(router: Router, *, alias_page: int = ALIAS_PAGE) -> list[ClassSt
     class name (see the module docstring).  Raises DatabaseConnectionError when a backend does
     not answer."""
     backends = registered_backends(router)
+    counts = _registry_totals(router, backends)
+    others = [backend_id for backend_id in backends if backend_id != router.metadata_id]
+    for table, aliases in _alias_counts(router, others, alias_page):
+        counts.setdefault(table, _Counts()).aliases += aliases
+    found = [_class_stats(table, entry) for table, entry in counts.items()]
+    return sorted(found, key=lambda entry: (entry.name, entry.table))
+
+
+def stored_classes(router: Router) -> list[type]:
+    """The model classes the store holds objects (or versions) of, sorted by name: the
+    registries' counts alone (no alias is counted)."""
+    counts = _registry_totals(router, registered_backends(router))
+    found = [_class_stats(table, entry) for table, entry in counts.items()]
+    return [e.cls for e in sorted(found, key=lambda e: (e.name, e.table)) if e.cls is not None]
+
+
+def _registry_totals(
+    router: Router, backends: dict[UUID, backend_registry.BackendInfo]
+) -> dict[str, _Counts]:
+    """Objects and versions per class (its table) over every backend's registry."""
     counts: dict[str, _Counts] = {}
     for backend_id, info in backends.items():
         rows = router.database(backend_id).read(_registry_counts)
@@ -65,11 +86,7 @@ def class_stats(router: Router, *, alias_page: int = ALIAS_PAGE) -> list[ClassSt
             entry.objects += objects
             entry.versions += versions
             entry.backends[info.name] = entry.backends.get(info.name, 0) + objects
-    others = [backend_id for backend_id in backends if backend_id != router.metadata_id]
-    for table, aliases in _alias_counts(router, others, alias_page):
-        counts.setdefault(table, _Counts()).aliases += aliases
-    found = [_class_stats(table, entry) for table, entry in counts.items()]
-    return sorted(found, key=lambda entry: (entry.name, entry.table))
+    return counts
 
 
 def meta_version(router: Router) -> str:
