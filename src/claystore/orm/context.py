@@ -10,7 +10,9 @@ reads (:meth:`ObjectContext.connection`, :meth:`ObjectContext.loading`,
 :meth:`ObjectContext.read`, which repeats a read whose connection a server restart took).
 
 Consistency (DESIGN §2): with no transaction open, every read of a stored field reads committed
-state from the database and every assignment is its own committed transaction.  Inside a
+state from the database and every assignment is its own committed transaction -- except that
+while a query loop runs, the objects it yielded answer reads of their column fields from the
+rows it loaded (``state.snapshot``: the read rule of query loops, docs/queries.md).  Inside a
 transaction (an activemethod, a unit of work) owned objects are served from memory and
 written at commit.
 
@@ -24,6 +26,7 @@ Called by :mod:`claystore.client` (creates one), the descriptors, and the object
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -41,7 +44,7 @@ from claystore.errors import (
     ObjectMovedError,
 )
 from claystore.orm.database import Database
-from claystore.orm.fields import Field
+from claystore.orm.fields import Field, FieldKind
 from claystore.orm.identity import IdentityMap
 from claystore.orm.loading import Loader
 from claystore.orm.ownership import Ownership
@@ -54,6 +57,8 @@ T = TypeVar("T")
 _active: ContextVar[ObjectContext | None] = ContextVar("claystore_context", default=None)
 _fallback: list[ObjectContext] = []  # most recently started, for threads without a copied context
 _fallback_lock = threading.Lock()
+#: The fields a query loop's row holds (references and link containers are read afresh).
+_ROW_KINDS = frozenset((FieldKind.SCALAR, FieldKind.JSON))
 
 
 class ObjectContext:
@@ -258,6 +263,14 @@ class ObjectContext:
         tx = current_transaction(self)
         if tx is not None:
             return tx.read_field(obj, state, field)
+        snapshot = state.snapshot
+        if snapshot is not None and field.kind in _ROW_KINDS:
+            loop, row, position = snapshot
+            if loop.serves():  # the running query loop's row (the read rule of query loops)
+                value = row[position[field.key]]
+                return copy.deepcopy(value) if field.kind is FieldKind.JSON else value
+            if not loop.is_open:
+                state.snapshot = None
         if state.lifecycle is not Lifecycle.PERSISTENT:
             raise ObjectDoesNotExistError(state.object_id, "it is being deleted")
         return self._routed(

@@ -39,7 +39,7 @@ from claystore.orm import aliases
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.mapping import ModelInfo, info_for_table
 from claystore.orm.rows import RowReader, backend_uuid, object_select, unknown_class
-from claystore.orm.state import STATE_ATTR, Jar, ObjectState
+from claystore.orm.state import STATE_ATTR, Jar, ObjectState, Snapshot
 from claystore.orm.system import dc_object
 
 if TYPE_CHECKING:
@@ -115,6 +115,16 @@ def _scan_homes(
     return copies
 
 
+def _serve_from_row(
+    obj: Any, row: Sequence[Any], readers: Mapping[str, RowReader], snapshot: Snapshot
+) -> None:
+    """Let a query loop's row answer its thread's reads of an object already in memory."""
+    state: ObjectState | None = obj.__dict__.get(STATE_ATTR)
+    reader = readers.get(row[1])
+    if state is not None and reader is not None:
+        state.snapshot = (snapshot, row, reader.position)
+
+
 # -- the loader --------------------------------------------------------------------------------
 
 
@@ -165,11 +175,17 @@ class Loader:
     # -- rows -> objects: the one path -----------------------------------------------------------
 
     def instances(
-        self, rows: Iterable[Sequence[Any]], readers: Mapping[str, RowReader]
+        self,
+        rows: Iterable[Sequence[Any]],
+        readers: Mapping[str, RowReader],
+        snapshot: Snapshot | None = None,
     ) -> list[Any]:
         """The objects of object rows, in row order: each found in the identity scope, or
         built by the reader of its ``_dc_class`` and handed to the scope with the others of
-        the batch.  Raises :class:`MappingError` for a class this program does not define."""
+        the batch.  Raises :class:`MappingError` for a class this program does not define.
+
+        ``snapshot``: the query loop (outside transactions) whose rows answer its thread's
+        reads of these objects while it runs (objects found in the scope included)."""
         find = self.scope.find
         context = self.context
         built: list[tuple[UUID, Any]] = []
@@ -178,12 +194,14 @@ class Loader:
             object_id = row[0]
             existing = find(object_id)
             if existing is not None:
+                if snapshot is not None:
+                    _serve_from_row(existing, row, readers, snapshot)
                 out.append(existing)
                 continue
             reader = readers.get(row[1])
             if reader is None:
                 raise unknown_class(object_id, row[1])
-            obj = reader.build(context, row)
+            obj = reader.build(context, row, snapshot)
             built.append((object_id, obj))
             out.append(obj)
         if built:

@@ -39,6 +39,7 @@ from claystore.orm.mapping import ModelInfo, find_model
 from claystore.orm.modelcompiler import ModelPlan, check_filter_value, compile_model_query
 from claystore.orm.querymerge import count_merged, run_merged, spread
 from claystore.orm.rows import RowReader
+from claystore.orm.state import Snapshot
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:
@@ -386,36 +387,49 @@ def _run(
         yield from run_merged(context, plan, query, cursor)
         return
     bounded = plan.limit is not None and plan.limit <= _CHUNK  # at most one chunk: no cursor
-    if bounded or context.dialect.is_memory:
-        with _query_loader(context) as loader:
-            rows = loader.conn.execute(plan.statement).all()
-            cursor.skipped = _skipped(loader.conn, plan, query, bool(rows))
-            entries = list(_entries(loader, plan, [rows], cursor))
-        yield from entries
-        return
     tx = current_transaction(context)
-    if tx is not None:
-        tx.flush()
+    # outside transactions, the loop's objects read the rows it loaded while it runs
+    snapshot = Snapshot() if tx is None else None
+    try:
+        if bounded or context.dialect.is_memory:
+            with _query_loader(context) as loader:
+                rows = loader.conn.execute(plan.statement).all()
+                cursor.skipped = _skipped(loader.conn, plan, query, bool(rows))
+                entries = list(_entries(loader, plan, [rows], cursor, snapshot=snapshot))
+            yield from entries
+            return
+        if tx is None:
+            with context.database.read_transaction(chunk=_CHUNK) as conn:
+                result = conn.execute(plan.statement)
+                seen = yield from _entries(
+                    context.loader(conn),
+                    plan,
+                    result.partitions(),
+                    cursor,
+                    query.offset,
+                    snapshot=snapshot,
+                )
+                cursor.skipped = _skipped(conn, plan, query, seen > 0)
+            return
+    finally:
+        if snapshot is not None:
+            snapshot.close()
+    # a transaction's query streams on its connection (reads belong to the transaction)
+    assert tx is not None
+    tx.flush()
+    try:
+        stream = tx.stream(plan.statement, _CHUNK)
         try:
-            stream = tx.stream(plan.statement, _CHUNK)
-            try:
-                batches = stream.batches(_CHUNK)
-                seen = yield from _entries(tx.loader, plan, batches, cursor, query.offset)
-            finally:
-                stream.close()
-            if seen:
-                cursor.skipped = query.offset
-            else:  # nothing came, so nothing ran in between: the transaction is still open
-                cursor.skipped = _skipped(tx.conn, plan, query, has_rows=False)
-        except sa.exc.SQLAlchemyError as exc:
-            raise context.database.translate(exc) from exc
-        return
-    with context.database.read_transaction(chunk=_CHUNK) as conn:
-        result = conn.execute(plan.statement)
-        seen = yield from _entries(
-            context.loader(conn), plan, result.partitions(), cursor, query.offset
-        )
-        cursor.skipped = _skipped(conn, plan, query, seen > 0)
+            batches = stream.batches(_CHUNK)
+            seen = yield from _entries(tx.loader, plan, batches, cursor, query.offset)
+        finally:
+            stream.close()
+        if seen:
+            cursor.skipped = query.offset
+        else:  # nothing came, so nothing ran in between: the transaction is still open
+            cursor.skipped = _skipped(tx.conn, plan, query, has_rows=False)
+    except sa.exc.SQLAlchemyError as exc:
+        raise context.database.translate(exc) from exc
 
 
 def _skipped(conn: Connection, plan: ModelPlan, query: Query, has_rows: bool) -> int:
@@ -432,10 +446,13 @@ def _entries(
     batches: Iterable[Sequence[Any]],
     cursor: SQLCursor,
     skipped: int | None = None,
+    *,
+    snapshot: Snapshot | None = None,
 ) -> Generator[tuple[Any, Any], None, int]:
     """``(object id, object)`` for each row (:class:`ModelCursor` makes keys of the ids when
     asked): hydrated as the row's own class through the loader, a batch of rows at a time;
-    returns how many rows came.  ``skipped``: what ``cursor.skipped`` reads while rows come."""
+    returns how many rows came.  ``skipped``: what ``cursor.skipped`` reads while rows come;
+    ``snapshot``: the loop whose rows answer the objects' reads (outside transactions)."""
     readers: dict[str, RowReader] | None = None
     seen = 0
     for rows in batches:
@@ -443,7 +460,7 @@ def _entries(
             continue
         if readers is None:
             readers = plan.readers(list(rows[0]._fields))
-        objects = loader.instances(rows, readers)
+        objects = loader.instances(rows, readers, snapshot)
         seen += len(rows)
         if skipped is not None:
             cursor.skipped = skipped

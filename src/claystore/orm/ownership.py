@@ -37,7 +37,7 @@ class Ownership:
         if state.owner is not tx:
             if state.owner is not None:  # an owner that ended and has not let go yet
                 release([state], state.owner)
-            state.owner = tx
+            state.take_by(tx)
 
     def acquire(self, state: ObjectState, tx: Holder) -> None:
         """Make ``tx`` the owner of ``state``, waiting while another open transaction is."""

@@ -47,6 +47,7 @@ from claystore.orm import moving
 from claystore.orm.loading import Loader
 from claystore.orm.modelcompiler import ModelPlan, compile_model_query
 from claystore.orm.rows import RowReader, backend_uuid
+from claystore.orm.state import Snapshot
 from claystore.orm.transaction import Transaction, current_transaction
 
 if TYPE_CHECKING:
@@ -197,8 +198,11 @@ class _Backend:
         backend_id: UUID,
         plans: _Plans,
         window: int | None,
+        *,
+        snapshot: Snapshot | None = None,
     ) -> None:
         self.context = context
+        self.snapshot = snapshot  # outside transactions: the loop whose rows answer reads
         self.tx = tx
         self.backend_id = backend_id
         self.database = context.router.database(backend_id)  # opened here, on first use
@@ -254,7 +258,7 @@ class _Backend:
                     fetched += len(rows)
                     mine = [row for row in rows if backend_uuid(row[4]) == backend_id]
                     dropped += len(rows) - len(mine)
-                    objects = self.loader.instances(mine, readers)
+                    objects = self.loader.instances(mine, readers, self.snapshot)
                     for row, obj in zip(mine, objects, strict=True):
                         yield key_of(row), row[0], obj
                 if size is None or fetched < size or not dropped:
@@ -337,12 +341,32 @@ def run_merged(
         tx.flush()
     info = plan.info
     plans = _Plans(info, query, (context.dialect, plan))
+    snapshot = Snapshot() if tx is None else None
+    try:
+        yield from _merge(context, tx, plans, window, (limit, offset), cursor, snapshot)
+    finally:
+        if snapshot is not None:
+            snapshot.close()
+
+
+def _merge(  # noqa: PLR0917 - the one caller's locals
+    context: ObjectContext,
+    tx: Transaction | None,
+    plans: _Plans,
+    window: int | None,
+    page: tuple[int | None, int],
+    cursor: SQLCursor,
+    snapshot: Snapshot | None,
+) -> Iterator[tuple[UUID, Any]]:
+    """:func:`run_merged`'s reads: every backend opened, their streams merged."""
+    limit, offset = page
+    info = plans.info
     for attempt in range(_ATTEMPTS):
         _settle(context, tx, info)
         with contextlib.ExitStack() as stack:
             parts = []
             for backend_id in context.router.known():
-                part = _Backend(context, tx, backend_id, plans, window)
+                part = _Backend(context, tx, backend_id, plans, window, snapshot=snapshot)
                 stack.callback(part.close)
                 parts.append(part)
             _open_all(context, parts)  # every backend's read is open from here on

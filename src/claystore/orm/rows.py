@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from claystore.errors import MappingError
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.mapping import ModelInfo
-from claystore.orm.state import STATE_ATTR, Jar, loaded
+from claystore.orm.state import STATE_ATTR, Jar, Snapshot, loaded
 from claystore.orm.system import dc_alias, dc_object
 
 __all__ = [
@@ -116,7 +116,7 @@ class RowReader:
     so the per-row work of :meth:`build` is a few dict stores.
     """
 
-    __slots__ = ("columns", "fields", "info", "new_instance", "refs")
+    __slots__ = ("columns", "fields", "info", "new_instance", "position", "refs")
 
     _exact: dict[ModelInfo, RowReader] = {}  # noqa: RUF012 - a cache shared by the class
 
@@ -139,6 +139,8 @@ class RowReader:
         #: (field, position) for every column field, in class order
         self.fields = tuple((f, positions[relabel.get(f.key, f.key)]) for f in fields)
         self.columns = tuple((f.key, pos) for f, pos in self.fields)
+        #: field key -> its position in the row
+        self.position = dict(self.columns)
         self.refs = tuple((f.name, pos) for f, pos in self.fields if f.kind is FieldKind.REF)
 
     @classmethod
@@ -149,8 +151,9 @@ class RowReader:
             reader = cls._exact[info] = cls(info)
         return reader
 
-    def build(self, context: Jar, row: Sequence[Any]) -> Any:
-        """A new persistent object holding ``row`` (not registered anywhere yet)."""
+    def build(self, context: Jar, row: Sequence[Any], snapshot: Snapshot | None = None) -> Any:
+        """A new persistent object holding ``row`` (not registered anywhere yet); with
+        ``snapshot``, the query loop whose row answers its reads while it runs."""
         obj = self.new_instance()
         d = obj.__dict__
         object_id = row[0]
@@ -162,7 +165,9 @@ class RowReader:
         for name, position in self.refs:
             if row[position] is None:
                 d[name] = None
-        d[STATE_ATTR] = loaded(object_id, context, row[3], backend_uuid(row[4]))
+        state = d[STATE_ATTR] = loaded(object_id, context, row[3], backend_uuid(row[4]))
+        if snapshot is not None:
+            state.snapshot = (snapshot, row, self.position)
         return obj
 
     def refresh(self, obj: Any, row: Sequence[Any], skip: Collection[str] = ()) -> None:

@@ -44,7 +44,8 @@ import enum
 import json
 import operator
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from threading import get_ident
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -108,6 +109,28 @@ def _container(obj: Any, field: Field) -> Any:
     return obj.__dict__.get(field.name if field.kind.is_link else field.key)
 
 
+class Snapshot:
+    """One running query loop outside transactions, in one thread: while it is open, the
+    objects it yielded answer this thread's reads of their column fields from the rows it
+    loaded (the reads belong to the query's snapshot; docs/queries.md, the read rule of query
+    loops).  A transaction of the same thread owning an object ends that for the object
+    (:meth:`ObjectState.take_by`)."""
+
+    __slots__ = ("is_open", "thread_id")
+
+    def __init__(self) -> None:
+        self.is_open = True
+        self.thread_id = get_ident()
+
+    def serves(self) -> bool:
+        """Whether reads in this thread are still served from the loop's rows."""
+        return self.is_open and self.thread_id == get_ident()
+
+    def close(self) -> None:
+        """The loop ended: its objects read committed state again."""
+        self.is_open = False
+
+
 class ObjectState:
     """The claystore state of one stored object (see the module docstring)."""
 
@@ -124,6 +147,7 @@ class ObjectState:
         "object_id",
         "owner",
         "ref",
+        "snapshot",
     )
 
     def __init__(  # noqa: PLR0917 - built in hot loops, positional on purpose
@@ -149,6 +173,9 @@ class ObjectState:
         self.loaded_version: int | None = None
         self.held: Any = None  # the object, while its owner holds it strongly
         self.ref: weakref.ref[Any] | None = None  # or a weak reference to it
+        # (loop, row, position of each field key): the running query loop whose row answers
+        # its thread's reads outside transactions (the read rule of query loops)
+        self.snapshot: tuple[Snapshot, Any, Mapping[str, int]] | None = None
 
     def __repr__(self) -> str:
         return f"<ObjectState {self.object_id} {self.lifecycle.value}>"
@@ -163,6 +190,14 @@ class ObjectState:
             return held
         ref = self.ref
         return ref() if ref is not None else None
+
+    def take_by(self, owner: Holder) -> None:
+        """``owner`` owns the object from now on: a query loop of its thread no longer answers
+        reads of it (the thread sees its transaction's view, then committed state)."""
+        self.owner = owner
+        snapshot = self.snapshot
+        if snapshot is not None and snapshot[0].thread_id == owner.thread_id:
+            self.snapshot = None
 
     def hold(self) -> None:
         """Keep the object alive until its owner ends (it has, or may get, changes)."""
