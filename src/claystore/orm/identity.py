@@ -73,6 +73,10 @@ class IdentityMap:
                     losers[id(obj)] = existing
         return losers
 
+    def absorb(self, obj: Any, row: Any, reader: Any) -> None:
+        """Outside transactions a row found for a live object changes nothing (its reads go to
+        the database, or to a running query loop's row)."""
+
     def discard(self, object_id: UUID) -> None:
         """Forget the object with this id (deleted, or insert rolled back)."""
         with self._lock:

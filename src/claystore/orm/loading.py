@@ -81,6 +81,10 @@ class IdentityScope(Protocol):
     def adopt(self, pairs: list[tuple[UUID, Any]]) -> dict[int, Any] | None:
         """Take freshly built objects; ``{id(built): winner}`` where another object won."""
 
+    def absorb(self, obj: Any, row: Sequence[Any], reader: RowReader) -> None:
+        """``obj`` (found by :meth:`find`) came back in ``row``: take its values if this scope
+        holds the object without having loaded it."""
+
 
 # -- the SELECTs -------------------------------------------------------------------------------
 
@@ -196,6 +200,10 @@ class Loader:
             if existing is not None:
                 if snapshot is not None:
                     _serve_from_row(existing, row, readers, snapshot)
+                else:
+                    reader = readers.get(row[1])
+                    if reader is not None:
+                        self.scope.absorb(existing, row, reader)
                 out.append(existing)
                 continue
             reader = readers.get(row[1])

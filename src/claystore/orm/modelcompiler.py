@@ -412,6 +412,28 @@ def _offset_key_clause(info: ModelInfo, offset_key: Key, id_column: Any) -> Any:
     return id_column > after
 
 
+def _after_clause(
+    info: ModelInfo, orders: Sequence[tuple[Order, Field]], row: Any, dialect: Dialect
+) -> sa.ColumnElement[bool]:
+    """The rows after ``row`` in the order ``orders`` then id: for orders ``a, b`` the rows
+    with ``a`` beyond the row's, or the same ``a`` and ``b`` beyond, or the same both and a
+    greater id.  Each comparison is the filter of the same operator (the total order of
+    queries: NULL first, text by code point), so the keyset agrees with ORDER BY."""
+    values = row._mapping
+    clause: sa.ColumnElement[bool] = info.root.table.c.id > row[0]
+    for order, field in reversed(orders):
+        value = values[field.key]
+        beyond = filter_clause(
+            info, Filter(field.name, ">" if order.isAscending() else "<", value), dialect
+        )
+        same = filter_clause(info, Filter(field.name, "=", value), dialect)
+        clause = sa.or_(
+            sa.true() if beyond is None else beyond,
+            sa.and_(sa.true() if same is None else same, clause),
+        )
+    return clause
+
+
 # -- the statement -----------------------------------------------------------------------------
 
 
@@ -487,6 +509,7 @@ def compile_model_query(
     dialect: Dialect,
     *,
     window: tuple[int | None, int] | None = None,
+    after: Any = None,
 ) -> ModelPlan:
     """Compile ``query`` on ``info``'s class for the engine of ``dialect``.
 
@@ -494,7 +517,8 @@ def compile_model_query(
     first picks the page of ids (filter, order, limit, offset on the class's own tables, so
     an index serves it) and joins the registry and subclass tables to those rows only.
 
-    ``window``: ``(limit, offset)`` instead of the query's.
+    ``window``: ``(limit, offset)`` instead of the query's; ``after``: a row of this query's
+    results: only the rows after it in the query's order (a keyset, to resume a stream).
     """
     plain = all(is_plain(f, query) for f in query.filters)
     if not plain or not all(is_plain(o, query) for o in query.orders):
@@ -511,6 +535,8 @@ def compile_model_query(
         where.append(_offset_key_clause(info, query.offset_key, root.c.id))
     orders = [(o, order_field(info, o, dialect)) for o in query.orders]
     keys = [info.table_of(f).c[f.column_name] for _, f in orders]
+    if after is not None:
+        where.append(_after_clause(info, orders, after, dialect))
     limit, skip = (limit_of(query), query.offset) if window is None else window
     offset = row_count(skip or None)
     if limit is None:

@@ -23,6 +23,7 @@ Called by users (``dc_query``), by :meth:`claystore.Client.query` and by
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -39,6 +40,7 @@ from claystore.orm.mapping import ModelInfo, find_model
 from claystore.orm.modelcompiler import ModelPlan, check_filter_value, compile_model_query
 from claystore.orm.querymerge import count_merged, run_merged, spread
 from claystore.orm.rows import RowReader
+from claystore.orm.rowstream import Resume, RowStream
 from claystore.orm.state import Snapshot
 from claystore.orm.transaction import current_transaction
 
@@ -414,14 +416,24 @@ def _run(
     finally:
         if snapshot is not None:
             snapshot.close()
-    # a transaction's query streams on its connection (reads belong to the transaction)
+    # a transaction's query streams on its connection (reads belong to the transaction); when
+    # the transaction ends under it (a session committing every N objects), the rest of the
+    # query runs again after the last row it gave, in the transaction open then
     assert tx is not None
     tx.flush()
     try:
-        stream = tx.stream(plan.statement, _CHUNK)
+        stream = tx.stream(plan.statement, _CHUNK, resume=_resumer(context, plan, query))
         try:
             batches = stream.batches(_CHUNK)
-            seen = yield from _entries(tx.loader, plan, batches, cursor, query.offset)
+            seen = yield from _entries(
+                tx.loader,
+                plan,
+                batches,
+                cursor,
+                query.offset,
+                stream=stream,
+                relocate=functools.partial(_open_loader, context, stream),
+            )
         finally:
             stream.close()
         if seen:
@@ -430,6 +442,40 @@ def _run(
             cursor.skipped = _skipped(tx.conn, plan, query, has_rows=False)
     except sa.exc.SQLAlchemyError as exc:
         raise context.database.translate(exc) from exc
+
+
+def _open_loader(context: ObjectContext, stream: RowStream) -> Loader | None:
+    """The loader of the transaction open now in this thread, if any (which then detaches
+    ``stream`` when it ends, like the transaction that began it)."""
+    tx = current_transaction(context)
+    if tx is None:
+        return None
+    tx.adopt_stream(stream)
+    return tx.loader
+
+
+def _resumer(context: ObjectContext, plan: ModelPlan, query: Query) -> Resume:
+    """How a transaction's stream of ``query`` goes on after the transaction ended: the rows
+    after the last one it gave (a keyset in the query's order), the limit less what it gave,
+    in the transaction open now (its pending changes written first, as for every query); with
+    none open (the session ended under the loop), the rest is read into memory."""
+    limit = plan.limit
+
+    def resume(stream: RowStream, last: Any, count: int) -> tuple[Any, Loader] | None:
+        remaining = None if limit is None else limit - count
+        if remaining is not None and remaining <= 0:
+            return None
+        rest = compile_model_query(
+            plan.info, query, context.dialect, window=(remaining, 0), after=last
+        )
+        tx = current_transaction(context)
+        if tx is not None:
+            tx.flush()
+            return tx.continue_stream(stream, rest.statement, _CHUNK), tx.loader
+        with context.database.reader() as conn:
+            return conn.execute(rest.statement).freeze()(), context.loader(conn)
+
+    return resume
 
 
 def _skipped(conn: Connection, plan: ModelPlan, query: Query, has_rows: bool) -> int:
@@ -448,11 +494,16 @@ def _entries(
     skipped: int | None = None,
     *,
     snapshot: Snapshot | None = None,
+    stream: RowStream | None = None,
+    relocate: Callable[[], Loader | None] | None = None,
 ) -> Generator[tuple[Any, Any], None, int]:
     """``(object id, object)`` for each row (:class:`ModelCursor` makes keys of the ids when
     asked): hydrated as the row's own class through the loader, a batch of rows at a time;
     returns how many rows came.  ``skipped``: what ``cursor.skipped`` reads while rows come;
-    ``snapshot``: the loop whose rows answer the objects' reads (outside transactions)."""
+    ``snapshot``: the loop whose rows answer the objects' reads (outside transactions);
+    ``stream``: where the rows come from, whose ``loader`` (the transaction that read them)
+    loads each batch instead of ``loader``; ``relocate``: the loader of the transaction open
+    now, for the rest of a batch whose transaction ended."""
     readers: dict[str, RowReader] | None = None
     seen = 0
     for rows in batches:
@@ -460,10 +511,21 @@ def _entries(
             continue
         if readers is None:
             readers = plan.readers(list(rows[0]._fields))
-        objects = loader.instances(rows, readers, snapshot)
+        if stream is None:
+            objects = loader.instances(rows, readers, snapshot)
+        else:
+            generation = stream.generation
+            objects = stream.loader.instances(rows, readers)
         seen += len(rows)
         if skipped is not None:
             cursor.skipped = skipped
-        for row, obj in zip(rows, objects, strict=True):
-            yield row[0], obj
+        for position, row in enumerate(rows):
+            if stream is not None and stream.generation != generation:
+                # the transaction that loaded this batch ended (a session's commit): the rest
+                # of it joins the transaction open now, from the rows already read
+                generation = stream.generation
+                now = relocate() if relocate is not None else None
+                if now is not None:
+                    objects[position:] = now.instances(rows[position:], readers)
+            yield row[0], objects[position]
     return seen

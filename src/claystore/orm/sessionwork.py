@@ -14,7 +14,7 @@ Begun by :mod:`claystore.orm.context` for :class:`claystore.orm.session.Session`
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from claystore.orm import aliases
 from claystore.orm.fields import Field
 from claystore.orm.graph import collect_transient
 from claystore.orm.loading import IdentityScope
+from claystore.orm.rows import RowReader
 from claystore.orm.state import STATE_ATTR, Lifecycle, ObjectState
 from claystore.orm.transaction import Transaction
 
@@ -89,6 +90,15 @@ class UnitOfWork(Transaction):
             state.mark_loaded(obj)
             entries[object_id] = state
         return losers
+
+    def absorb(self, obj: Any, row: Sequence[Any], reader: RowReader) -> None:
+        """An object this unit of work owns but has not loaded (found in the client's identity
+        map, or owned for a write) takes the values of the row a query read for it, so that
+        reading it costs no statement; assigned fields keep their values."""
+        state: ObjectState = obj.__dict__[STATE_ATTR]
+        if state.owner is self and not state.fresh and state.lifecycle is Lifecycle.PERSISTENT:
+            reader.refresh(obj, row, skip=state.dirty)
+            state.mark_loaded(obj)
 
     def try_own(self, obj: Any) -> bool:
         """Own ``obj`` if no other open transaction holds it (never waits)."""

@@ -50,7 +50,7 @@ from claystore.orm.graph import collect_transient
 from claystore.orm.identity import IdentityMap, new_object_ids
 from claystore.orm.loading import IdentityScope, Loader
 from claystore.orm.ownership import Ownership
-from claystore.orm.rowstream import RowStream
+from claystore.orm.rowstream import Resume, RowStream
 from claystore.orm.state import (
     STATE_ATTR,
     Jar,
@@ -64,7 +64,7 @@ from claystore.orm.state import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
+    from sqlalchemy.engine import Connection, CursorResult
     from sqlalchemy.sql.base import Executable
 
     from claystore.dialects.base import Dialect
@@ -213,15 +213,41 @@ class Transaction:
         return backend_id in self._conns
 
     def stream(
-        self, statement: Executable, chunk: int, backend_id: UUID | None = None
+        self,
+        statement: Executable,
+        chunk: int,
+        backend_id: UUID | None = None,
+        *,
+        resume: Resume | None = None,
     ) -> RowStream:
         """Run a SELECT on this transaction's connection (to a backend; default: the metadata
-        database), its rows fetched ``chunk`` at a time (a server-side cursor on PostgreSQL)."""
-        conn = self.conn if backend_id is None else self.conn_for(backend_id)
-        result = conn.execute(statement, execution_options={"yield_per": chunk})
-        stream = RowStream(result)
+        database), its rows fetched ``chunk`` at a time (a server-side cursor on PostgreSQL).
+        ``resume``: how the stream goes on after this transaction ended (else the rows left
+        are read into memory then)."""
+        stream = RowStream(self.execute_streamed(statement, chunk, backend_id), self.loader, resume)
         self._streams.add(stream)
         return stream
+
+    def continue_stream(
+        self, stream: RowStream, statement: Executable, chunk: int
+    ) -> CursorResult[Any]:
+        """Run the rest of an earlier transaction's stream here (the metadata database); the
+        stream is detached again when this transaction ends."""
+        result = self.execute_streamed(statement, chunk)
+        self.adopt_stream(stream)
+        return result
+
+    def adopt_stream(self, stream: RowStream) -> None:
+        """Detach ``stream`` (an earlier transaction's) too when this transaction ends: its
+        rows are being loaded into this one."""
+        self._streams.add(stream)
+
+    def execute_streamed(
+        self, statement: Executable, chunk: int, backend_id: UUID | None = None
+    ) -> CursorResult[Any]:
+        """A SELECT's result on this transaction's connection, fetched ``chunk`` at a time."""
+        conn = self.conn if backend_id is None else self.conn_for(backend_id)
+        return conn.execute(statement, execution_options={"yield_per": chunk})
 
     def _detach_streams(self) -> None:
         for stream in list(self._streams):
