@@ -34,6 +34,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
+from claystore.dialects.cursor import select_rows
 from claystore.errors import ObjectDoesNotExistError
 from claystore.orm import aliases
 from claystore.orm.fields import Field, FieldKind
@@ -327,10 +328,14 @@ class Loader:
     ) -> None:
         """Load the objects of ``info``'s class among ``ids`` into ``found``; with ``exact``,
         rows of subclasses are left for the registry path."""
-        statement = object_select(info, "ids")
         readers = {info.tablename: RowReader.of(info)}
         for start in range(0, len(ids), _CHUNK):
-            rows = self.conn.execute(statement, {"ids": ids[start : start + _CHUNK]}).all()
+            chunk = ids[start : start + _CHUNK]
+            rows: Sequence[Sequence[Any]]
+            if len(chunk) == 1:  # a lookup by id: the statement compiled once, on the cursor
+                rows = select_rows(self.conn, object_select(info, "id"), {"id": chunk[0]})
+            else:
+                rows = self.conn.execute(object_select(info, "ids"), {"ids": chunk}).all()
             if exact:
                 rows = [r for r in rows if r[1] == info.tablename]
             if self.backend_id is not None:
@@ -369,7 +374,8 @@ class Loader:
         statement = object_select(info, "id", registry=shared)
         if lock:
             statement = loader.dialect.lock_rows(statement, info.root.table)
-        row = loader.conn.execute(statement, {"id": object_id}).first()
+        rows = select_rows(loader.conn, statement, {"id": object_id})
+        row = rows[0] if rows else None
         if row is not None and shared and not loader._is_home(row[4]):
             row = None
         if row is None:
