@@ -437,6 +437,15 @@ class Dialect:
         return column.asc() if ascending else column.desc()
 
     @classmethod
+    def id_not_among(
+        cls, id_column: sa.ColumnElement[Any], other_id: sa.ColumnElement[Any], where: Any
+    ) -> sa.ColumnElement[bool]:
+        """Rows whose ``id_column`` is not an ``other_id`` of the rows of another table that
+        match ``where`` (versions left out of queries).  The default: an uncorrelated
+        ``NOT IN``, evaluated once whatever the plan (an ephemeral index on SQLite)."""
+        return id_column.not_in(sa.select(other_id).where(where))
+
+    @classmethod
     def compare_nan(
         cls, op: str, column: sa.ColumnElement[Any], nan: float
     ) -> sa.ColumnElement[bool] | bool:

@@ -261,6 +261,17 @@ class PostgreSQLDialect(Dialect):
         return conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @override
+    @classmethod
+    def id_not_among(
+        cls, id_column: sa.ColumnElement[Any], other_id: sa.ColumnElement[Any], where: Any
+    ) -> sa.ColumnElement[bool]:
+        """``NOT EXISTS``, which the planner turns into an anti-join it sizes itself: a
+        ``NOT IN`` is always a hashed subplan, which reads the whole other table when it has
+        no statistics yet (just after a bulk load: 7 ms instead of 0.04 ms for a top 10 over
+        100,000 objects)."""
+        return ~sa.exists().where(other_id == id_column, where)
+
+    @override
     def read_snapshot(self, conn: Connection) -> None:
         """REPEATABLE READ: PostgreSQL's default (READ COMMITTED) sees each statement's own
         snapshot."""

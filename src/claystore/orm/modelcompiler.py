@@ -96,13 +96,23 @@ class ModelPlan:
     limit: int | None
     offset: int
 
-    def readers(self, keys: Sequence[str]) -> dict[str, RowReader]:
-        """How to read each concrete class's objects from rows with these column ``keys``."""
-        positions = {key: n for n, key in enumerate(keys)}
-        return {
-            name: RowReader(shape.info, positions, dict(shape.relabel))
-            for name, shape in self.shapes.items()
-        }
+    _readers: dict[tuple[str, ...], dict[str, RowReader]] = attrs.field(
+        factory=dict, eq=False, repr=False
+    )
+
+    def readers(self, keys: Sequence[str] | None = None) -> dict[str, RowReader]:
+        """How to read each concrete class's objects from rows with these column ``keys``
+        (default: the statement's own), made once per plan and shape of row."""
+        shape_key = tuple(self.statement.selected_columns.keys()) if keys is None else tuple(keys)
+        readers = self._readers.get(shape_key)
+        if readers is None:
+            positions = {key: n for n, key in enumerate(shape_key)}
+            readers = {
+                name: RowReader(shape.info, positions, dict(shape.relabel))
+                for name, shape in self.shapes.items()
+            }
+            self._readers[shape_key] = readers
+        return readers
 
     def _ids(self) -> sa.Select[Any]:
         return sa.select(self.info.root.table.c.id).select_from(self.info.selectable())
@@ -455,7 +465,6 @@ class ClassSelect:
     select: sa.Select[Any]  # row_select(info)'s labels, the registry's, subclasses' fields
     source: sa.FromClause  # the class's tables, subclass tables LEFT OUTER JOINed, registry
     shapes: dict[str, RowShape]
-    not_a_version: sa.ColumnElement[bool]  # the WHERE term leaving versions out
 
 
 _class_selects: dict[tuple[int, int], ClassSelect] = {}
@@ -488,19 +497,17 @@ def class_select(info: ModelInfo) -> ClassSelect:
         )
         shapes[sub.tablename] = RowShape(sub, relabel)
     registered = source.join(dc_object, dc_object.c.id == root.c.id)
-    built = ClassSelect(sa.select(*columns), registered, shapes, _not_a_version(root))
+    built = ClassSelect(sa.select(*columns), registered, shapes)
     _class_selects[cache_key] = built
     return built
 
 
-def _not_a_version(root: sa.Table) -> sa.ColumnElement[bool]:
-    """Versions (working copies made by ``new_version``) are not results of class queries.
-
-    An uncorrelated ``NOT IN`` over the registry's few version rows: evaluated once (a hashed
-    subplan on PostgreSQL, an ephemeral index on SQLite), not once per row.
-    """
-    versions = sa.select(dc_object.c.id).where(dc_object.c.original_id.is_not(None))
-    return root.c.id.not_in(versions)
+def _not_a_version(root: sa.Table, dialect: Dialect) -> sa.ColumnElement[bool]:
+    """Versions (working copies made by ``new_version``) are not results of class queries:
+    the ids among the registry's few version rows (through its partial index) are left out,
+    as the engine plans it best (``Dialect.id_not_among``)."""
+    registry = dc_object.alias("dc_versions")
+    return dialect.id_not_among(root.c.id, registry.c.id, registry.c.original_id.is_not(None))
 
 
 def compile_model_query(
@@ -530,7 +537,7 @@ def compile_model_query(
     root = info.root.table
     where = [c for c in (filter_clause(info, f, dialect) for f in query.filters) if c is not None]
     select = class_select(info)
-    where.append(select.not_a_version)
+    where.append(_not_a_version(root, dialect))
     if query.offset_key is not None:
         where.append(_offset_key_clause(info, query.offset_key, root.c.id))
     orders = [(o, order_field(info, o, dialect)) for o in query.orders]

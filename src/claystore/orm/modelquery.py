@@ -33,11 +33,13 @@ from claystore.datastore.key import Key
 from claystore.datastore.query import Entry, Order, Query, QueryDict
 from claystore.datastore.sqlcursor import SQLCursor
 from claystore.datastore.sqlorder import RENDER_COUNTS, limit_of
+from claystore.dialects.cursor import select_rows
 from claystore.errors import QueryError
 from claystore.orm.context import ObjectContext, active_context
 from claystore.orm.loading import Loader
 from claystore.orm.mapping import ModelInfo, find_model
 from claystore.orm.modelcompiler import ModelPlan, check_filter_value, compile_model_query
+from claystore.orm.plancache import model_plan
 from claystore.orm.querymerge import count_merged, run_merged, spread
 from claystore.orm.rows import RowReader
 from claystore.orm.rowstream import Resume, RowStream
@@ -370,7 +372,7 @@ def query_objects(context: ObjectContext, query: Query) -> SQLCursor:
     for name, count in (("limit", query.limit), ("offset", query.offset)):
         check_sql_count(name, count)
     info = _model_of(query)
-    plan = compile_model_query(info, query, context.dialect)
+    plan = model_plan(info, query, context.dialect)
     dialect = context.engine.dialect
     return ModelCursor(
         query,
@@ -395,9 +397,11 @@ def _run(
     try:
         if bounded or context.dialect.is_memory:
             with _query_loader(context) as loader:
-                rows = loader.conn.execute(plan.statement).all()
+                rows = select_rows(loader.conn, plan.statement, {})
                 cursor.skipped = _skipped(loader.conn, plan, query, bool(rows))
-                entries = list(_entries(loader, plan, [rows], cursor, snapshot=snapshot))
+                entries = list(
+                    _entries(loader, plan, [rows], cursor, snapshot=snapshot, keyed=False)
+                )
             yield from entries
             return
         if tx is None:
@@ -496,6 +500,7 @@ def _entries(
     snapshot: Snapshot | None = None,
     stream: RowStream | None = None,
     relocate: Callable[[], Loader | None] | None = None,
+    keyed: bool = True,
 ) -> Generator[tuple[Any, Any], None, int]:
     """``(object id, object)`` for each row (:class:`ModelCursor` makes keys of the ids when
     asked): hydrated as the row's own class through the loader, a batch of rows at a time;
@@ -503,14 +508,15 @@ def _entries(
     ``snapshot``: the loop whose rows answer the objects' reads (outside transactions);
     ``stream``: where the rows come from, whose ``loader`` (the transaction that read them)
     loads each batch instead of ``loader``; ``relocate``: the loader of the transaction open
-    now, for the rest of a batch whose transaction ended."""
+    now, for the rest of a batch whose transaction ended; ``keyed``: the rows know their
+    column keys (else they are in the order of the plan's statement)."""
     readers: dict[str, RowReader] | None = None
     seen = 0
     for rows in batches:
         if not rows:
             continue
         if readers is None:
-            readers = plan.readers(list(rows[0]._fields))
+            readers = plan.readers(list(rows[0]._fields) if keyed else None)
         if stream is None:
             objects = loader.instances(rows, readers, snapshot)
         else:
