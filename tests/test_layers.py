@@ -16,7 +16,7 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
    b. SQL on one connection (or one per backend): ``aliases``, ``backends``, ``schema``,
       ``database``, ``rows``, ``loading``, ``rowstream``, ``moveplan``, ``moving``, ``liveness``,
       ``twophase``, ``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``,
-      ``federation``;
+      ``plancache``, ``federation``;
    c. transactions: ``transaction``, ``sessionwork``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
       ``session``, ``objectstore``.
@@ -72,6 +72,7 @@ ORM_LAYERS = [
         "persistence",
         "unitofwork",
         "modelcompiler",
+        "plancache",
         "federation",
     ],
     ["transaction", "sessionwork", "context"],

@@ -51,6 +51,7 @@ from sqlalchemy.types import TypeEngine
 
 from claystore import errors
 from claystore.dialects.checks import ValueChecks
+from claystore.dialects.cursor import execute_driver
 from claystore.dialects.federation import Federation, ForeignSource, refusal
 from claystore.dialects.locks import Locks
 from claystore.dialects.storage import Storage
@@ -266,8 +267,7 @@ class Dialect:
             plan = (statement, [self._processor(table.c[n].type, dialect) for n in names])
             self._plans[key] = plan
         statement, processors = plan
-        result = conn.exec_driver_sql(statement, processed_rows(rows, processors))
-        return int(result.rowcount)
+        return execute_driver(conn, statement, processed_rows(rows, processors))
 
     @staticmethod
     def _processor(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:

@@ -25,7 +25,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["CompiledSelect", "select_rows"]
+__all__ = ["CompiledSelect", "execute_driver", "select_rows"]
 
 Processor = Callable[[Any], Any]
 
@@ -161,3 +161,17 @@ def select_rows(
     if compiled is None:
         return conn.execute(statement, dict(values)).all()
     return compiled.rows(conn, values)
+
+
+def execute_driver(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
+    """Run a statement in the driver's own SQL (parameters processed already) for each of
+    ``rows``; returns the rows it changed.  One row (an activemethod's UPDATE) goes straight to
+    the cursor as :func:`select_rows` does; several go as one ``executemany``."""
+    if len(rows) != 1:
+        return int(conn.exec_driver_sql(sql, rows).rowcount)
+    cursor = conn.connection.cursor()
+    try:
+        conn._cursor_execute(cursor, sql, rows[0])
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()

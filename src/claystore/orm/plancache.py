@@ -24,7 +24,7 @@ from claystore.orm.mapping import ModelInfo, generation
 from claystore.orm.modelcompiler import ModelPlan, compile_model_query
 
 if TYPE_CHECKING:
-    from claystore.datastore.query import Query
+    from claystore.datastore.query import Filter, Order, Query
     from claystore.dialects.base import Dialect
 
 __all__ = ["MAX_PLANS", "model_plan"]
@@ -39,7 +39,8 @@ _lock = threading.Lock()
 def _key(info: ModelInfo, query: Query, dialect: Dialect) -> tuple[Any, ...] | None:
     """What makes two queries compile to the same plan (None: not cacheable, such as a query
     reading fields its own way, which compiling refuses)."""
-    if not all(is_plain(c, query) for c in (*query.filters, *query.orders)):
+    conditions: list[Filter | Order] = [*query.filters, *query.orders]
+    if not all(is_plain(c, query) for c in conditions):
         return None
     filters = tuple((type(f), f.field, f.op, type(f.value), repr(f.value)) for f in query.filters)
     orders = tuple((type(o), str(o)) for o in query.orders)
