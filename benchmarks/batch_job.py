@@ -4,7 +4,8 @@ commits every 10,000, and watch the process's resident memory (RSS).
     python benchmarks/batch_job.py                        # 1,000,000 objects, both engines
     python benchmarks/batch_job.py --objects 100000 --engines sqlite
 
-For each engine: the objects are stored first (not measured), then the loop
+For each engine: the objects are stored first (not measured), then a new process (so that
+what storing allocated is not in its memory) starts a client and runs the loop
 
     with client.session() as session:
         for n, employee in enumerate(BatchEmployee.dc_query(), 1):
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,11 +82,20 @@ def batch_job(client: Client, every: int) -> tuple[int, int, int, float]:
     return n, start_rss, peak, time.perf_counter() - started
 
 
+def loop_in_child(url: str, every: int) -> tuple[int, int, int, float]:
+    """:func:`batch_job` in a new process (``--loop``), its figures read from its output."""
+    command = [sys.executable, __file__, "--loop", url, "--every", str(every)]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    n, start_rss, peak, seconds = done.stdout.split()
+    return int(n), int(start_rss), int(peak), float(seconds)
+
+
 def run(url: str, engine: str, count: int, every: int) -> list[str]:
     """One engine's row of the table."""
     with Client(url) as client:
         store(client, count)
-        n, start_rss, peak, seconds = batch_job(client, every)
+    n, start_rss, peak, seconds = loop_in_child(url, every)
+    with Client(url):
         changed = BatchEmployee.dc_query().filter("salary", "=", 1001.0).count()
     if n != count or changed != count:
         msg = f"{engine}: the loop met {n:,} objects and changed {changed:,} of {count:,}"
@@ -107,9 +118,17 @@ def main() -> None:
     parser.add_argument("--engines", default="sqlite,postgresql")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("CLAYSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"),
+        default=os.environ.get(
+            "CLAYSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1/test"
+        ),
     )
+    parser.add_argument("--loop", metavar="URL", help="(internal) run the loop on URL")
     args = parser.parse_args()
+    if args.loop:
+        with Client(args.loop) as client:
+            n, start_rss, peak, seconds = batch_job(client, args.every)
+        print(n, start_rss, peak, seconds)
+        return
     table = Table(title=f"batch job: stream, change, commit every {args.every:,}")
     for column in ("engine", "objects", "RSS at start", "highest RSS", "growth", "time"):
         table.add_column(column, justify="right")
