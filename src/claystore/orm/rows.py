@@ -99,6 +99,18 @@ def object_select(info: ModelInfo, by: str, *, registry: bool = True) -> sa.Sele
 _backend_ids: dict[Any, UUID] = {}
 
 
+class _Datasets(dict[Any, Any]):
+    """Dataset names as read, each kept once (rows bring a new string per row)."""
+
+    def __missing__(self, name: Any) -> Any:
+        if len(self) < 1_000:
+            self[name] = name
+        return name
+
+
+_datasets = _Datasets()
+
+
 def backend_uuid(raw: Any) -> UUID:
     """A backend id read without type processing (hex text on SQLite, a UUID on PostgreSQL):
     a handful of distinct values, so converted once each."""
@@ -116,7 +128,7 @@ class RowReader:
     so the per-row work of :meth:`build` is a few dict stores.
     """
 
-    __slots__ = ("columns", "fields", "info", "new_instance", "position", "refs")
+    __slots__ = ("class_key", "columns", "fields", "info", "new_instance", "position", "refs")
 
     _exact: dict[ModelInfo, RowReader] = {}  # noqa: RUF012 - a cache shared by the class
 
@@ -131,6 +143,7 @@ class RowReader:
         by its key (a subclass's own fields in a query on its parent)."""
         assert info.mapper is not None
         self.info = info
+        self.class_key = info.tablename
         self.new_instance = info.mapper.class_manager.new_instance
         fields = info.column_fields
         if positions is None:
@@ -158,14 +171,18 @@ class RowReader:
         d = obj.__dict__
         object_id = row[0]
         d["_dc_id"] = object_id
-        d["_dc_class"] = row[1]
+        class_key = row[1]  # the class's own string, not one more copy per object
+        d["_dc_class"] = self.class_key if class_key == self.class_key else class_key
         d["_dc_version"] = row[2]
         for key, position in self.columns:
             d[key] = row[position]
         for name, position in self.refs:
             if row[position] is None:
                 d[name] = None
-        state = d[STATE_ATTR] = loaded(object_id, context, row[3], backend_uuid(row[4]))
+        dataset = row[3]
+        dataset = _datasets[dataset]  # a handful of names: one string each
+        backend = backend_uuid(row[4])
+        state = d[STATE_ATTR] = loaded(object_id, context, dataset, backend)
         if snapshot is not None:
             state.snapshot = (snapshot, row, self.position)
         return obj
