@@ -80,3 +80,23 @@ def test_queries_read_their_own_way_are_not_kept(client: Client) -> None:
     list(client.query(Query(Key("/PcItem")).order("name")))
     with pytest.raises(errors.QueryError, match="custom object_getattr"):
         list(client.query(Query(Key("/PcItem"), object_getattr=getattr).order("name")))
+
+
+def test_kept_plans_and_statements_are_bounded(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program running a query with ever new values keeps at most MAX_PLANS plans and
+    MAX_COMPILED compiled statements, the oldest dropped first."""
+    from claystore.dialects import cursor
+    from claystore.orm import plancache
+
+    monkeypatch.setattr(plancache, "MAX_PLANS", 5)
+    monkeypatch.setattr(cursor, "MAX_COMPILED", 7)
+    PcItem("one", 1.0).make_persistent()
+    for n in range(30):
+        assert len(list(PcItem.dc_query().filter("size", "<", float(n + 2)).limit(5))) == 1
+        assert len(plancache._plans) <= 5
+        assert len(cursor._compiled) <= 7
+    oldest = PcItem.dc_query().filter("size", "<", 2.0).limit(5)
+    assert all(plan is not _plan(client, oldest) for plan in list(plancache._plans.values())[:-1])
+    assert [i.name for i in oldest] == ["one"]  # dropped long ago: compiled again

@@ -25,7 +25,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["CompiledSelect", "execute_driver", "select_rows"]
+__all__ = ["MAX_COMPILED", "CompiledSelect", "execute_driver", "select_rows"]
 
 Processor = Callable[[Any], Any]
 
@@ -142,6 +142,10 @@ class CompiledSelect:
             return self._convert
 
 
+#: How many compiled statements are kept (the oldest dropped first): model queries bring one
+#: statement per set of filter values.
+MAX_COMPILED = 2_048
+
 _compiled: dict[tuple[Any, type, str], CompiledSelect | None] = {}
 _compiled_lock = threading.Lock()
 
@@ -153,11 +157,15 @@ def select_rows(
     converts them), through :class:`CompiledSelect` when the statement allows it."""
     dialect = conn.dialect
     key = (statement, type(dialect), dialect.paramstyle)
-    if key not in _compiled:
+    try:
+        compiled = _compiled[key]
+    except KeyError:
+        supported = CompiledSelect.supports(statement, dialect)
+        compiled = CompiledSelect(statement, dialect) if supported else None
         with _compiled_lock:
-            supported = CompiledSelect.supports(statement, dialect)
-            _compiled[key] = CompiledSelect(statement, dialect) if supported else None
-    compiled = _compiled[key]
+            while _compiled and len(_compiled) >= MAX_COMPILED:
+                _compiled.pop(next(iter(_compiled)), None)
+            _compiled[key] = compiled
     if compiled is None:
         return conn.execute(statement, dict(values)).all()
     return compiled.rows(conn, values)

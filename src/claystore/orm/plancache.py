@@ -72,7 +72,7 @@ def model_plan(info: ModelInfo, query: Query, dialect: Dialect) -> ModelPlan:
     if plan is None:
         plan = compile_model_query(info, query, dialect)
         with _lock:
-            if len(_plans) >= MAX_PLANS:
+            while _plans and len(_plans) >= MAX_PLANS:
                 _plans.pop(next(iter(_plans)), None)
             _plans[key] = plan
     return plan
