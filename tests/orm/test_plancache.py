@@ -86,7 +86,7 @@ def test_kept_plans_and_statements_are_bounded(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A program running a query with ever new values keeps at most MAX_PLANS plans and
-    MAX_COMPILED compiled statements, the oldest dropped first."""
+    MAX_COMPILED statements and compiled shapes, the oldest dropped first."""
     from claystore.dialects import cursor
     from claystore.orm import plancache
 
@@ -96,7 +96,8 @@ def test_kept_plans_and_statements_are_bounded(
     for n in range(30):
         assert len(list(PcItem.dc_query().filter("size", "<", float(n + 2)).limit(5))) == 1
         assert len(plancache._plans) <= 5
-        assert len(cursor._compiled) <= 7
+        assert len(cursor._statements) <= 7
+        assert len(cursor._shapes) <= 7
     oldest = PcItem.dc_query().filter("size", "<", 2.0).limit(5)
     assert all(plan is not _plan(client, oldest) for plan in list(plancache._plans.values())[:-1])
     assert [i.name for i in oldest] == ["one"]  # dropped long ago: compiled again

@@ -52,19 +52,21 @@ def _converter(
 
 
 class CompiledSelect:
-    """One SELECT compiled for one engine: its SQL, how its parameters are sent (by position
-    or by name, bind processors applied), and how its rows are converted (the result
-    processors, chosen from the driver's column types at the first run, as SQLAlchemy does)."""
+    """One shape of SELECT compiled for one engine: its SQL, how its parameters are sent (by
+    position or by name, bind processors applied), and how its rows are converted (the result
+    processors, chosen from the driver's column types at the first run, as SQLAlchemy does).
 
-    __slots__ = ("_bound", "_constant", "_convert", "_lock", "_params", "_result_types", "sql")
+    A shape is SQLAlchemy's cache key of the statement (its structure, not its values), with
+    the values SQLAlchemy renders into the SQL (a LIMIT) added: statements built anew with other
+    values share it, each bringing its values (:meth:`bind`)."""
 
-    def __init__(self, statement: sa.Select[Any], dialect: sa.Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        if compiled.literal_execute_params or compiled.post_compile_params:
-            # values rendered in the SQL (a LIMIT), known now: render them once
-            compiled = statement.compile(
-                dialect=dialect, compile_kwargs={"render_postcompile": True}
-            )
+    __slots__ = ("_compiled", "_convert", "_lock", "_params", "_result_types", "sql")
+
+    def __init__(self, statement: sa.Select[Any], dialect: sa.Dialect, key: Any) -> None:
+        compiled = statement.compile(
+            dialect=dialect, cache_key=key, compile_kwargs={"render_postcompile": True}
+        )
+        self._compiled = compiled
         self.sql: str = compiled.string
         binds = cast("Mapping[str, Processor]", compiled._bind_processors)
         bound = compiled.construct_params(_check=False)  # by the names rendered in the SQL
@@ -89,34 +91,21 @@ class CompiledSelect:
                 }
 
             self._params = named
-        #: the values bound in the statement itself (a model query's filter values, limit)
-        self._bound = bound
-        self._constant = (
-            self._params(self._bound)
-            if all(value is not None for value in self._bound.values())
-            else None
-        )
         self._convert: Callable[[Sequence[Any]], tuple[Any, ...]] | None = None
         self._lock = threading.Lock()
         self._result_types: list[Any] = [column[3] for column in compiled._result_columns]
 
-    @staticmethod
-    def supports(statement: sa.Select[Any], dialect: sa.Dialect) -> bool:
-        """Whether the statement compiles to SQL this class can send as it is: the values
-        SQLAlchemy renders into the SQL at execution (``IN`` lists, some LIMITs) are in the
-        statement already."""
-        compiled = statement.compile(dialect=dialect)
-        rendered = compiled.literal_execute_params | compiled.post_compile_params
-        return all(bind.value is not None and not bind.expanding for bind in rendered)
+    def bind(self, extracted: Sequence[Any]) -> Mapping[str, Any]:
+        """The parameter values of a statement of this shape (its cache key's bind
+        parameters), by the names in the SQL."""
+        return self._compiled.construct_params(extracted_parameters=extracted, _check=False)
 
-    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """The rows of the statement with these parameter values, converted."""
-        if values:
-            params = self._params({**self._bound, **values})
-        elif self._constant is not None:
-            params = self._constant
-        else:
-            params = self._params(self._bound)
+    def rows(
+        self, conn: Connection, bound: Mapping[str, Any], values: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of the statement whose values are ``bound`` (:meth:`bind`), with these
+        parameter values added, converted."""
+        params = self._params({**bound, **values} if values else bound)
         cursor = conn.connection.cursor()
         try:
             conn._cursor_execute(cursor, self.sql, params)
@@ -142,12 +131,41 @@ class CompiledSelect:
             return self._convert
 
 
-#: How many compiled statements are kept (the oldest dropped first): model queries bring one
-#: statement per set of filter values.
+#: How many statements and shapes are kept (the oldest dropped first): model queries bring
+#: one statement per set of filter values.
 MAX_COMPILED = 2_048
 
-_compiled: dict[tuple[Any, type, str], CompiledSelect | None] = {}
+_Bound = tuple[CompiledSelect, Mapping[str, Any]]
+_statements: dict[tuple[Any, type, str], _Bound | None] = {}
+_shapes: dict[tuple[Any, ...], CompiledSelect] = {}
 _compiled_lock = threading.Lock()
+
+
+def _keep(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    with _compiled_lock:
+        while cache and len(cache) >= MAX_COMPILED:
+            cache.pop(next(iter(cache)), None)
+        cache[key] = value
+
+
+def _prepare(statement: sa.Select[Any], dialect: sa.Dialect) -> _Bound | None:
+    """The shape of ``statement`` (compiled the first time it is met) and its values; None
+    for a statement SQLAlchemy must render at each execution (an ``IN`` list given then)."""
+    key = statement._generate_cache_key()
+    if key is None:
+        return None
+    rendered = []
+    for bind in key.bindparams:
+        if bind.expanding or bind.literal_execute:
+            if bind.value is None or bind.callable is not None:
+                return None
+            rendered.append(repr(bind.value))
+    shape_key = (key.key, tuple(rendered), type(dialect), dialect.paramstyle)
+    shape = _shapes.get(shape_key)
+    if shape is None:
+        shape = CompiledSelect(statement, dialect, key)
+        _keep(_shapes, shape_key, shape)
+    return shape, shape.bind(key.bindparams)
 
 
 def select_rows(
@@ -158,17 +176,14 @@ def select_rows(
     dialect = conn.dialect
     key = (statement, type(dialect), dialect.paramstyle)
     try:
-        compiled = _compiled[key]
+        prepared = _statements[key]
     except KeyError:
-        supported = CompiledSelect.supports(statement, dialect)
-        compiled = CompiledSelect(statement, dialect) if supported else None
-        with _compiled_lock:
-            while _compiled and len(_compiled) >= MAX_COMPILED:
-                _compiled.pop(next(iter(_compiled)), None)
-            _compiled[key] = compiled
-    if compiled is None:
+        prepared = _prepare(statement, dialect)
+        _keep(_statements, key, prepared)
+    if prepared is None:
         return conn.execute(statement, dict(values)).all()
-    return compiled.rows(conn, values)
+    shape, bound = prepared
+    return shape.rows(conn, bound, values)
 
 
 def execute_driver(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
