@@ -101,3 +101,21 @@ def test_kept_plans_and_statements_are_bounded(
     oldest = PcItem.dc_query().filter("size", "<", 2.0).limit(5)
     assert all(plan is not _plan(client, oldest) for plan in list(plancache._plans.values())[:-1])
     assert [i.name for i in oldest] == ["one"]  # dropped long ago: compiled again
+
+
+def test_queries_of_one_shape_each_run_with_their_own_values(client: Client) -> None:
+    """Bounded queries that differ in their values only share one compiled statement on the
+    driver's cursor, each sent with its own values (limit, filters, offset)."""
+    with client.session() as session:
+        session.add_all([PcItem(f"i{n:02}", float(n), n % 4) for n in range(40)])
+    for threshold, limit, offset in [(1.0, 3, 0), (30.0, 3, 0), (12.5, 2, 1), (1.0, 3, 2)]:
+        query = (
+            PcItem.dc_query()
+            .filter("size", ">", threshold)
+            .filter("count", "<", 3)
+            .order("size")
+            .limit(limit)
+            .offset(offset)
+        )
+        expected = [n for n in range(40) if n > threshold and n % 4 < 3][offset : offset + limit]
+        assert [int(i.size) for i in query] == expected, (threshold, limit, offset)

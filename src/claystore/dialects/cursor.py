@@ -30,6 +30,10 @@ __all__ = ["MAX_COMPILED", "CompiledSelect", "execute_driver", "select_rows"]
 Processor = Callable[[Any], Any]
 
 
+class _Unsupported(Exception):
+    """A statement whose compiled form does not show all its parameters."""
+
+
 def _converter(
     processors: Sequence[Processor | None],
 ) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -60,16 +64,31 @@ class CompiledSelect:
     the values SQLAlchemy renders into the SQL (a LIMIT) added: statements built anew with other
     values share it, each bringing its values (:meth:`bind`)."""
 
-    __slots__ = ("_compiled", "_convert", "_lock", "_params", "_result_types", "sql")
+    __slots__ = (
+        "_convert",
+        "_defaults",
+        "_lock",
+        "_names",
+        "_params",
+        "_result_types",
+        "sql",
+    )
 
     def __init__(self, statement: sa.Select[Any], dialect: sa.Dialect, key: Any) -> None:
-        compiled = statement.compile(
-            dialect=dialect, cache_key=key, compile_kwargs={"render_postcompile": True}
-        )
-        self._compiled = compiled
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
         self.sql: str = compiled.string
         binds = cast("Mapping[str, Processor]", compiled._bind_processors)
         bound = compiled.construct_params(_check=False)  # by the names rendered in the SQL
+        #: the name in the SQL of each of the cache key's bind parameters, in its order (None:
+        #: rendered into the SQL, part of the shape)
+        self._names: list[str | None] = []
+        for bind in key.bindparams:
+            name = compiled.bind_names.get(bind)
+            if name is None and not (bind.literal_execute or bind.expanding):
+                msg = f"bind parameter {bind.key!r} is not in the compiled SQL"
+                raise _Unsupported(msg)
+            self._names.append(name)
+        self._defaults = bound
         names = list(compiled.positiontup or ()) if dialect.positional else list(bound)
         pairs = [(name, binds.get(name)) for name in names]
         if dialect.positional:
@@ -97,8 +116,12 @@ class CompiledSelect:
 
     def bind(self, extracted: Sequence[Any]) -> Mapping[str, Any]:
         """The parameter values of a statement of this shape (its cache key's bind
-        parameters), by the names in the SQL."""
-        return self._compiled.construct_params(extracted_parameters=extracted, _check=False)
+        parameters, in order), by the names in the SQL."""
+        values = dict(self._defaults)
+        for name, bind in zip(self._names, extracted, strict=True):
+            if name is not None:
+                values[name] = bind.effective_value
+        return values
 
     def rows(
         self, conn: Connection, bound: Mapping[str, Any], values: Mapping[str, Any]
@@ -163,7 +186,10 @@ def _prepare(statement: sa.Select[Any], dialect: sa.Dialect) -> _Bound | None:
     shape_key = (key.key, tuple(rendered), type(dialect), dialect.paramstyle)
     shape = _shapes.get(shape_key)
     if shape is None:
-        shape = CompiledSelect(statement, dialect, key)
+        try:
+            shape = CompiledSelect(statement, dialect, key)
+        except _Unsupported:
+            return None
         _keep(_shapes, shape_key, shape)
     return shape, shape.bind(key.bindparams)
 
