@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 __all__ = ["IdentityScope", "Loader", "Route"]
 
 _CHUNK = 500
+#: The locking form of each by-id SELECT, per engine (one statement, compiled once).
+_locked_selects: dict[tuple[Any, type], Any] = {}
 #: How many times the backends are searched for an object a move may be taking elsewhere.
 _SEARCHES = 20
 
@@ -373,7 +375,11 @@ class Loader:
         shared = self.shared  # a copy a move is making may be there: read the registry too
         statement = object_select(info, "id", registry=shared)
         if lock:
-            statement = loader.dialect.lock_rows(statement, info.root.table)
+            key = (statement, type(loader.dialect))
+            locked = _locked_selects.get(key)
+            if locked is None:
+                locked = _locked_selects[key] = loader.dialect.lock_rows(statement, info.root.table)
+            statement = locked
         rows = select_rows(loader.conn, statement, {"id": object_id})
         row = rows[0] if rows else None
         if row is not None and shared and not loader._is_home(row[4]):
