@@ -51,7 +51,7 @@ from sqlalchemy.types import TypeEngine
 
 from claystore import errors
 from claystore.dialects.checks import ValueChecks
-from claystore.dialects.cursor import execute_driver
+from claystore.dialects.cursor import execute_driver, processed_rows
 from claystore.dialects.federation import Federation, ForeignSource, refusal
 from claystore.dialects.locks import Locks
 from claystore.dialects.storage import Storage
@@ -560,37 +560,3 @@ class Dialect:
         """Keyword arguments of ``sa.Index`` that index only the rows where ``where`` holds
         (an empty dict: the engine has no partial indexes and indexes every row)."""
         return {f"{cls.name}_where": where}
-
-
-_converters: dict[tuple[int, ...], Callable[..., tuple[Any, ...]]] = {}
-
-
-def _row_converter(width: int, positions: tuple[int, ...]) -> Callable[..., tuple[Any, ...]]:
-    """A function ``(row, *processors) -> row`` applying the processors at ``positions``
-    (generated once per shape: one tuple display per row, no per-value Python loop)."""
-    key = (width, *positions)
-    converter = _converters.get(key)
-    if converter is None:
-        names = {pos: f"p{i}" for i, pos in enumerate(positions)}
-        items = [
-            f"(None if r[{i}] is None else {names[i]}(r[{i}]))" if i in names else f"r[{i}]"
-            for i in range(width)
-        ]
-        source = f"def convert(r, {', '.join(names.values())}):\n    return ({', '.join(items)},)"
-        namespace: dict[str, Any] = {}
-        exec(source, namespace)
-        converter = namespace["convert"]
-        _converters[key] = converter
-    return converter
-
-
-def processed_rows(
-    rows: list[tuple[Any, ...]], processors: list[Callable[[Any], Any] | None]
-) -> list[tuple[Any, ...]]:
-    """Apply bind processors to the columns that have one (the others pass through as is)."""
-    positions = tuple(i for i, proc in enumerate(processors) if proc is not None)
-    if not positions or not rows:
-        return rows
-    converter = _row_converter(len(processors), positions)
-    procs = [processors[i] for i in positions]
-    return [converter(row, *procs) for row in rows]

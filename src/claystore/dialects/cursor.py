@@ -3,7 +3,7 @@
 Owns :class:`CompiledSelect` and :func:`select_rows`: a SQLAlchemy ``SELECT`` (a row by id, a
 locked row) compiled once per engine, its parameters and result columns converted with
 SQLAlchemy's own bind and result processors (applied by one generated function per shape, as
-bulk INSERTs are: :func:`claystore.dialects.base.processed_rows`), executed through
+bulk INSERTs are: :func:`processed_rows`, also here), executed through
 ``Connection._cursor_execute`` -- so the engine's statement listeners see it, driver errors
 are wrapped and translated (``handle_error``) and a lost connection is invalidated exactly as
 for any statement -- without building an execution context and a result object per call
@@ -25,7 +25,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["MAX_COMPILED", "CompiledSelect", "execute_driver", "select_rows"]
+__all__ = ["MAX_COMPILED", "CompiledSelect", "execute_driver", "processed_rows", "select_rows"]
 
 Processor = Callable[[Any], Any]
 
@@ -34,25 +34,52 @@ class _Unsupported(Exception):
     """A statement whose compiled form does not show all its parameters."""
 
 
+_converters: dict[tuple[int, ...], Callable[..., tuple[Any, ...]]] = {}
+
+
+def _row_converter(width: int, positions: tuple[int, ...]) -> Callable[..., tuple[Any, ...]]:
+    """A function ``(row, *processors) -> row`` applying the processors at ``positions``
+    (generated once per shape: one tuple display per row, no per-value Python loop)."""
+    key = (width, *positions)
+    converter = _converters.get(key)
+    if converter is None:
+        names = {pos: f"p{i}" for i, pos in enumerate(positions)}
+        items = [
+            f"(None if r[{i}] is None else {names[i]}(r[{i}]))" if i in names else f"r[{i}]"
+            for i in range(width)
+        ]
+        source = f"def convert(r, {', '.join(names.values())}):\n    return ({', '.join(items)},)"
+        namespace: dict[str, Any] = {}
+        exec(source, namespace)
+        converter = namespace["convert"]
+        _converters[key] = converter
+    return converter
+
+
+def processed_rows(
+    rows: list[tuple[Any, ...]], processors: list[Callable[[Any], Any] | None]
+) -> list[tuple[Any, ...]]:
+    """Apply bind processors to the columns that have one (the others pass through as is)."""
+    positions = tuple(i for i, proc in enumerate(processors) if proc is not None)
+    if not positions or not rows:
+        return rows
+    converter = _row_converter(len(processors), positions)
+    procs = [processors[i] for i in positions]
+    return [converter(row, *procs) for row in rows]
+
+
 def _converter(
     processors: Sequence[Processor | None],
 ) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     """A function making a tuple of a row with the processors applied (None values and
-    columns without a processor pass as they are): one generated tuple display per shape."""
-    width = len(processors)
-    positions = [i for i, proc in enumerate(processors) if proc is not None]
+    columns without a processor pass as they are): :func:`_row_converter`'s function with
+    the processors bound."""
+    positions = tuple(i for i, proc in enumerate(processors) if proc is not None)
     if not positions:
         return tuple
-    names = {pos: f"p{pos}" for pos in positions}
-    items = [
-        f"(None if r[{i}] is None else {names[i]}(r[{i}]))" if i in names else f"r[{i}]"
-        for i in range(width)
-    ]
-    source = f"def convert(r):\n    return ({', '.join(items)},)"
-    namespace: dict[str, Any] = {names[pos]: processors[pos] for pos in positions}
-    exec(source, namespace)
-    convert: Callable[[Sequence[Any]], tuple[Any, ...]] = namespace["convert"]
-    return convert
+    convert = _row_converter(len(processors), positions)
+    procs = [processors[i] for i in positions]
+    return lambda row: convert(row, *procs)
 
 
 class CompiledSelect:

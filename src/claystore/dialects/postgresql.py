@@ -40,11 +40,11 @@ from claystore.dialects.base import (
     JSONType,
     json_type_case,
     on_conflict_update,
-    processed_rows,
     refuse_lone_surrogates,
     sql_constant,
 )
 from claystore.dialects.checks import PostgreSQLValueChecks
+from claystore.dialects.cursor import processed_rows
 from claystore.dialects.federation import Federation, ForeignSource, foreign_source_of
 from claystore.dialects.locks import PostgreSQLLocks
 from claystore.dialects.storage import PostgreSQLStorage
