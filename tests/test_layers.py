@@ -19,7 +19,7 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
       ``plancache``, ``federation``;
    c. transactions: ``transaction``, ``sessionwork``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
-      ``session``, ``objectstore``.
+      ``session``, ``asyncsession``, ``objectstore``.
 5. ``claystore.migrations`` — the system tables' versions, alembic integration for model
    tables, registry-aware migration operations; then ``claystore.housekeeping`` — integrity
    checks, sizes, locks and stats of a store.
@@ -84,6 +84,7 @@ ORM_LAYERS = [
         "modelquery",
         "model",
         "session",
+        "asyncsession",
         "objectstore",
     ],
 ]

@@ -8,6 +8,7 @@ The public surface: dataClay's object model (:class:`DataClayObject`, :func:`act
 from claystore import errors
 from claystore.client import Client
 from claystore.orm.active import activemethod
+from claystore.orm.asyncsession import AsyncSession, a_retry_on_conflict
 from claystore.orm.backends import BackendInfo
 from claystore.orm.fields import Indexed, LocalOnly
 from claystore.orm.mapping import metadata
@@ -18,6 +19,7 @@ from claystore.orm.system import system_metadata
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncSession",
     "BackendInfo",
     "Client",
     "DataClayObject",
@@ -25,6 +27,7 @@ __all__ = [
     "LocalOnly",
     "ObjectMetadata",
     "__version__",
+    "a_retry_on_conflict",
     "activemethod",
     "errors",
     "metadata",

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 from uuid import UUID
@@ -56,6 +56,8 @@ from claystore.migrations.system import (
 from claystore.orm import backends as backend_registry
 from claystore.orm import moving, twophase
 from claystore.orm.aliases import check_dataset
+from claystore.orm.asyncsession import AsyncSession
+from claystore.orm.asynctwin import current_runner
 from claystore.orm.context import ObjectContext
 from claystore.orm.database import Database, check_schema_mode
 from claystore.orm.federation import FederationReport, federate
@@ -397,6 +399,26 @@ class Client(Housekeeping):
         :mod:`claystore.orm.session`): loads once, writes in batches at commit, all or nothing.
         Inside another session it is a savepoint."""
         return Session(self._require_context())
+
+    def a_session(self) -> AsyncSession:
+        """The unit of work for coroutines: ``async with client.a_session() as session: ...``
+        (see :mod:`claystore.orm.asyncsession`): loads, flushes and the commit run on the
+        session's own worker thread, objects it loaded are read and changed in the task from
+        memory; committed at exit, rolled back on an exception or a cancellation.  Inside
+        another async session of the same task it is a savepoint."""
+        return AsyncSession(self._require_context())
+
+    async def a_session_dependency(self) -> AsyncIterator[AsyncSession]:
+        """The request's async session, as a dependency with ``yield`` (FastAPI:
+        ``session: AsyncSession = Depends(client.a_session_dependency, scope="function")``):
+        the session of :class:`claystore.web.ASGISessionMiddleware` when it runs the request
+        (committed with the response), else a new one committed when the handler returns."""
+        outer = current_runner()
+        if outer is not None and outer.owner is self._context and outer.session is not None:
+            yield outer.session  # the middleware's: it ends with the response
+            return
+        async with self.a_session() as session:
+            yield session
 
     def transactional(self, func: Callable[P, R]) -> Callable[P, R]:
         """Decorator: run each call of ``func`` in its own session (commit on return, roll

@@ -130,4 +130,5 @@ def activemethod(func: Callable[P, R]) -> Callable[P, R]:
             tx.own(self, state, lock=True)
             return _run(tx, func, *args, **kwargs)
 
+    wrapper._dc_activemethod = True  # type: ignore[attr-defined]  # model classes add `a_` twins
     return wrapper

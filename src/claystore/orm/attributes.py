@@ -31,7 +31,7 @@ from threading import get_ident
 from typing import Any
 
 from claystore.orm.fields import Field, FieldKind
-from claystore.orm.state import STATE_ATTR, adopt
+from claystore.orm.state import STATE_ATTR, adopt, is_here
 
 
 class FieldAttribute:
@@ -60,10 +60,13 @@ class FieldAttribute:
             self.is_scalar
             and holder is not None
             and self.name in state.fresh
-            and holder.thread_id == get_ident()
+            and (holder.thread_id == get_ident() or is_here(holder.thread_id))
             and holder.is_active
         ):  # fast path: a scalar this thread's open transaction has loaded
-            return d[self.key]
+            try:
+                return d[self.key]
+            except KeyError:  # a new object's field never assigned: the transaction's default
+                pass
         return state.context.read_field(obj, state, self.field)
 
     def __set__(self, obj: Any, value: Any) -> None:
@@ -82,7 +85,11 @@ class FieldAttribute:
                 d.pop(self.field.key, None)
         else:
             holder = state.owner
-            if holder is not None and holder.thread_id == get_ident() and holder.is_active:
+            if (
+                holder is not None
+                and holder.is_active
+                and (holder.thread_id == get_ident() or is_here(holder.thread_id))
+            ):
                 holder.write(obj, state, self.field, value)  # this thread's transaction holds it
                 return
             state.context.write_field(obj, state, self.field, value)

@@ -309,6 +309,20 @@ def active_context() -> ObjectContext:
     raise ClientNotStartedError(msg)
 
 
+def set_active(context: ObjectContext | None) -> Any:
+    """Make ``context`` the active one of the calling context only (no process fallback);
+    returns a reset token for :func:`reset_active`."""
+    return _active.set(context)
+
+
+def reset_active(token: Any) -> None:
+    """Undo :func:`set_active` (set it to None where the token belongs to another context)."""
+    try:
+        _active.reset(token)
+    except ValueError:
+        _active.set(None)
+
+
 def context_of_state(state: ObjectState) -> ObjectContext:
     """The context a stored object's state belongs to, checked open."""
     context = state.context
@@ -324,4 +338,12 @@ def stored(obj: Any) -> tuple[ObjectState, ObjectContext]:
     return state, context_of_state(state)
 
 
-__all__ = ["STATE_ATTR", "ObjectContext", "active_context", "context_of_state", "stored"]
+__all__ = [
+    "STATE_ATTR",
+    "ObjectContext",
+    "active_context",
+    "context_of_state",
+    "reset_active",
+    "set_active",
+    "stored",
+]

@@ -15,7 +15,6 @@ Called by users; re-exported by :mod:`claystore`.
 
 from __future__ import annotations
 
-import asyncio
 from copy import deepcopy
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from uuid import UUID
@@ -26,7 +25,7 @@ import sqlalchemy as sa
 from claystore.errors import DoesNotExistError, ObjectNotRegisteredError, SessionStateError
 from claystore.orm import aliases, backends, moving
 from claystore.orm.active import forget_created, note_created
-from claystore.orm.asynctwin import async_twin
+from claystore.orm.asynctwin import async_twin, run_blocking
 from claystore.orm.context import ObjectContext, active_context, context_of_state, stored
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.identity import object_id_of
@@ -41,6 +40,18 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 T = TypeVar("T", bound="DataClayObject")
+
+
+def _activemethod_twin(name: str) -> Any:
+    """The ``a_`` twin of the activemethod ``name`` (looked up on the object: an override in
+    a subclass is what runs)."""
+
+    async def twin(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await run_blocking(getattr(self, name), *args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = f"a_{name}"
+    twin.__doc__ = f"Coroutine form of the activemethod :meth:`{name}`."
+    return twin
 
 
 @attrs.frozen
@@ -84,6 +95,11 @@ class DataClayObject(VersionedObject, QueryableObject):
         # constructions (not loads) inside a running activemethod are stored when it returns
         sa.event.listen(cls, "init", _constructed)
         sa.event.listen(cls, "init_failure", _construction_failed)
+        # each activemethod gets its `a_` twin (`await account.a_deposit(10)`), unless the
+        # class defines one of that name itself
+        for name, value in list(vars(cls).items()):
+            if getattr(value, "_dc_activemethod", False) and f"a_{name}" not in vars(cls):
+                setattr(cls, f"a_{name}", _activemethod_twin(name))
 
     def __repr__(self) -> str:
         state: ObjectState | None = self.__dict__.get(STATE_ATTR)
@@ -316,27 +332,27 @@ class DataClayObject(VersionedObject, QueryableObject):
     @classmethod
     async def a_get_by_alias(cls: type[T], alias: str, dataset: str | None = None) -> T:
         """Coroutine form of :meth:`get_by_alias`."""
-        return await asyncio.to_thread(cls.get_by_alias, alias, dataset)
+        return await run_blocking(cls.get_by_alias, alias, dataset)
 
     @classmethod
     async def a_get_by_id(cls: type[T], object_id: UUID | str) -> T:
         """Coroutine form of :meth:`get_by_id`."""
-        return await asyncio.to_thread(cls.get_by_id, object_id)
+        return await run_blocking(cls.get_by_id, object_id)
 
     @classmethod
     async def a_delete_alias(cls, alias: str, dataset: str | None = None) -> None:
         """Coroutine form of :meth:`delete_alias`."""
-        await asyncio.to_thread(cls.delete_alias, alias, dataset)
+        await run_blocking(cls.delete_alias, alias, dataset)
 
     @classmethod
     async def a_dc_clone_by_alias(cls: type[T], alias: str, recursive: bool = False) -> T:
         """Coroutine form of :meth:`dc_clone_by_alias`."""
-        return await asyncio.to_thread(cls.dc_clone_by_alias, alias, recursive)
+        return await run_blocking(cls.dc_clone_by_alias, alias, recursive)
 
     @classmethod
     async def a_dc_update_by_alias(cls, alias: str, from_object: DataClayObject) -> None:
         """Coroutine form of :meth:`dc_update_by_alias`."""
-        await asyncio.to_thread(cls.dc_update_by_alias, alias, from_object)
+        await run_blocking(cls.dc_update_by_alias, alias, from_object)
 
 
 def _detached(field: Field, value: Any) -> Any:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from claystore.datastore.sqlcursor import SQLCursor
 from claystore.datastore.sqlorder import RENDER_COUNTS, limit_of
 from claystore.dialects.cursor import select_rows
 from claystore.errors import QueryError
+from claystore.orm.asynctwin import iterate_async, run_blocking
 from claystore.orm.context import ObjectContext, active_context
 from claystore.orm.loading import Loader
 from claystore.orm.mapping import ModelInfo, find_model
@@ -271,6 +272,30 @@ class ModelQuery(Query):
         single = self.copy()
         single.limit = 1
         return next(iter(single.cursor()), None)
+
+    def a_iter(self, *, batch: int = 100) -> AsyncIterator[Any]:
+        """The objects, for ``async for``: the query runs off the event loop and its objects
+        come ``batch`` at a time (memory holds one batch and the cursor's chunk, as a plain
+        loop does).  Inside an async session it runs in the session (its changes flushed
+        first; the objects are the session's, read and changed from memory).  Outside one,
+        the read rule of query loops holds in the task: the objects answer reads of their
+        column fields from the rows loaded, while the loop runs."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            msg = f"a_iter(batch={batch!r}): give a whole number of objects, 1 or more"
+            raise QueryError(msg)
+        return iterate_async(self, self._context, batch)
+
+    async def a_count(self) -> int:
+        """Coroutine form of :meth:`count`."""
+        return await run_blocking(self.count)
+
+    async def a_first(self) -> Any:
+        """Coroutine form of :meth:`first`."""
+        return await run_blocking(self.first)
+
+    async def a_fetch(self) -> list[Any]:
+        """All the objects, as a list (one SELECT, run off the event loop)."""
+        return await run_blocking(list, self)
 
 
 class QueryableObject:

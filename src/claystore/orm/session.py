@@ -217,12 +217,7 @@ def retry_on_conflict(
     It must own its transaction: called inside an open session or activemethod, it raises
     :class:`~claystore.errors.SessionStateError` without running ``func``.
     """
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        msg = f"retry_on_conflict(attempts={attempts!r}): give a whole number of runs, 1 or more"
-        raise ConfigurationError(msg)
-    if isinstance(pause, bool) or not isinstance(pause, int | float) or not 0 <= pause < math.inf:
-        msg = f"retry_on_conflict(pause={pause!r}): give a number of seconds, 0 or more"
-        raise ConfigurationError(msg)
+    check_retry_arguments(attempts, pause)
     attempt = 1
     while True:
         session = client.session() if client is not None else Session(active_context())
@@ -238,8 +233,30 @@ def retry_on_conflict(
         except VersionConflictError:
             if attempt >= attempts:
                 raise
-        time.sleep(random.uniform(0, min(pause * 2 ** (attempt - 1), MAX_RETRY_PAUSE)))
+        time.sleep(retry_pause(pause, attempt))
         attempt += 1
 
 
-__all__ = ["Session", "SessionOpener", "retry_on_conflict", "transactional"]
+def check_retry_arguments(attempts: int, pause: float) -> None:
+    """Refuse what :func:`retry_on_conflict` cannot use, naming it."""
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        msg = f"retry_on_conflict(attempts={attempts!r}): give a whole number of runs, 1 or more"
+        raise ConfigurationError(msg)
+    if isinstance(pause, bool) or not isinstance(pause, int | float) or not 0 <= pause < math.inf:
+        msg = f"retry_on_conflict(pause={pause!r}): give a number of seconds, 0 or more"
+        raise ConfigurationError(msg)
+
+
+def retry_pause(pause: float, attempt: int) -> float:
+    """The random pause after the ``attempt``-th conflicting run (doubling, capped)."""
+    return random.uniform(0, min(pause * 2 ** (attempt - 1), MAX_RETRY_PAUSE))
+
+
+__all__ = [
+    "Session",
+    "SessionOpener",
+    "check_retry_arguments",
+    "retry_on_conflict",
+    "retry_pause",
+    "transactional",
+]

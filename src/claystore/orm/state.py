@@ -33,6 +33,11 @@ or write a stored field outside the owning transaction.  This module only knows 
 Also owns what keeps containers live: :func:`adopt` (an assigned container is kept, not
 copied) and :func:`check_containers` (a live container is checked again before it is written).
 
+Also owns the *strand* of the caller (:func:`strand`, :func:`is_here`): who a transaction,
+an ownership or a query loop belongs to.  It is the calling thread, except inside an async
+session (:mod:`claystore.orm.asyncsession`), whose strand spans its task on the event loop and
+the session's worker thread: both see the session's transaction and its objects.
+
 Called by the descriptors (:mod:`claystore.orm.attributes`), the loaders, the transaction, the
 reachability walk (:mod:`claystore.orm.graph`) and the flush (:mod:`claystore.orm.unitofwork`).
 No I/O.
@@ -41,10 +46,12 @@ No I/O.
 from __future__ import annotations
 
 import enum
+import itertools
 import json
 import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from threading import get_ident
 from typing import Any, Protocol
 from uuid import UUID
@@ -54,6 +61,61 @@ from claystore.orm.fields import Field, FieldKind
 
 STATE_ATTR = "_dc_state"
 NOTHING: frozenset[str] = frozenset()
+
+
+class Strand:
+    """An async session's strand: its task on the event loop and its worker thread act as one
+    caller.  ``token`` stands where a thread id would (negative: never a thread's);
+    ``loop_thread`` is the event loop's thread, where the session runs no statement (None: a
+    query loop's strand outside sessions, which refuses nothing)."""
+
+    __slots__ = ("loop_thread", "token")
+
+    _tokens = itertools.count(-1, -1)
+
+    def __init__(self, loop_thread: int | None) -> None:
+        self.token = next(Strand._tokens)
+        self.loop_thread = loop_thread
+
+    def __repr__(self) -> str:
+        return f"<Strand {self.token}>"
+
+
+#: the strand of the calling context (None: the calling thread is its own strand)
+_strand: ContextVar[Strand | None] = ContextVar("claystore_strand", default=None)
+
+
+def strand() -> int:
+    """Who is calling: the thread id, or the token of the async session's strand it runs in."""
+    current = _strand.get()
+    return get_ident() if current is None else current.token
+
+
+def current_strand() -> Strand | None:
+    """The async session strand of the calling context, if any."""
+    return _strand.get()
+
+
+def set_strand(value: Strand | None) -> Any:
+    """Make ``value`` the strand of the calling context; returns a reset token."""
+    return _strand.set(value)
+
+
+def reset_strand(token: Any) -> None:
+    """Undo :func:`set_strand` (set it to None where the token belongs to another context)."""
+    try:
+        _strand.reset(token)
+    except ValueError:
+        _strand.set(None)
+
+
+def is_here(owner_id: int) -> bool:
+    """Whether ``owner_id`` (a transaction's or a query loop's :func:`strand`) is the
+    caller's."""
+    if owner_id == get_ident():
+        return True
+    current = _strand.get()
+    return current is not None and current.token == owner_id
 
 
 class Lifecycle(enum.Enum):
@@ -120,11 +182,11 @@ class Snapshot:
 
     def __init__(self) -> None:
         self.is_open = True
-        self.thread_id = get_ident()
+        self.thread_id = strand()
 
     def serves(self) -> bool:
         """Whether reads in this thread are still served from the loop's rows."""
-        return self.is_open and self.thread_id == get_ident()
+        return self.is_open and is_here(self.thread_id)
 
     def close(self) -> None:
         """The loop ended: its objects read committed state again."""

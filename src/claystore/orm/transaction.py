@@ -44,6 +44,9 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import sqlalchemy as sa
+
+from claystore.errors import SessionStateError
 from claystore.orm import aliases, moving, persistence, twophase, unitofwork
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
@@ -56,6 +59,8 @@ from claystore.orm.state import (
     Jar,
     Lifecycle,
     ObjectState,
+    current_strand,
+    is_here,
     make_transient,
     mark_deleted,
     mark_persistent,
@@ -79,14 +84,38 @@ def current_transaction(context: object) -> Transaction | None:
     """The open transaction of ``context`` (a client's object context) in this thread, if any.
 
     A transaction copied into another thread with ``contextvars.copy_context()`` is ignored
-    there: a connection belongs to the thread that opened it.
+    there: a connection belongs to the thread that opened it -- except an async session's,
+    whose strand spans its task and its worker thread (:func:`~claystore.orm.state.strand`).
     """
     tx = _current.get()
     if tx is None or tx.context is not context or not tx.is_active:
         return None
-    if tx.thread_id != threading.get_ident():
+    if tx.thread_id != threading.get_ident() and not is_here(tx.thread_id):
         return None
     return tx
+
+
+def _off_the_loop(loop_thread: int) -> None:
+    """Raise if called on the event loop's thread: an async session's statements run on its
+    worker thread (the loop would wait for the database, and for locks other sessions of the
+    same loop hold)."""
+    if threading.get_ident() == loop_thread:
+        msg = (
+            "an async session runs no statement on the event loop's thread, and this needs the "
+            "database: await the `a_` form of the call (`await obj.a_method()`, "
+            "`await Model.a_get_by_alias(...)`), `await session.a_load(obj, 'field')` for a "
+            "field not loaded yet, or `await session.run(function)` for blocking code"
+        )
+        raise SessionStateError(msg)
+
+
+def _guard_connection(conn: Connection, loop_thread: int) -> None:
+    """Refuse statements on ``conn`` (an async session's) from the event loop's thread."""
+
+    def before_cursor_execute(*_args: Any) -> None:
+        _off_the_loop(loop_thread)
+
+    sa.event.listen(conn, "before_cursor_execute", before_cursor_execute)
 
 
 class Transaction:
@@ -112,7 +141,9 @@ class Transaction:
         self.ownership = ownership
         self.dataset = dataset
         self.backend_id = backend_id  # where new objects go unless told
-        self.thread_id = threading.get_ident()
+        running_in = current_strand()  # an async session's strand, or None: this thread
+        self.thread_id = threading.get_ident() if running_in is None else running_in.token
+        self.loop_thread = None if running_in is None else running_in.loop_thread
         self.entries: dict[UUID, ObjectState] = {}  # the objects it owns
         self.new: list[Any] = []  # stored by this transaction (lifecycle NEW)
         self.staged: dict[UUID, Any] = {}  # NEW objects whose rows are not written yet
@@ -142,8 +173,13 @@ class Transaction:
         """The transaction's connection to a backend (connected and begun on first use)."""
         conn = self._conns.get(backend_id)
         if conn is None:
+            loop_thread = self.loop_thread
+            if loop_thread is not None:
+                _off_the_loop(loop_thread)
             conn = self._conns[backend_id] = self.router.database(backend_id).open_write()
             self._loaders.pop(backend_id, None)  # a reader's loader: write from now on
+            if loop_thread is not None:
+                _guard_connection(conn, loop_thread)
         return conn
 
     def dialect_for(self, backend_id: UUID) -> Dialect:
@@ -181,7 +217,12 @@ class Transaction:
             return self.writer_for(backend_id)
         if self._readers is None:
             self._readers = contextlib.ExitStack()
+        loop_thread = self.loop_thread
+        if loop_thread is not None:
+            _off_the_loop(loop_thread)
         conn = self._readers.enter_context(self.router.database(backend_id).reader())
+        if loop_thread is not None:
+            _guard_connection(conn, loop_thread)
         loader = self._loaders[backend_id] = self._new_loader(conn, backend_id)
         return loader
 
