@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from claystore.errors import SessionStateError
-from claystore.orm.state import Strand, reset_strand, set_strand
+from claystore.orm.state import Snapshot, Strand, defer_snapshots, reset_strand, set_strand
 
 R = TypeVar("R")
 
@@ -246,12 +246,16 @@ async def iterate_async(
     strand = Strand(None)
     context = contextvars.copy_context()
     context.run(set_strand, strand)
+    snapshots: list[Snapshot] = []  # the last batch is handed out after the loop ended
+    context.run(defer_snapshots, snapshots)
     own = Runner(owner(), context)
     token = set_strand(strand)
     try:
         async for item in _batches(own, items, batch):
             yield item
     finally:
+        for snapshot in snapshots:
+            snapshot.close()
         own.close()
         reset_strand(token)
 

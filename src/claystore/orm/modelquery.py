@@ -44,7 +44,7 @@ from claystore.orm.plancache import model_plan
 from claystore.orm.querymerge import count_merged, run_merged, spread
 from claystore.orm.rows import RowReader
 from claystore.orm.rowstream import Resume, RowStream
-from claystore.orm.state import Snapshot
+from claystore.orm.state import Snapshot, end_snapshot
 from claystore.orm.transaction import current_transaction
 
 if TYPE_CHECKING:
@@ -444,7 +444,7 @@ def _run(
             return
     finally:
         if snapshot is not None:
-            snapshot.close()
+            end_snapshot(snapshot)
     # a transaction's query streams on its connection (reads belong to the transaction); when
     # the transaction ends under it (a session committing every N objects), the rest of the
     # query runs again after the last row it gave, in the transaction open then

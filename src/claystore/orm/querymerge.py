@@ -47,7 +47,7 @@ from claystore.orm import moving
 from claystore.orm.loading import Loader
 from claystore.orm.modelcompiler import ModelPlan, compile_model_query
 from claystore.orm.rows import RowReader, backend_uuid
-from claystore.orm.state import Snapshot
+from claystore.orm.state import Snapshot, end_snapshot
 from claystore.orm.transaction import Transaction, current_transaction
 
 if TYPE_CHECKING:
@@ -346,7 +346,7 @@ def run_merged(
         yield from _merge(context, tx, plans, window, (limit, offset), cursor, snapshot)
     finally:
         if snapshot is not None:
-            snapshot.close()
+            end_snapshot(snapshot)
 
 
 def _merge(  # noqa: PLR0917 - the one caller's locals

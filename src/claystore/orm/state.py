@@ -193,6 +193,27 @@ class Snapshot:
         self.is_open = False
 
 
+#: where the query loops of the calling context leave their snapshots when they end, for the
+#: caller to close later (None: they close at once); see :func:`end_snapshot`
+_deferred: ContextVar[list[Snapshot] | None] = ContextVar("claystore_snapshots", default=None)
+
+
+def end_snapshot(snapshot: Snapshot) -> None:
+    """A query loop's generator ended: close its snapshot -- or, where the caller defers it
+    (``async for`` hands objects out a batch after the generator ran), leave it for them."""
+    held = _deferred.get()
+    if held is None:
+        snapshot.close()
+    else:
+        held.append(snapshot)
+
+
+def defer_snapshots(held: list[Snapshot]) -> Any:
+    """Query loops of the calling context leave their snapshots in ``held`` when they end (the
+    caller closes them); returns a reset token."""
+    return _deferred.set(held)
+
+
 class ObjectState:
     """The claystore state of one stored object (see the module docstring)."""
 
