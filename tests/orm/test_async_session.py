@@ -399,3 +399,48 @@ def test_loading_1000_objects_never_blocks_the_loop(client: Client) -> None:
     allowed = longest[0] + collecting["longest"] + noise
     assert worst <= allowed, (worst, longest[0], collecting["longest"], elapsed)
     assert wakeups > 5  # the probe ran while the objects were loaded
+
+
+def test_a_cancelled_lock_wait_ends_at_once(db_url: str, engine_name: str) -> None:
+    """A session cancelled while its statement waits for a row lock another session holds has
+    the statement interrupted (PostgreSQL): its task ends at once, not when the lock wait
+    times out, and the other session goes on.  SQLite cannot interrupt a wait for the
+    database's write lock: the task ends as soon as the lock is free."""
+    with Client(db_url, lock_timeout=20) as client:
+        Counter().make_persistent("c")
+
+        async def holder(locked: asyncio.Event, release: asyncio.Event) -> None:
+            async with client.a_session():
+                counter = await Counter.a_get_by_alias("c")
+                await counter.a_increment()  # the row (SQLite: the database) stays locked
+                locked.set()
+                await release.wait()
+
+        async def waiter() -> None:
+            async with client.a_session():
+                counter = await Counter.a_get_by_alias("c")
+                await counter.a_increment()
+
+        async def work() -> float:
+            locked, release = asyncio.Event(), asyncio.Event()
+            first = asyncio.create_task(holder(locked, release))
+            await locked.wait()
+            second = asyncio.create_task(waiter())
+            await asyncio.sleep(0.3)  # waiting for the lock by now
+            assert not second.done()
+            begun = time.perf_counter()
+            second.cancel()
+            asyncio.get_running_loop().call_later(1.5, release.set)
+            with pytest.raises(asyncio.CancelledError):
+                await second
+            took = time.perf_counter() - begun
+            await first
+            return took
+
+        took = run(work)
+        if engine_name == "postgresql":
+            assert took < 1.0, took  # interrupted, before the holder let go
+        else:
+            assert took < 5, took  # when the holder let go, long before the lock timeout
+        assert Counter.get_by_alias("c").count == 1
+        assert open_transactions(client) == 0

@@ -280,3 +280,14 @@ def test_unassigned_default_of_a_new_object_reads_in_a_session(client: Client) -
         counter.count += 1
     reloaded = Counter.get_by_id(counter._dc_meta.id)
     assert reloaded.count == 1
+
+
+def test_a_default_never_assigned_reads_after_another_field(client: Client) -> None:
+    """A new object's field left at its class default reads as the default in the session,
+    also after another field of the object was read (it raised KeyError)."""
+    with client.session():
+        counter = Counter()
+        counter.make_persistent("c")
+        assert counter.history == []
+        assert counter.count == 0
+    assert Counter.get_by_alias("c").count == 0

@@ -372,6 +372,11 @@ class Dialect:
         engine cannot tell): True."""
         return True
 
+    def interrupt(self, dbapi_connection: Any) -> None:
+        """Stop the statement running on a driver connection, from another thread (a cancelled
+        async session: its rollback need not wait for a lock wait to time out).  The default:
+        nothing (the statement runs to its end)."""
+
     @property
     def is_memory(self) -> bool:
         """True for a database that lives in one process's memory (one shared connection)."""

@@ -362,6 +362,12 @@ class PostgreSQLDialect(Dialect):
         return list(conn.execute(statement, {"prefix": prefix}).scalars())
 
     @override
+    def interrupt(self, dbapi_connection: Any) -> None:
+        # a cancel request on a connection of its own (the server stops the running query;
+        # with none running it does nothing)
+        dbapi_connection.cancel_safe(timeout=5.0)
+
+    @override
     def has_written(self, conn: Connection) -> bool:
         """The transaction has a transaction id (it has one once it writes or locks a row)."""
         statement = "SELECT txid_current_if_assigned() IS NOT NULL"

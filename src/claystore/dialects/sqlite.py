@@ -169,6 +169,11 @@ class SQLiteDialect(Dialect):
         return SQLiteStorage(conn)
 
     @override
+    def interrupt(self, dbapi_connection: Any) -> None:
+        if not self.is_memory:  # an in-memory database's one connection is everyone's
+            dbapi_connection.interrupt()
+
+    @override
     def locks(self, conn: Connection) -> SQLiteLocks:
         return SQLiteLocks(conn)
 

@@ -82,6 +82,7 @@ class AsyncSession:
             raise
         self._runner, self._owns_runner = runner, True
         runner.session = self
+        runner.on_cancel = self._interrupt
         self._tokens = (
             set_strand(strand),
             set_runner(runner),
@@ -110,6 +111,24 @@ class AsyncSession:
             self._session = None
             if self._owns_runner:
                 self._release()
+
+    def _interrupt(self) -> None:
+        """The task was cancelled while the worker runs one of its calls: stop the statement
+        under way (a lock wait, a long query) so that the rollback comes at once."""
+        session, runner = self._session, self._runner
+        tx = session._tx if session is not None else None
+        if tx is None or runner is None or not tx.is_active:
+            return
+        cancelled = runner.running
+
+        def interrupt() -> None:
+            with runner.running_lock:  # the call cannot end (and the next begin) meanwhile
+                if runner.running is cancelled and cancelled is not None:
+                    with contextlib.suppress(Exception):  # a statement that just ended
+                        tx.interrupt()
+
+        # the cancel request is network I/O on PostgreSQL: not on the loop
+        threading.Thread(target=interrupt, name="claystore-interrupt", daemon=True).start()
 
     def _release(self) -> None:
         runner, tokens = self._runner, self._tokens

@@ -119,6 +119,11 @@ class Runner:
         self.context = context
         self.loop = asyncio.get_running_loop()
         self.session: Any = None  # the outermost async session it runs
+        #: called (on the loop) when the caller of the call under way is cancelled
+        self.on_cancel: Callable[[], None] | None = None
+        #: the future of the call under way (None between calls), cleared under the lock
+        self.running: asyncio.Future[Any] | None = None
+        self.running_lock = threading.Lock()
         self._worker: _Worker | None = _lease()
 
     @property
@@ -137,13 +142,29 @@ class Runner:
             msg = "an async session belongs to the event loop that opened it"
             raise SessionStateError(msg)
         future: asyncio.Future[R] = loop.create_future()
-        worker.jobs.put((loop, future, self.context, func, args, kwargs))
+
+        def job() -> R:
+            self.running = future
+            try:
+                return func(*args, **kwargs)
+            finally:
+                with self.running_lock:
+                    self.running = None
+
+        worker.jobs.put((loop, future, self.context, job, (), {}))
         return future
 
     async def call(self, func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        """Run ``func`` on the worker and return its result.  Cancelling the caller does not
-        stop a call that has begun: the session's end waits for it (:meth:`finish`)."""
-        return await self.submit(func, *args, **kwargs)
+        """Run ``func`` on the worker and return its result.  A cancelled caller does not stop
+        the thread: :attr:`on_cancel` is told (an async session interrupts its statement) and
+        the session's end waits for the call (:meth:`finish`)."""
+        future = self.submit(func, *args, **kwargs)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if self.on_cancel is not None and self.running is future:
+                self.on_cancel()
+            raise
 
     async def finish(self, func: Callable[..., R], *args: Any) -> R:
         """Run ``func`` on the worker (after whatever is queued) and wait for it even if the

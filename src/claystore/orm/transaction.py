@@ -182,6 +182,15 @@ class Transaction:
                 _guard_connection(conn, loop_thread)
         return conn
 
+    def interrupt(self) -> None:
+        """Stop the statements running on this transaction's connections (called from another
+        thread when an async session's task is cancelled: the rollback follows at once, not
+        after a lock wait)."""
+        for backend_id, conn in list(self._conns.items()):
+            if conn.closed or conn.invalidated:
+                continue
+            self.dialect_for(backend_id).interrupt(conn.connection.dbapi_connection)
+
     def dialect_for(self, backend_id: UUID) -> Dialect:
         """The dialect of a backend's database."""
         return self.router.database(backend_id).dialect
