@@ -15,7 +15,7 @@ circle — imports under ``TYPE_CHECKING`` and inside functions count too):
       ``attributes``, ``mapping``, ``graph``, ``identity``, ``ownership``;
    b. SQL on one connection (or one per backend): ``aliases``, ``backends``, ``schema``,
       ``database``, ``rows``, ``loading``, ``rowstream``, ``moveplan``, ``moving``, ``liveness``,
-      ``twophase``, ``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``,
+      ``loopguard``, ``twophase``, ``routing``, ``persistence``, ``unitofwork``, ``modelcompiler``,
       ``plancache``, ``federation``;
    c. transactions: ``transaction``, ``sessionwork``, ``context``;
    d. the object API: ``asynctwin``, ``active``, ``versions``, ``modelquery``, ``model``,
@@ -67,6 +67,7 @@ ORM_LAYERS = [
         "moveplan",
         "moving",
         "liveness",
+        "loopguard",
         "twophase",
         "routing",
         "persistence",

@@ -44,14 +44,12 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import sqlalchemy as sa
-
-from claystore.errors import SessionStateError
 from claystore.orm import aliases, moving, persistence, twophase, unitofwork
 from claystore.orm.fields import Field, FieldKind
 from claystore.orm.graph import collect_transient
 from claystore.orm.identity import IdentityMap, new_object_ids
 from claystore.orm.loading import IdentityScope, Loader
+from claystore.orm.loopguard import guard_connection, off_the_loop
 from claystore.orm.ownership import Ownership
 from claystore.orm.rowstream import Resume, RowStream
 from claystore.orm.state import (
@@ -93,29 +91,6 @@ def current_transaction(context: object) -> Transaction | None:
     if tx.thread_id != threading.get_ident() and not is_here(tx.thread_id):
         return None
     return tx
-
-
-def _off_the_loop(loop_thread: int) -> None:
-    """Raise if called on the event loop's thread: an async session's statements run on its
-    worker thread (the loop would wait for the database, and for locks other sessions of the
-    same loop hold)."""
-    if threading.get_ident() == loop_thread:
-        msg = (
-            "an async session runs no statement on the event loop's thread, and this needs the "
-            "database: await the `a_` form of the call (`await obj.a_method()`, "
-            "`await Model.a_get_by_alias(...)`), `await session.a_load(obj, 'field')` for a "
-            "field not loaded yet, or `await session.run(function)` for blocking code"
-        )
-        raise SessionStateError(msg)
-
-
-def _guard_connection(conn: Connection, loop_thread: int) -> None:
-    """Refuse statements on ``conn`` (an async session's) from the event loop's thread."""
-
-    def before_cursor_execute(*_args: Any) -> None:
-        _off_the_loop(loop_thread)
-
-    sa.event.listen(conn, "before_cursor_execute", before_cursor_execute)
 
 
 class Transaction:
@@ -175,11 +150,11 @@ class Transaction:
         if conn is None:
             loop_thread = self.loop_thread
             if loop_thread is not None:
-                _off_the_loop(loop_thread)
+                off_the_loop(loop_thread)
             conn = self._conns[backend_id] = self.router.database(backend_id).open_write()
             self._loaders.pop(backend_id, None)  # a reader's loader: write from now on
             if loop_thread is not None:
-                _guard_connection(conn, loop_thread)
+                guard_connection(conn, loop_thread)
         return conn
 
     def interrupt(self) -> None:
@@ -228,10 +203,10 @@ class Transaction:
             self._readers = contextlib.ExitStack()
         loop_thread = self.loop_thread
         if loop_thread is not None:
-            _off_the_loop(loop_thread)
+            off_the_loop(loop_thread)
         conn = self._readers.enter_context(self.router.database(backend_id).reader())
         if loop_thread is not None:
-            _guard_connection(conn, loop_thread)
+            guard_connection(conn, loop_thread)
         loader = self._loaders[backend_id] = self._new_loader(conn, backend_id)
         return loader
 
