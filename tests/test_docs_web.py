@@ -494,12 +494,6 @@ def _read_in_session(client: Client, case: str) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sa.exc.StatementError,
-    reason="the loop-thread guard raises inside SQLAlchemy's cursor path, which wraps the "
-    "SessionStateError in StatementError (dialects/cursor.py -> conn._cursor_execute)",
-)
 def test_reading_a_reference_not_loaded_raises_session_state_error(client: Client) -> None:
     """docs/web.md: a field the session has not loaded raises SessionStateError."""
     company = Company("acme")
@@ -510,12 +504,6 @@ def test_reading_a_reference_not_loaded_raises_session_state_error(client: Clien
         _read_in_session(client, "reference")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sa.exc.StatementError,
-    reason="a new object a query of its own session returns is owned as not loaded "
-    "(orm/sessionwork.py: absorb() takes rows for PERSISTENT objects only)",
-)
 def test_a_new_object_a_query_returns_is_read_from_memory(client: Client) -> None:
     """docs/web.md: objects the session created are read from memory."""
     _read_in_session(client, "new object")

@@ -291,3 +291,15 @@ def test_a_default_never_assigned_reads_after_another_field(client: Client) -> N
         assert counter.history == []
         assert counter.count == 0
     assert Counter.get_by_alias("c").count == 0
+
+
+def test_new_objects_a_query_returns_are_read_from_memory(client: Client) -> None:
+    """An object the session created, flushed by a query that returns it, is read from
+    memory afterwards (it cost one SELECT per object)."""
+    with client.session():
+        ann = Employee("Ann", 1.0)
+        ann.make_persistent()
+        assert list(Employee.dc_query()) == [ann]
+        with count_statements(client.engine) as log:
+            assert (ann.name, ann.salary) == ("Ann", 1.0)
+        assert len(log) == 0

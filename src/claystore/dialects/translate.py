@@ -140,6 +140,8 @@ def translate_at_source_of(engine: Engine, url: URL) -> None:
     def on_error(context: sa.engine.ExceptionContext) -> BaseException | None:
         if context.is_pre_ping:
             return None
+        if isinstance(context.original_exception, errors.ClaystoreError):
+            raise context.original_exception  # refused by a listener of ours: raised as is
         exc = context.sqlalchemy_exception or context.original_exception
         lost = bool(context.is_disconnect) and context.connection is not None
         translated = translate_at_source(exc, url, lost=lost)

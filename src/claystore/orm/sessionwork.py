@@ -94,9 +94,15 @@ class UnitOfWork(Transaction):
     def absorb(self, obj: Any, row: Sequence[Any], reader: RowReader) -> None:
         """An object this unit of work owns but has not loaded (found in the client's identity
         map, or owned for a write) takes the values of the row a query read for it, so that
-        reading it costs no statement; assigned fields keep their values."""
+        reading it costs no statement; assigned fields keep their values.  So does a new object
+        it created and flushed (the row is what the flush wrote)."""
         state: ObjectState = obj.__dict__[STATE_ATTR]
-        if state.owner is self and not state.fresh and state.lifecycle is Lifecycle.PERSISTENT:
+        if (
+            state.owner is self
+            and not state.fresh
+            and state.object_id not in self.staged
+            and state.lifecycle is not Lifecycle.DELETED
+        ):
             reader.refresh(obj, row, skip=state.dirty)
             state.mark_loaded(obj)
 
