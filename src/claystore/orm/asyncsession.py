@@ -75,8 +75,8 @@ class AsyncSession:
         context.run(set_active, self._context)
         runner = Runner(self._context, context)
         context.run(set_runner, runner)
-        try:
-            self._session = await runner.finish(self._open)
+        try:  # beginning sends nothing (the connection opens on first use): no hop
+            self._session = context.run(self._open)
         except BaseException:
             runner.close()
             raise
@@ -106,7 +106,12 @@ class AsyncSession:
         if runner is None or session is None:
             return
         try:
-            await runner.finish(session.__exit__, exc_type, exc, tb)
+            tx = session._tx
+            if self._owns_runner and tx is not None and tx.is_untouched() and not runner.running:
+                # nothing to send (after a_commit, say): ended here, without a hop
+                runner.context.run(session.__exit__, exc_type, exc, tb)
+            else:
+                await runner.finish(session.__exit__, exc_type, exc, tb)
         finally:
             self._session = None
             if self._owns_runner:

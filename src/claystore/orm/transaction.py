@@ -157,6 +157,19 @@ class Transaction:
                 guard_connection(conn, loop_thread)
         return conn
 
+    def is_untouched(self) -> bool:
+        """Whether nothing happened in this transaction yet: no connection, no object (ending
+        it sends nothing)."""
+        return not (
+            self._conns
+            or self._readers is not None
+            or self.entries
+            or self.new
+            or self.staged
+            or self.pending_aliases
+            or self.deleted
+        )
+
     def interrupt(self) -> None:
         """Stop the statements running on this transaction's connections (called from another
         thread when an async session's task is cancelled: the rollback follows at once, not
