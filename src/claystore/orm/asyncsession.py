@@ -35,10 +35,10 @@ from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
 
 from claystore.errors import ConfigurationError, SessionStateError, VersionConflictError
-from claystore.orm.asynctwin import Runner, current_runner, reset_runner, set_runner
-from claystore.orm.context import ObjectContext, active_context, reset_active, set_active
+from claystore.orm.asynctwin import Runner, current_runner, set_runner
+from claystore.orm.context import ObjectContext, active_context, set_active
 from claystore.orm.session import Session, check_retry_arguments, retry_pause
-from claystore.orm.state import STATE_ATTR, Strand, reset_strand, set_strand
+from claystore.orm.state import STATE_ATTR, Strand, reset_var, set_strand
 from claystore.orm.transaction import Transaction
 
 R = TypeVar("R")
@@ -143,9 +143,9 @@ class AsyncSession:
             # (a ValueError: closed from another context than the one that opened it)
             with contextlib.suppress(ValueError):
                 Transaction.deactivate(tx_token)
-            reset_active(active_token)
-            reset_runner(runner_token)
-            reset_strand(strand_token)
+            reset_var(active_token)
+            reset_var(runner_token)
+            reset_var(strand_token)
         if runner is not None:
             runner.close()
 

@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from claystore.errors import SessionStateError
-from claystore.orm.state import Snapshot, Strand, defer_snapshots, reset_strand, set_strand
+from claystore.orm.state import Snapshot, Strand, defer_snapshots, reset_var, set_strand
 
 R = TypeVar("R")
 
@@ -209,14 +209,6 @@ def set_runner(runner: Runner | None) -> Any:
     return _runner.set(runner)
 
 
-def reset_runner(token: Any) -> None:
-    """Undo :func:`set_runner` (set it to None where the token belongs to another context)."""
-    try:
-        _runner.reset(token)
-    except ValueError:
-        _runner.set(None)
-
-
 async def run_blocking(func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     """Run a blocking call off the event loop: on the async session's worker thread inside
     one, else in a thread of asyncio's default executor."""
@@ -278,7 +270,7 @@ async def iterate_async(
         for snapshot in snapshots:
             snapshot.close()
         own.close()
-        reset_strand(token)
+        reset_var(token)
 
 
 async def _batches(runner: Runner, items: Iterable[R], batch: int) -> AsyncIterator[R]:

@@ -311,16 +311,8 @@ def active_context() -> ObjectContext:
 
 def set_active(context: ObjectContext | None) -> Any:
     """Make ``context`` the active one of the calling context only (no process fallback);
-    returns a reset token for :func:`reset_active`."""
+    returns a reset token (for :func:`~claystore.orm.state.reset_var`)."""
     return _active.set(context)
-
-
-def reset_active(token: Any) -> None:
-    """Undo :func:`set_active` (set it to None where the token belongs to another context)."""
-    try:
-        _active.reset(token)
-    except ValueError:
-        _active.set(None)
 
 
 def context_of_state(state: ObjectState) -> ObjectContext:
@@ -343,7 +335,6 @@ __all__ = [
     "ObjectContext",
     "active_context",
     "context_of_state",
-    "reset_active",
     "set_active",
     "stored",
 ]

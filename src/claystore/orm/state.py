@@ -51,7 +51,7 @@ import json
 import operator
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from threading import get_ident
 from typing import Any, Protocol
 from uuid import UUID
@@ -101,12 +101,14 @@ def set_strand(value: Strand | None) -> Any:
     return _strand.set(value)
 
 
-def reset_strand(token: Any) -> None:
-    """Undo :func:`set_strand` (set it to None where the token belongs to another context)."""
+def reset_var(token: Token[Any]) -> None:
+    """Undo the ``set`` that gave ``token`` (of :func:`set_strand` and the like), or set the
+    variable to None where the token belongs to another context (an async generator finalized
+    elsewhere, a block left from another task)."""
     try:
-        _strand.reset(token)
+        token.var.reset(token)
     except ValueError:
-        _strand.set(None)
+        token.var.set(None)
 
 
 def is_here(owner_id: int) -> bool:
