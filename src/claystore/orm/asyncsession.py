@@ -53,7 +53,7 @@ class AsyncSession:
         self._context = context
         self._runner: Runner | None = None
         self._session: Session | None = None
-        self._owns_runner = False
+        # the task's context variables it set (None: a nested session, on its outer's runner)
         self._tokens: tuple[Any, Any, Any, Any] | None = None
 
     # -- block -----------------------------------------------------------------------------
@@ -80,7 +80,7 @@ class AsyncSession:
         except BaseException:
             runner.close()
             raise
-        self._runner, self._owns_runner = runner, True
+        self._runner = runner
         runner.session = self
         runner.on_cancel = self._interrupt
         self._tokens = (
@@ -106,15 +106,15 @@ class AsyncSession:
         if runner is None or session is None:
             return
         try:
-            tx = session._tx
-            if self._owns_runner and tx is not None and tx.is_untouched() and not runner.running:
+            tx, outermost = session._tx, self._tokens is not None
+            if outermost and tx is not None and tx.is_untouched() and not runner.running:
                 # nothing to send (after a_commit, say): ended here, without a hop
                 runner.context.run(session.__exit__, exc_type, exc, tb)
             else:
                 await runner.finish(session.__exit__, exc_type, exc, tb)
         finally:
             self._session = None
-            if self._owns_runner:
+            if self._tokens is not None:
                 self._release()
 
     def _interrupt(self) -> None:
@@ -137,7 +137,7 @@ class AsyncSession:
 
     def _release(self) -> None:
         runner, tokens = self._runner, self._tokens
-        self._runner, self._tokens, self._owns_runner = None, None, False
+        self._runner, self._tokens = None, None
         if tokens is not None:
             strand_token, runner_token, active_token, tx_token = tokens
             # (a ValueError: closed from another context than the one that opened it)
